@@ -1,0 +1,609 @@
+//! The orchestrating client: given an MCP server URL, turns a 401 into discovery →
+//! registration → authorization → code exchange → store → retry, a 403 `insufficient_scope`
+//! into step-up, and keeps tokens fresh with rotation-aware refresh.
+
+use core::cell::RefCell;
+use core::future::Future;
+
+use url::Url;
+
+use crate::authorize::{AuthorizationRequest, build_authorization_url, validate_callback};
+use crate::device::{
+    DeviceAuthorization, DevicePoll, device_authorization_request, device_token_request,
+    process_device_authorization_response, process_device_token_response,
+};
+use crate::discovery::{AuthorizationServerMetadata, Discovery, DiscoveryStep, discover};
+use crate::env::{Clock, RandomSource};
+use crate::error::{Error, Recovery, Result};
+use crate::http::{self, HttpClient, HttpRequest, HttpResponse, parse_secure_url};
+use crate::registration::{
+    ClientCredentials, ClientMetadata, RegistrationSource, TokenEndpointAuthMethod,
+    dynamic_registration_request, metadata_document_client, process_registration_response,
+};
+use crate::scope::{contains_all, select_scope, union};
+use crate::secret::{AccessToken, ClientSecret};
+use crate::store::{CredentialStore, Session};
+use crate::token::{
+    DEFAULT_REFRESH_BUFFER_SECS, TokenTypeHint, authorization_code_request,
+    process_revocation_response, process_token_response, refresh_token_request, revocation_request,
+};
+use crate::www_authenticate::{BearerChallenge, parse_bearer};
+
+/// The user-facing step of authorization: show the authorization URL (browser popup,
+/// redirect, system browser, or a headless redirect follower) and return the URL the
+/// authorization server redirected back to.
+pub trait Authorizer {
+    /// The redirect URI this authorizer receives callbacks at.
+    fn redirect_uri(&self) -> String;
+    /// Sends the user to `authorization_url`; resolves with the full callback URL.
+    fn authorize(&self, authorization_url: &Url) -> impl Future<Output = Result<String>>;
+}
+
+/// A client registered out of band.
+#[derive(Clone, Debug)]
+pub struct PreRegisteredClient {
+    /// The issuer it is registered with; `None` for any (single-AS deployments).
+    pub issuer: Option<String>,
+    /// The client identifier.
+    pub client_id: String,
+    /// The secret of a confidential client.
+    pub client_secret: Option<ClientSecret>,
+    /// How to authenticate; `None` picks basic with a secret (RFC 6749 §2.3.1) else `none`.
+    pub auth_method: Option<TokenEndpointAuthMethod>,
+}
+
+/// Configuration of an [`OAuthClient`].
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// Registration metadata (its redirect URIs are replaced by the authorizer's).
+    pub client_metadata: ClientMetadata,
+    /// A Client ID Metadata Document URL, used when the AS supports CIMD.
+    pub client_id_metadata_url: Option<String>,
+    /// Pre-registered clients, tried first.
+    pub pre_registered: Vec<PreRegisteredClient>,
+    /// Refresh this many seconds before expiry (default 60).
+    pub refresh_buffer_secs: u64,
+    /// Authorizations (first one and step-ups) allowed while sending one request (default 3).
+    pub max_authorizations: u32,
+    /// Use this scope instead of the MCP selection strategy.
+    pub scope_override: Option<String>,
+}
+
+impl ClientConfig {
+    /// Defaults around the given registration metadata.
+    pub fn new(client_metadata: ClientMetadata) -> Self {
+        Self {
+            client_metadata,
+            client_id_metadata_url: None,
+            pre_registered: Vec::new(),
+            refresh_buffer_secs: DEFAULT_REFRESH_BUFFER_SECS,
+            max_authorizations: 3,
+            scope_override: None,
+        }
+    }
+}
+
+/// What logout did.
+#[derive(Debug, Default)]
+pub struct LogoutOutcome {
+    /// A session existed and was deleted locally.
+    pub deleted: bool,
+    /// Tokens revoked at the authorization server (RFC 7009).
+    pub revoked: u32,
+    /// Why revocation failed or was skipped, if it did.
+    pub revocation_error: Option<Error>,
+}
+
+/// The MCP OAuth client over injected transport, store, authorizer, randomness and clock.
+pub struct OAuthClient<H, S, A, R, C> {
+    http: H,
+    store: S,
+    authorizer: A,
+    rng: R,
+    clock: C,
+    config: ClientConfig,
+    trace: RefCell<Vec<DiscoveryStep>>,
+}
+
+impl<H, S, A, R, C> OAuthClient<H, S, A, R, C>
+where
+    H: HttpClient,
+    S: CredentialStore,
+    A: Authorizer,
+    R: RandomSource,
+    C: Clock,
+{
+    /// A client.
+    pub fn new(http: H, store: S, authorizer: A, rng: R, clock: C, config: ClientConfig) -> Self {
+        Self {
+            http,
+            store,
+            authorizer,
+            rng,
+            clock,
+            config,
+            trace: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// The transport.
+    pub fn http(&self) -> &H {
+        &self.http
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The requests made by the last discovery.
+    pub fn last_trace(&self) -> Vec<DiscoveryStep> {
+        self.trace.borrow().clone()
+    }
+
+    /// Runs discovery for an MCP server URL, recording the trace.
+    pub async fn discover(
+        &self,
+        server: &Url,
+        challenge: Option<&BearerChallenge>,
+    ) -> Result<Discovery> {
+        let mut trace = Vec::new();
+        let result = discover(&self.http, server, challenge, &mut trace).await;
+        *self.trace.borrow_mut() = trace;
+        result
+    }
+
+    /// A usable access token for `server`: the stored one, refreshed first when it is within
+    /// the refresh buffer of expiry. `Ok(None)` when authorization is needed. A transient
+    /// refresh failure keeps every token and returns the current access token while it is
+    /// still valid.
+    pub async fn access_token(&self, server: &str) -> Result<Option<AccessToken>> {
+        let Some(session) = self.store.load_session(server).await? else {
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if !session
+            .tokens
+            .needs_refresh(now, self.config.refresh_buffer_secs)
+        {
+            return Ok(Some(session.tokens.access_token));
+        }
+        if session.tokens.refresh_token.is_none() {
+            return Ok((!session.tokens.is_expired(now)).then_some(session.tokens.access_token));
+        }
+        match self.refresh(&session).await {
+            Ok(s) => Ok(Some(s.tokens.access_token)),
+            Err(e) if e.recovery() == Recovery::Reauthenticate => Ok(None),
+            Err(e) if !session.tokens.is_expired(now) && e.recovery() == Recovery::Transient => {
+                Ok(Some(session.tokens.access_token))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Refreshes a session (RFC 6749 §6) with its `resource`; a rotated refresh token replaces
+    /// the old one, an absent one keeps it. A rejected refresh token (`invalid_grant`) removes
+    /// the session; any other failure leaves it untouched.
+    pub async fn refresh(&self, session: &Session) -> Result<Session> {
+        let refresh = session
+            .tokens
+            .refresh_token
+            .as_ref()
+            .ok_or(Error::NoRefreshToken)?;
+        let client = self
+            .store
+            .load_client(&session.issuer)
+            .await?
+            .filter(|c| c.client_id == session.client_id)
+            .or_else(|| self.pre_registered_for(&session.issuer, None))
+            .ok_or(Error::NoRefreshToken)?;
+        let request = refresh_token_request(
+            &session.token_endpoint,
+            &client,
+            refresh,
+            None,
+            Some(&session.resource),
+        )?;
+        let response = http::send(&self.http, request).await?;
+        let tokens = match process_token_response(
+            &response,
+            &session.token_endpoint,
+            &self.clock,
+            Some(refresh),
+            session.tokens.scope.as_deref(),
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                if e.recovery() == Recovery::Reauthenticate {
+                    self.store.delete_session(&session.server).await?;
+                }
+                return Err(e);
+            }
+        };
+        let updated = Session {
+            tokens,
+            ..session.clone()
+        };
+        self.store.save_session(&updated).await?;
+        Ok(updated)
+    }
+
+    /// Authorizes from scratch for `server` after a challenge: discovery, registration,
+    /// the authorization request through the [`Authorizer`], callback validation, code
+    /// exchange, and storage. `extra_scope` is unioned in (step-up).
+    pub async fn authorize(
+        &self,
+        server: &Url,
+        challenge: Option<&BearerChallenge>,
+        extra_scope: Option<&str>,
+    ) -> Result<Session> {
+        let discovery = self.discover(server, challenge).await?;
+        let issuer = discovery.authorization_server.issuer.clone();
+        let server_key = server.as_str();
+        if let Some(old) = self.store.load_session(server_key).await? {
+            if old.issuer != issuer {
+                // The resource moved to another AS: its tokens and client are not reused there.
+                self.store.delete_session(server_key).await?;
+            }
+        }
+        let client = self.client_for(&discovery).await?;
+        let scope = match &self.config.scope_override {
+            Some(s) => Some(s.clone()),
+            None => select_scope(
+                challenge.and_then(|c| c.scope.as_deref()),
+                discovery.protected_resource.as_ref(),
+                &discovery.authorization_server,
+            ),
+        };
+        let scope = match extra_scope {
+            Some(extra) => Some(union(scope.as_deref(), Some(extra))),
+            None => scope,
+        };
+        let redirect_uri = self.authorizer.redirect_uri();
+        let request = AuthorizationRequest {
+            metadata: &discovery.authorization_server,
+            client: &client,
+            redirect_uri: &redirect_uri,
+            scope: scope.as_deref(),
+            resource: Some(&discovery.resource),
+        };
+        let (url, pending) = build_authorization_url(&request, &self.rng, &self.clock)?;
+        let callback = self.authorizer.authorize(&url).await?;
+        let validated = validate_callback(&callback, pending)?;
+        let token_endpoint = discovery
+            .authorization_server
+            .token_endpoint
+            .clone()
+            .ok_or(Error::UnsupportedByServer {
+                issuer: issuer.clone(),
+                feature: "token_endpoint",
+            })?;
+        let request = authorization_code_request(&token_endpoint, &client, validated)?;
+        let response = http::send(&self.http, request).await?;
+        let tokens = process_token_response(
+            &response,
+            &token_endpoint,
+            &self.clock,
+            None,
+            scope.as_deref(),
+        )?;
+        let session = Session {
+            resource: discovery.resource.clone(),
+            server: server_key.to_owned(),
+            issuer,
+            client_id: client.client_id.clone(),
+            token_endpoint,
+            revocation_endpoint: discovery.authorization_server.revocation_endpoint.clone(),
+            tokens,
+        };
+        self.store.save_session(&session).await?;
+        Ok(session)
+    }
+
+    /// Runs the device authorization grant (RFC 8628) for `server`. `show` receives the user
+    /// code and URIs; `sleep` waits the given seconds between polls.
+    pub async fn device_authorize<F, Fut>(
+        &self,
+        server: &Url,
+        show: impl FnOnce(&DeviceAuthorization),
+        sleep: F,
+    ) -> Result<Session>
+    where
+        F: Fn(u64) -> Fut,
+        Fut: Future<Output = ()>,
+    {
+        let discovery = self.discover(server, None).await?;
+        let meta = &discovery.authorization_server;
+        let client = self.client_for(&discovery).await?;
+        let scope = self
+            .config
+            .scope_override
+            .clone()
+            .or_else(|| select_scope(None, discovery.protected_resource.as_ref(), meta));
+        let request = device_authorization_request(
+            meta,
+            &client,
+            scope.as_deref(),
+            Some(&discovery.resource),
+        )?;
+        let url = request.url.clone();
+        let response = http::send(&self.http, request).await?;
+        let device = process_device_authorization_response(&response, &url, &self.clock)?;
+        show(&device);
+        let token_endpoint = meta
+            .token_endpoint
+            .clone()
+            .ok_or(Error::UnsupportedByServer {
+                issuer: meta.issuer.clone(),
+                feature: "token_endpoint",
+            })?;
+        let mut interval = device.interval;
+        loop {
+            if self.clock.now() >= device.expires_at {
+                return Err(Error::DeviceCodeExpired);
+            }
+            sleep(interval).await;
+            let request =
+                device_token_request(&token_endpoint, &client, &device, Some(&discovery.resource))?;
+            let response = http::send(&self.http, request).await?;
+            match process_device_token_response(
+                &response,
+                &token_endpoint,
+                &self.clock,
+                scope.as_deref(),
+            )? {
+                DevicePoll::Pending => {}
+                DevicePoll::SlowDown => interval += 5,
+                DevicePoll::Complete(tokens) => {
+                    let session = Session {
+                        resource: discovery.resource.clone(),
+                        server: server.to_string(),
+                        issuer: meta.issuer.clone(),
+                        client_id: client.client_id.clone(),
+                        token_endpoint,
+                        revocation_endpoint: meta.revocation_endpoint.clone(),
+                        tokens,
+                    };
+                    self.store.save_session(&session).await?;
+                    return Ok(session);
+                }
+            }
+        }
+    }
+
+    /// Revokes the session's refresh and access tokens (RFC 7009), then deletes it locally.
+    pub async fn logout(&self, server: &str) -> Result<LogoutOutcome> {
+        let mut out = LogoutOutcome::default();
+        let Some(session) = self.store.load_session(server).await? else {
+            return Ok(out);
+        };
+        match (
+            &session.revocation_endpoint,
+            self.client_of(&session).await?,
+        ) {
+            (Some(endpoint), Some(client)) => {
+                let mut tokens = Vec::new();
+                if let Some(rt) = &session.tokens.refresh_token {
+                    tokens.push((rt.secret(), TokenTypeHint::RefreshToken));
+                }
+                tokens.push((
+                    session.tokens.access_token.secret(),
+                    TokenTypeHint::AccessToken,
+                ));
+                for (token, hint) in tokens {
+                    let result = async {
+                        let request = revocation_request(endpoint, &client, token, hint)?;
+                        let response = http::send(&self.http, request).await?;
+                        process_revocation_response(&response, endpoint)
+                    }
+                    .await;
+                    match result {
+                        Ok(()) => out.revoked += 1,
+                        Err(e) => out.revocation_error = Some(e),
+                    }
+                }
+            }
+            _ => {
+                out.revocation_error = Some(Error::UnsupportedByServer {
+                    issuer: session.issuer.clone(),
+                    feature: "revocation_endpoint",
+                })
+            }
+        }
+        self.store.delete_session(server).await?;
+        out.deleted = true;
+        Ok(out)
+    }
+
+    /// Sends a request to the protected resource with the bearer token, handling 401
+    /// (refresh, else authorize, then retry) and 403 `insufficient_scope` (step-up with the
+    /// union of granted and challenged scopes). At most `max_authorizations` authorizations
+    /// per call; a 403 asking only for scopes already granted is returned as an error at once,
+    /// since authorizing again cannot help.
+    pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
+        let server = parse_secure_url(&request.url)?;
+        let key = server.to_string();
+        let mut token = self.access_token(&key).await?;
+        let mut authorizations = 0u32;
+        let mut refreshed = false;
+        loop {
+            let mut attempt = request.clone();
+            attempt
+                .headers
+                .retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+            if let Some(t) = &token {
+                attempt
+                    .headers
+                    .push(("Authorization".into(), format!("Bearer {}", t.secret())));
+            }
+            let response = http::send(&self.http, attempt).await?;
+            let challenge = response
+                .header_joined("www-authenticate")
+                .and_then(|h| parse_bearer(&h));
+            let insufficient_scope = response.status == 403
+                && challenge.as_ref().and_then(|c| c.error.as_deref())
+                    == Some("insufficient_scope");
+            if response.status != 401 && !insufficient_scope {
+                return Ok(response);
+            }
+            let current = self.store.load_session(&key).await?;
+            if response.status == 401 && authorizations > 0 {
+                return Err(Error::StillUnauthorized { resource: key });
+            }
+            // A token the server stopped accepting: one refresh before asking the user.
+            if response.status == 401 && !refreshed {
+                if let Some(session) = current
+                    .as_ref()
+                    .filter(|s| s.tokens.refresh_token.is_some())
+                {
+                    refreshed = true;
+                    if let Ok(s) = self.refresh(session).await {
+                        token = Some(s.tokens.access_token);
+                        continue;
+                    }
+                }
+            }
+            let granted = current.as_ref().and_then(|s| s.tokens.scope.clone());
+            let needed = challenge.as_ref().and_then(|c| c.scope.clone());
+            if insufficient_scope
+                && token.is_some()
+                && contains_all(granted.as_deref(), needed.as_deref())
+            {
+                return Err(Error::OAuth {
+                    endpoint: crate::error::Endpoint::Resource,
+                    error: crate::error::OAuthError {
+                        code: crate::error::OAuthErrorCode::InsufficientScope,
+                        description: challenge.and_then(|c| c.error_description),
+                        uri: None,
+                    },
+                    retry_after: None,
+                });
+            }
+            if authorizations >= self.config.max_authorizations {
+                return Err(Error::StepUpLimit {
+                    attempts: authorizations,
+                });
+            }
+            authorizations += 1;
+            let extra = if insufficient_scope { granted } else { None };
+            let session = self
+                .authorize(&server, challenge.as_ref(), extra.as_deref())
+                .await?;
+            token = Some(session.tokens.access_token);
+        }
+    }
+
+    async fn client_of(&self, session: &Session) -> Result<Option<ClientCredentials>> {
+        Ok(self
+            .store
+            .load_client(&session.issuer)
+            .await?
+            .filter(|c| c.client_id == session.client_id)
+            .or_else(|| self.pre_registered_for(&session.issuer, None)))
+    }
+
+    fn pre_registered_for(
+        &self,
+        issuer: &str,
+        meta: Option<&AuthorizationServerMetadata>,
+    ) -> Option<ClientCredentials> {
+        let p = self
+            .config
+            .pre_registered
+            .iter()
+            .find(|p| p.issuer.as_deref() == Some(issuer))
+            .or_else(|| {
+                self.config
+                    .pre_registered
+                    .iter()
+                    .find(|p| p.issuer.is_none())
+            })?;
+        let auth_method = p.auth_method.unwrap_or(if p.client_secret.is_some() {
+            TokenEndpointAuthMethod::ClientSecretBasic
+        } else {
+            TokenEndpointAuthMethod::None
+        });
+        let auth_method = match (p.auth_method, meta) {
+            // Unspecified for a confidential client: basic unless the AS only takes post.
+            (None, Some(m))
+                if p.client_secret.is_some()
+                    && !m.supports_auth_method("client_secret_basic")
+                    && m.supports_auth_method("client_secret_post") =>
+            {
+                TokenEndpointAuthMethod::ClientSecretPost
+            }
+            _ => auth_method,
+        };
+        Some(ClientCredentials {
+            issuer: issuer.to_owned(),
+            client_id: p.client_id.clone(),
+            client_secret: p.client_secret.clone(),
+            auth_method,
+            source: RegistrationSource::PreRegistered,
+            redirect_uris: vec![self.authorizer.redirect_uri()],
+            secret_expires_at: None,
+            registration_access_token: None,
+        })
+    }
+
+    /// The client to use with the discovered AS, in the MCP order: pre-registered, Client ID
+    /// Metadata Document, a stored registration for this issuer, then dynamic registration.
+    pub async fn client_for(&self, discovery: &Discovery) -> Result<ClientCredentials> {
+        let meta = &discovery.authorization_server;
+        let issuer = &meta.issuer;
+        if let Some(c) = self.pre_registered_for(issuer, Some(meta)) {
+            return Ok(c);
+        }
+        let redirect_uri = self.authorizer.redirect_uri();
+        if let (true, Some(url)) = (
+            meta.client_id_metadata_document_supported,
+            &self.config.client_id_metadata_url,
+        ) {
+            return metadata_document_client(issuer, url, &redirect_uri);
+        }
+        if let Some(c) = self.store.load_client(issuer).await? {
+            let usable = c.source == RegistrationSource::Dynamic
+                && !c.is_expired(self.clock.now())
+                && c.redirect_uris
+                    .iter()
+                    .any(|r| redirect_uri_matches(r, &redirect_uri));
+            if usable {
+                return Ok(c);
+            }
+        }
+        if meta.registration_endpoint.is_none() {
+            return Err(Error::RegistrationNotSupported {
+                issuer: issuer.clone(),
+            });
+        }
+        let mut metadata = self.config.client_metadata.clone();
+        metadata.redirect_uris = vec![redirect_uri];
+        let request = dynamic_registration_request(meta, &metadata)?;
+        let url = request.url.clone();
+        let response = http::send(&self.http, request).await?;
+        let client = process_registration_response(&response, &url, issuer, &metadata)?;
+        self.store.save_client(&client).await?;
+        Ok(client)
+    }
+}
+
+/// A registered redirect URI matches exactly, or, for loopback IP literals, with any port
+/// (RFC 8252 §7.3).
+pub fn redirect_uri_matches(registered: &str, actual: &str) -> bool {
+    if registered == actual {
+        return true;
+    }
+    match (Url::parse(registered), Url::parse(actual)) {
+        (Ok(a), Ok(b)) => {
+            let ip_literal = matches!(a.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+            ip_literal
+                && http::is_loopback(&a)
+                && a.scheme() == "http"
+                && a.scheme() == b.scheme()
+                && a.host() == b.host()
+                && a.path() == b.path()
+                && a.query() == b.query()
+        }
+        _ => false,
+    }
+}

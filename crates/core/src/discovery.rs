@@ -1,0 +1,726 @@
+//! Discovery: RFC 9728 protected resource metadata, then RFC 8414 / OpenID Connect
+//! authorization server metadata, in the order the MCP authorization spec gives.
+
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::error::{Error, Result};
+use crate::http::{
+    self, HttpClient, HttpRequest, HttpResponse, check_secure, parse_json, parse_secure_url,
+};
+use crate::pkce::S256;
+use crate::www_authenticate::BearerChallenge;
+
+/// RFC 9728 §2 protected resource metadata (the fields a client uses).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProtectedResourceMetadata {
+    /// The resource identifier (required).
+    pub resource: String,
+    /// Issuers of authorization servers that can issue tokens for the resource.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes the resource uses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    /// How tokens may be presented.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bearer_methods_supported: Option<Vec<String>>,
+    /// Human-readable name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_name: Option<String>,
+    /// RFC 9449 DPoP algorithms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+}
+
+/// RFC 8414 §2 authorization server metadata (the fields a client uses).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuthorizationServerMetadata {
+    /// The issuer identifier.
+    pub issuer: String,
+    /// Authorization endpoint.
+    #[serde(default)]
+    pub authorization_endpoint: Option<String>,
+    /// Token endpoint.
+    #[serde(default)]
+    pub token_endpoint: Option<String>,
+    /// RFC 7591 registration endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registration_endpoint: Option<String>,
+    /// RFC 7009 revocation endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// RFC 7662 introspection endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub introspection_endpoint: Option<String>,
+    /// RFC 8628 device authorization endpoint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<String>,
+    /// Scopes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes_supported: Option<Vec<String>>,
+    /// Response types.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_types_supported: Option<Vec<String>>,
+    /// Grant types (RFC 8414 default: authorization_code and implicit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grant_types_supported: Option<Vec<String>>,
+    /// PKCE methods; the MCP spec requires refusing when S256 is not listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// Client authentication methods at the token endpoint (default `client_secret_basic`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// RFC 9207: the AS sends `iss` in authorization responses.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+    /// Client ID Metadata Documents (URL client_ids) are accepted.
+    #[serde(default)]
+    pub client_id_metadata_document_supported: bool,
+    /// RFC 9449 DPoP algorithms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
+}
+
+impl AuthorizationServerMetadata {
+    /// True when `scopes_supported` lists `scope`.
+    pub fn supports_scope(&self, scope: &str) -> bool {
+        self.scopes_supported
+            .as_ref()
+            .is_some_and(|s| s.iter().any(|x| x == scope))
+    }
+
+    /// True when `token_endpoint_auth_methods_supported` allows `method` (absent means
+    /// `client_secret_basic` only, RFC 8414 §2).
+    pub fn supports_auth_method(&self, method: &str) -> bool {
+        match &self.token_endpoint_auth_methods_supported {
+            Some(list) => list.iter().any(|m| m == method),
+            None => method == "client_secret_basic",
+        }
+    }
+
+    /// True when `grant_types_supported` lists the grant (absent: authorization_code and implicit).
+    pub fn supports_grant(&self, grant: &str) -> bool {
+        match &self.grant_types_supported {
+            Some(list) => list.iter().any(|g| g == grant),
+            None => matches!(grant, "authorization_code" | "implicit"),
+        }
+    }
+
+    /// The 2025-03-26 fallback for servers without metadata: `/authorize`, `/token` and
+    /// `/register` at the authorization base URL (the MCP server's origin).
+    pub fn fallback_for(origin: &Url) -> Self {
+        let at = |p: &str| origin.join(p).map(|u| u.to_string()).ok();
+        Self {
+            issuer: canonical_uri(origin),
+            authorization_endpoint: at("/authorize"),
+            token_endpoint: at("/token"),
+            registration_endpoint: at("/register"),
+            code_challenge_methods_supported: Some(vec![S256.into()]),
+            ..Self::default()
+        }
+    }
+}
+
+/// A URI in the form the MCP spec asks for (RFC 8707 §2): lower-case scheme and host, no
+/// fragment, and no trailing slash on an empty path.
+pub fn canonical_uri(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_fragment(None);
+    let s = u.to_string();
+    if u.path() == "/" && u.query().is_none() {
+        s.trim_end_matches('/').to_owned()
+    } else {
+        s
+    }
+}
+
+/// RFC 9728 §3.1: the well-known URLs for a resource, path-inserted first, then the root.
+pub fn protected_resource_metadata_urls(resource: &Url) -> Vec<Url> {
+    const WK: &str = "/.well-known/oauth-protected-resource";
+    let mut out = Vec::new();
+    let path = resource.path().trim_end_matches('/');
+    let base = origin_url(resource);
+    if !path.is_empty() {
+        if let Ok(u) = base.join(&format!("{WK}{path}")) {
+            out.push(u);
+        }
+    }
+    if let Ok(u) = base.join(WK) {
+        out.push(u);
+    }
+    out
+}
+
+/// Which metadata document a well-known URL asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataKind {
+    /// RFC 8414 `oauth-authorization-server`.
+    OAuth,
+    /// OpenID Connect Discovery `openid-configuration`.
+    OpenId,
+}
+
+/// The MCP order of authorization server metadata URLs for an issuer:
+/// with a path, RFC 8414 path-inserted, OIDC path-inserted, OIDC appended;
+/// without, RFC 8414 then OIDC at the root. A terminating `/` of the path is removed first.
+pub fn authorization_server_metadata_urls(issuer: &Url) -> Vec<(Url, MetadataKind)> {
+    let base = origin_url(issuer);
+    let path = issuer.path().trim_end_matches('/');
+    let candidates: Vec<(String, MetadataKind)> = if path.is_empty() {
+        vec![
+            (
+                "/.well-known/oauth-authorization-server".into(),
+                MetadataKind::OAuth,
+            ),
+            (
+                "/.well-known/openid-configuration".into(),
+                MetadataKind::OpenId,
+            ),
+        ]
+    } else {
+        vec![
+            (
+                format!("/.well-known/oauth-authorization-server{path}"),
+                MetadataKind::OAuth,
+            ),
+            (
+                format!("/.well-known/openid-configuration{path}"),
+                MetadataKind::OpenId,
+            ),
+            (
+                format!("{path}/.well-known/openid-configuration"),
+                MetadataKind::OpenId,
+            ),
+        ]
+    };
+    candidates
+        .into_iter()
+        .filter_map(|(p, k)| base.join(&p).ok().map(|u| (u, k)))
+        .collect()
+}
+
+fn origin_url(url: &Url) -> Url {
+    let mut u = url.clone();
+    u.set_path("/");
+    u.set_query(None);
+    u.set_fragment(None);
+    u
+}
+
+/// RFC 9728 §3.3 as MCP clients apply it: the metadata's `resource` must be the server's URL,
+/// or a same-origin parent of it on a path-segment boundary (a root document for `/mcp`).
+pub fn resource_matches(metadata_resource: &str, server: &Url) -> bool {
+    let Ok(r) = Url::parse(metadata_resource) else {
+        return false;
+    };
+    if r.origin() != server.origin() || r.fragment().is_some() {
+        return false;
+    }
+    let rp = r.path().trim_end_matches('/');
+    let sp = server.path().trim_end_matches('/');
+    if r.query().is_some() && r.query() != server.query() {
+        return false;
+    }
+    sp == rp || (sp.starts_with(rp) && sp.as_bytes().get(rp.len()) == Some(&b'/'))
+}
+
+/// Checks a protected resource metadata response (RFC 9728 §3.2, §3.3).
+pub fn process_protected_resource_metadata(
+    response: &HttpResponse,
+    url: &str,
+    server: &Url,
+) -> Result<ProtectedResourceMetadata> {
+    if response.status != 200 {
+        return Err(status_error(response, url));
+    }
+    let prm: ProtectedResourceMetadata = parse_json(response, url)?;
+    if prm.resource.is_empty() {
+        return Err(Error::MissingField {
+            url: url.to_owned(),
+            field: "resource",
+        });
+    }
+    if !resource_matches(&prm.resource, server) {
+        return Err(Error::ResourceMismatch {
+            expected: canonical_uri(server),
+            found: http::truncate(&prm.resource, 200),
+        });
+    }
+    Ok(prm)
+}
+
+/// Checks an authorization server metadata response (RFC 8414 §3.2, §3.3) and the MCP
+/// requirements: issuer equality (exact string), S256 advertised, endpoints over HTTPS.
+pub fn process_authorization_server_metadata(
+    response: &HttpResponse,
+    url: &str,
+    expected_issuer: &str,
+) -> Result<AuthorizationServerMetadata> {
+    if response.status != 200 {
+        return Err(status_error(response, url));
+    }
+    let meta: AuthorizationServerMetadata = parse_json(response, url)?;
+    if meta.issuer.is_empty() {
+        return Err(Error::MissingField {
+            url: url.to_owned(),
+            field: "issuer",
+        });
+    }
+    if meta.issuer != expected_issuer {
+        return Err(Error::IssuerMismatch {
+            expected: expected_issuer.to_owned(),
+            found: http::truncate(&meta.issuer, 200),
+        });
+    }
+    let has_s256 = meta
+        .code_challenge_methods_supported
+        .as_ref()
+        .is_some_and(|m| m.iter().any(|x| x == S256));
+    if !has_s256 {
+        return Err(Error::PkceNotSupported {
+            issuer: meta.issuer.clone(),
+        });
+    }
+    if meta.token_endpoint.as_deref().unwrap_or("").is_empty() {
+        return Err(Error::MissingField {
+            url: url.to_owned(),
+            field: "token_endpoint",
+        });
+    }
+    for endpoint in [
+        &meta.authorization_endpoint,
+        &meta.token_endpoint,
+        &meta.registration_endpoint,
+        &meta.revocation_endpoint,
+        &meta.device_authorization_endpoint,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        parse_secure_url(endpoint)?;
+    }
+    Ok(meta)
+}
+
+fn status_error(response: &HttpResponse, url: &str) -> Error {
+    if (300..400).contains(&response.status) {
+        Error::Redirected {
+            url: url.to_owned(),
+            status: response.status,
+        }
+    } else {
+        Error::UnexpectedStatus {
+            url: url.to_owned(),
+            status: response.status,
+            retry_after: response.retry_after(),
+        }
+    }
+}
+
+/// One request made during discovery, for traces and diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DiscoveryStep {
+    /// What was looked for.
+    pub what: &'static str,
+    /// The URL requested.
+    pub url: String,
+    /// The status received, or `None` on a transport failure.
+    pub status: Option<u16>,
+    /// What came of it.
+    pub outcome: String,
+}
+
+/// Everything discovery found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Discovery {
+    /// The MCP server URL discovery started from.
+    pub server: String,
+    /// The resource indicator to send (RFC 8707): the metadata's `resource`, else the
+    /// canonical server URI.
+    pub resource: String,
+    /// The protected resource metadata, when the server has it.
+    pub protected_resource: Option<ProtectedResourceMetadata>,
+    /// The authorization server metadata (or the 2025-03-26 fallback endpoints).
+    pub authorization_server: AuthorizationServerMetadata,
+    /// True when no metadata was found and the default endpoints are used.
+    pub fallback: bool,
+}
+
+/// Runs discovery for `server` (the MCP endpoint URL), starting from the `resource_metadata`
+/// of a 401 challenge when there is one. Every request is recorded in `trace`.
+pub async fn discover<H: HttpClient + ?Sized>(
+    http: &H,
+    server: &Url,
+    challenge: Option<&BearerChallenge>,
+    trace: &mut Vec<DiscoveryStep>,
+) -> Result<Discovery> {
+    check_secure(server)?;
+    let mut candidates = Vec::new();
+    if let Some(rm) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
+        candidates.push(parse_secure_url(rm)?);
+    }
+    for u in protected_resource_metadata_urls(server) {
+        if !candidates.contains(&u) {
+            candidates.push(u);
+        }
+    }
+
+    let mut prm = None;
+    for url in candidates {
+        let Some(response) = get(http, &url, "protected resource metadata", trace).await? else {
+            continue;
+        };
+        if response.status != 200 {
+            note(trace, "not found, next");
+            continue;
+        }
+        match process_protected_resource_metadata(&response, url.as_str(), server) {
+            Ok(m) => {
+                note(trace, &format!("resource {}", m.resource));
+                prm = Some(m);
+                break;
+            }
+            Err(e) => {
+                note(trace, &format!("refused: {e}"));
+                return Err(e);
+            }
+        }
+    }
+
+    let Some(prm) = prm else {
+        return discover_legacy(http, server, trace).await;
+    };
+    let issuer_str =
+        prm.authorization_servers
+            .first()
+            .cloned()
+            .ok_or_else(|| Error::NoAuthorizationServer {
+                resource: prm.resource.clone(),
+            })?;
+    let issuer = parse_secure_url(&issuer_str)?;
+    let metadata = fetch_authorization_server_metadata(http, &issuer, &issuer_str, trace).await?;
+    let Some(metadata) = metadata else {
+        return Err(Error::MetadataNotFound { issuer: issuer_str });
+    };
+    Ok(Discovery {
+        server: server.to_string(),
+        resource: prm.resource.clone(),
+        protected_resource: Some(prm),
+        authorization_server: metadata,
+        fallback: false,
+    })
+}
+
+/// Fetches authorization server metadata in the MCP order; `Ok(None)` when none exists.
+pub async fn fetch_authorization_server_metadata<H: HttpClient + ?Sized>(
+    http: &H,
+    issuer: &Url,
+    issuer_str: &str,
+    trace: &mut Vec<DiscoveryStep>,
+) -> Result<Option<AuthorizationServerMetadata>> {
+    for (url, kind) in authorization_server_metadata_urls(issuer) {
+        let what = match kind {
+            MetadataKind::OAuth => "oauth authorization server metadata",
+            MetadataKind::OpenId => "openid configuration",
+        };
+        let Some(response) = get(http, &url, what, trace).await? else {
+            continue;
+        };
+        if response.status != 200 {
+            note(trace, "not found, next");
+            continue;
+        }
+        match process_authorization_server_metadata(&response, url.as_str(), issuer_str) {
+            Ok(m) => {
+                note(trace, &describe(&m));
+                return Ok(Some(m));
+            }
+            Err(e) => {
+                note(trace, &format!("refused: {e}"));
+                return Err(e);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// 2025-03-26 servers: no protected resource metadata; the authorization base URL is the
+/// server's origin; metadata at its root, else the default endpoints.
+async fn discover_legacy<H: HttpClient + ?Sized>(
+    http: &H,
+    server: &Url,
+    trace: &mut Vec<DiscoveryStep>,
+) -> Result<Discovery> {
+    let origin = origin_url(server);
+    let issuer = canonical_uri(&origin);
+    let (metadata, fallback) =
+        match fetch_authorization_server_metadata(http, &origin, &issuer, trace).await? {
+            Some(m) => (m, false),
+            None => {
+                trace.push(DiscoveryStep {
+                    what: "default endpoints (2025-03-26)",
+                    url: issuer.clone(),
+                    status: None,
+                    outcome: "no metadata: using /authorize, /token, /register".into(),
+                });
+                (AuthorizationServerMetadata::fallback_for(&origin), true)
+            }
+        };
+    Ok(Discovery {
+        server: server.to_string(),
+        resource: canonical_uri(server),
+        protected_resource: None,
+        authorization_server: metadata,
+        fallback,
+    })
+}
+
+async fn get<H: HttpClient + ?Sized>(
+    http: &H,
+    url: &Url,
+    what: &'static str,
+    trace: &mut Vec<DiscoveryStep>,
+) -> Result<Option<HttpResponse>> {
+    // Only CORS-safelisted headers: a preflight would fail against many metadata endpoints.
+    match http.send(HttpRequest::get_json(url.as_str())).await {
+        Ok(r) => {
+            trace.push(DiscoveryStep {
+                what,
+                url: url.to_string(),
+                status: Some(r.status),
+                outcome: String::new(),
+            });
+            Ok(Some(r))
+        }
+        Err(e) => {
+            trace.push(DiscoveryStep {
+                what,
+                url: url.to_string(),
+                status: None,
+                outcome: e.message.clone(),
+            });
+            Err(Error::Transport {
+                url: url.to_string(),
+                message: e.message,
+            })
+        }
+    }
+}
+
+fn note(trace: &mut [DiscoveryStep], outcome: &str) {
+    if let Some(last) = trace.last_mut() {
+        last.outcome = outcome.to_owned();
+    }
+}
+
+/// A one-line summary of what an authorization server advertises.
+pub fn describe(m: &AuthorizationServerMetadata) -> String {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    format!(
+        "issuer {}; PKCE S256: {}; iss (RFC 9207): {}; CIMD: {}; DCR: {}; device: {}; revocation: {}; scopes: {}",
+        m.issuer,
+        yes(m
+            .code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|x| x == S256))),
+        yes(m.authorization_response_iss_parameter_supported),
+        yes(m.client_id_metadata_document_supported),
+        yes(m.registration_endpoint.is_some()),
+        yes(m.device_authorization_endpoint.is_some()),
+        yes(m.revocation_endpoint.is_some()),
+        m.scopes_supported
+            .as_ref()
+            .map(|s| s.join(" "))
+            .unwrap_or_else(|| "-".into()),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn u(s: &str) -> Url {
+        Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn prm_urls() {
+        let urls: Vec<String> = protected_resource_metadata_urls(&u("https://x.com/public/mcp"))
+            .iter()
+            .map(Url::to_string)
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://x.com/.well-known/oauth-protected-resource/public/mcp",
+                "https://x.com/.well-known/oauth-protected-resource"
+            ]
+        );
+        let urls: Vec<String> = protected_resource_metadata_urls(&u("https://x.com/"))
+            .iter()
+            .map(Url::to_string)
+            .collect();
+        assert_eq!(urls, ["https://x.com/.well-known/oauth-protected-resource"]);
+    }
+
+    #[test]
+    fn as_urls_in_mcp_order() {
+        let urls: Vec<String> =
+            authorization_server_metadata_urls(&u("https://auth.example.com/tenant1/"))
+                .into_iter()
+                .map(|(u, _)| u.to_string())
+                .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server/tenant1",
+                "https://auth.example.com/.well-known/openid-configuration/tenant1",
+                "https://auth.example.com/tenant1/.well-known/openid-configuration",
+            ]
+        );
+        let urls: Vec<String> = authorization_server_metadata_urls(&u("https://auth.example.com"))
+            .into_iter()
+            .map(|(u, _)| u.to_string())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "https://auth.example.com/.well-known/oauth-authorization-server",
+                "https://auth.example.com/.well-known/openid-configuration",
+            ]
+        );
+    }
+
+    #[test]
+    fn canonical() {
+        assert_eq!(
+            canonical_uri(&u("HTTPS://MCP.Example.com/")),
+            "https://mcp.example.com"
+        );
+        assert_eq!(
+            canonical_uri(&u("https://mcp.example.com/mcp#frag")),
+            "https://mcp.example.com/mcp"
+        );
+        assert_eq!(
+            canonical_uri(&u("https://mcp.example.com:8443/server/mcp")),
+            "https://mcp.example.com:8443/server/mcp"
+        );
+    }
+
+    #[test]
+    fn resource_matching() {
+        let s = u("https://x.com/api/mcp");
+        assert!(resource_matches("https://x.com/api/mcp", &s));
+        assert!(resource_matches("https://x.com/api/mcp/", &s));
+        assert!(resource_matches("https://x.com/api", &s));
+        assert!(resource_matches("https://x.com", &s));
+        assert!(resource_matches("https://x.com/", &s));
+        assert!(!resource_matches("https://x.com/ap", &s));
+        assert!(!resource_matches("https://x.com/api/mcp/other", &s));
+        assert!(!resource_matches("https://evil.com/api/mcp", &s));
+        assert!(!resource_matches("http://x.com/api/mcp", &s));
+        assert!(!resource_matches("not a url", &s));
+    }
+
+    fn meta(body: serde_json::Value) -> HttpResponse {
+        HttpResponse::json(200, &body)
+    }
+
+    #[test]
+    fn as_metadata_checks() {
+        let good = serde_json::json!({
+            "issuer": "https://as.example.com",
+            "authorization_endpoint": "https://as.example.com/authorize",
+            "token_endpoint": "https://as.example.com/token",
+            "code_challenge_methods_supported": ["S256"],
+        });
+        assert!(
+            process_authorization_server_metadata(
+                &meta(good.clone()),
+                "u",
+                "https://as.example.com"
+            )
+            .is_ok()
+        );
+        let e = process_authorization_server_metadata(
+            &meta(good.clone()),
+            "u",
+            "https://as.example.com/",
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "issuer_mismatch");
+        let mut no_pkce = good.clone();
+        no_pkce
+            .as_object_mut()
+            .unwrap()
+            .remove("code_challenge_methods_supported");
+        assert_eq!(
+            process_authorization_server_metadata(&meta(no_pkce), "u", "https://as.example.com")
+                .unwrap_err()
+                .code(),
+            "pkce_not_supported"
+        );
+        let mut plain = good.clone();
+        plain["code_challenge_methods_supported"] = serde_json::json!(["plain"]);
+        assert_eq!(
+            process_authorization_server_metadata(&meta(plain), "u", "https://as.example.com")
+                .unwrap_err()
+                .code(),
+            "pkce_not_supported"
+        );
+        let mut insecure = good.clone();
+        insecure["token_endpoint"] = serde_json::json!("http://as.example.com/token");
+        assert_eq!(
+            process_authorization_server_metadata(&meta(insecure), "u", "https://as.example.com")
+                .unwrap_err()
+                .code(),
+            "insecure_url"
+        );
+        let html = HttpResponse::new(
+            200,
+            vec![("content-type".into(), "text/html".into())],
+            "<html>",
+        );
+        assert_eq!(
+            process_authorization_server_metadata(&html, "u", "x")
+                .unwrap_err()
+                .code(),
+            "unexpected_content_type"
+        );
+        let empty = HttpResponse::new(
+            200,
+            vec![("content-type".into(), "application/json".into())],
+            "",
+        );
+        assert_eq!(
+            process_authorization_server_metadata(&empty, "u", "x")
+                .unwrap_err()
+                .code(),
+            "empty_body"
+        );
+    }
+
+    #[test]
+    fn prm_checks() {
+        let s = u("https://x.com/mcp");
+        let ok = meta(
+            serde_json::json!({"resource": "https://x.com/mcp", "authorization_servers": ["https://as"]}),
+        );
+        assert!(process_protected_resource_metadata(&ok, "u", &s).is_ok());
+        let bad = meta(serde_json::json!({"resource": "https://evil.com/mcp"}));
+        assert_eq!(
+            process_protected_resource_metadata(&bad, "u", &s)
+                .unwrap_err()
+                .code(),
+            "resource_mismatch"
+        );
+        let missing = meta(serde_json::json!({"authorization_servers": []}));
+        assert_eq!(
+            process_protected_resource_metadata(&missing, "u", &s)
+                .unwrap_err()
+                .code(),
+            "invalid_json"
+        );
+    }
+}

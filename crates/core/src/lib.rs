@@ -1,0 +1,52 @@
+//! # edge-oauth-core
+//!
+//! A sans-IO OAuth 2.1 client core for MCP clients, built for `wasm32-unknown-unknown` and
+//! native alike. Each protocol step is a pair: a function that builds the request as data and
+//! a function that checks the response. [`client::OAuthClient`] drives them over an
+//! [`http::HttpClient`] whose futures are not `Send`; time ([`env::Clock`]) and randomness
+//! ([`env::RandomSource`]) are injected.
+//!
+//! Specifications: OAuth 2.1 (draft), RFC 6749, 6750, 7009, 7591, 7636, 8252, 8414, 8628, 8707,
+//! 9207, 9700, 9728, and the MCP authorization specification (2025-11-25, 2026-07-28).
+//!
+//! ```no_run
+//! # async fn demo(http: impl edge_oauth_core::HttpClient) -> edge_oauth_core::Result<()> {
+//! use edge_oauth_core::{discovery, authorize, token, env::*, registration::*};
+//! let server = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+//! let d = discovery::discover(&http, &server, None, &mut Vec::new()).await?;
+//! let client = metadata_document_client(&d.authorization_server.issuer,
+//!     "https://app.example.com/oauth/client.json", "https://app.example.com/cb")?;
+//! let req = authorize::AuthorizationRequest { metadata: &d.authorization_server, client: &client,
+//!     redirect_uri: "https://app.example.com/cb", scope: None, resource: Some(&d.resource) };
+//! let (url, pending) = authorize::build_authorization_url(&req, &OsRandom, &SystemClock)?;
+//! # let callback_url = url.to_string();
+//! let validated = authorize::validate_callback(&callback_url, pending)?;
+//! let request = token::authorization_code_request(
+//!     d.authorization_server.token_endpoint.as_deref().unwrap_or_default(), &client, validated)?;
+//! # Ok(()) }
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod authorize;
+pub mod client;
+pub mod device;
+pub mod discovery;
+pub mod env;
+pub mod error;
+pub mod http;
+pub mod pkce;
+pub mod registration;
+pub mod scope;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod www_authenticate;
+
+pub use client::{Authorizer, ClientConfig, OAuthClient, PreRegisteredClient};
+pub use error::{Error, OAuthError, OAuthErrorCode, Recovery, Result};
+pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
+pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken, State};
+pub use store::{CredentialStore, MemoryStore, Session};
+pub use token::TokenSet;
+pub use url::Url;

@@ -1,0 +1,356 @@
+//! Token endpoint requests (RFC 6749 §4.1.3, §6; RFC 8707 §2.2), token response processing
+//! (RFC 6749 §5.1), and revocation (RFC 7009).
+
+use serde::{Deserialize, Serialize};
+
+use crate::authorize::ValidatedCallback;
+use crate::env::Clock;
+use crate::error::{Endpoint, Error, Result};
+use crate::http::{self, HttpRequest, HttpResponse, check_status, is_json_content_type, truncate};
+use crate::registration::ClientCredentials;
+use crate::secret::{AccessToken, RefreshToken};
+
+/// Default margin before expiry at which a token counts as due for refresh.
+pub const DEFAULT_REFRESH_BUFFER_SECS: u64 = 60;
+
+/// The tokens from one token response, with expiry made absolute by the injected clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The access token.
+    pub access_token: AccessToken,
+    /// `Bearer` (normalised from any case).
+    pub token_type: String,
+    /// The refresh token, if any (kept from before when a refresh response omits it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<RefreshToken>,
+    /// Absolute expiry in seconds since the epoch (`expires_in` + the clock at receipt).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    /// Granted scope, when the server said (else the requested one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
+    /// When the response was received.
+    pub received_at: u64,
+}
+
+impl TokenSet {
+    /// True when the token expires within `buffer_secs` (or has expired).
+    pub fn needs_refresh(&self, now: u64, buffer_secs: u64) -> bool {
+        matches!(self.expires_at, Some(t) if now.saturating_add(buffer_secs) >= t)
+    }
+
+    /// True once the expiry has passed.
+    pub fn is_expired(&self, now: u64) -> bool {
+        matches!(self.expires_at, Some(t) if now >= t)
+    }
+
+    /// The `Authorization` header value (RFC 6750 §2.1).
+    pub fn authorization_header(&self) -> String {
+        format!("Bearer {}", self.access_token.secret())
+    }
+}
+
+fn token_endpoint(url: &str) -> Result<()> {
+    http::parse_secure_url(url).map(|_| ())
+}
+
+/// The authorization code grant (RFC 6749 §4.1.3), with the PKCE verifier and the same
+/// `resource` as the authorization request (RFC 8707 §2.2). Takes the validated callback by
+/// value: a code is exchanged once.
+pub fn authorization_code_request(
+    token_endpoint_url: &str,
+    client: &ClientCredentials,
+    callback: ValidatedCallback,
+) -> Result<HttpRequest> {
+    token_endpoint(token_endpoint_url)?;
+    let p = &callback.pending;
+    let mut pairs = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", callback.code.secret().to_owned()),
+        ("redirect_uri", p.redirect_uri.clone()),
+        ("code_verifier", p.code_verifier.secret().to_owned()),
+    ];
+    if let Some(r) = &p.resource {
+        pairs.push(("resource", r.clone()));
+    }
+    Ok(client.authenticate(HttpRequest::post_form(token_endpoint_url, []), pairs))
+}
+
+/// The refresh token grant (RFC 6749 §6), with `resource` (RFC 8707 §2.2) and optional
+/// narrower `scope`.
+pub fn refresh_token_request(
+    token_endpoint_url: &str,
+    client: &ClientCredentials,
+    refresh_token: &RefreshToken,
+    scope: Option<&str>,
+    resource: Option<&str>,
+) -> Result<HttpRequest> {
+    token_endpoint(token_endpoint_url)?;
+    let mut pairs = vec![
+        ("grant_type", "refresh_token".to_owned()),
+        ("refresh_token", refresh_token.secret().to_owned()),
+    ];
+    if let Some(s) = scope.filter(|s| !s.is_empty()) {
+        pairs.push(("scope", s.to_owned()));
+    }
+    if let Some(r) = resource {
+        pairs.push(("resource", r.to_owned()));
+    }
+    Ok(client.authenticate(HttpRequest::post_form(token_endpoint_url, []), pairs))
+}
+
+/// Checks a token response in order — status (an OAuth error body becomes a typed error,
+/// `Retry-After` kept), JSON content type, body, required fields, `token_type` — and makes
+/// `expires_in` absolute. `previous_refresh` is kept when the response has no new refresh
+/// token (RFC 6749 §6); `requested_scope` stands in when the response omits `scope` (§5.1).
+pub fn process_token_response(
+    response: &HttpResponse,
+    url: &str,
+    clock: &impl Clock,
+    previous_refresh: Option<&RefreshToken>,
+    requested_scope: Option<&str>,
+) -> Result<TokenSet> {
+    check_status(response, url, Endpoint::Token)?;
+    let content_type = response.header("content-type").unwrap_or("");
+    if !is_json_content_type(content_type) {
+        return Err(Error::UnexpectedContentType {
+            url: url.to_owned(),
+            content_type: truncate(content_type, 100),
+        });
+    }
+    if response.body.iter().all(u8::is_ascii_whitespace) {
+        return Err(Error::EmptyBody {
+            url: url.to_owned(),
+        });
+    }
+    // Parsed by hand, not derived: serde's messages would quote values, and these are tokens.
+    let v: serde_json::Value =
+        serde_json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
+            url: url.to_owned(),
+            detail: "body is not valid JSON".into(),
+        })?;
+    let obj = v.as_object().ok_or_else(|| Error::InvalidJson {
+        url: url.to_owned(),
+        detail: "body is not a JSON object".into(),
+    })?;
+    let string = |field: &'static str| -> Result<Option<&str>> {
+        match obj.get(field) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.as_str())),
+            Some(_) => Err(Error::InvalidJson {
+                url: url.to_owned(),
+                detail: format!("field `{field}` must be a string"),
+            }),
+        }
+    };
+    let access = string("access_token")?
+        .filter(|s| !s.is_empty())
+        .ok_or(Error::MissingField {
+            url: url.to_owned(),
+            field: "access_token",
+        })?;
+    let token_type =
+        string("token_type")?
+            .filter(|s| !s.is_empty())
+            .ok_or(Error::MissingField {
+                url: url.to_owned(),
+                field: "token_type",
+            })?;
+    if !token_type.eq_ignore_ascii_case("bearer") {
+        return Err(Error::UnsupportedTokenType {
+            token_type: truncate(token_type, 40),
+        });
+    }
+    let expires_in = match obj.get("expires_in") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::Number(n)) => n
+            .as_u64()
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64)),
+        // Some servers send a numeric string; accept it rather than drop a good token.
+        Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
+        Some(_) => None,
+    };
+    let now = clock.now();
+    let refresh = string("refresh_token")?
+        .filter(|s| !s.is_empty())
+        .map(RefreshToken::new)
+        .or_else(|| previous_refresh.cloned());
+    let scope = string("scope")?
+        .map(str::to_owned)
+        .or_else(|| requested_scope.map(str::to_owned));
+    Ok(TokenSet {
+        access_token: AccessToken::new(access),
+        token_type: "Bearer".into(),
+        refresh_token: refresh,
+        expires_at: expires_in.map(|s| now.saturating_add(s)),
+        scope,
+        received_at: now,
+    })
+}
+
+/// Which token is being revoked (RFC 7009 §2.1 `token_type_hint`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenTypeHint {
+    /// `access_token`
+    AccessToken,
+    /// `refresh_token`
+    RefreshToken,
+}
+
+/// The revocation request (RFC 7009 §2.1).
+pub fn revocation_request(
+    revocation_endpoint: &str,
+    client: &ClientCredentials,
+    token: &str,
+    hint: TokenTypeHint,
+) -> Result<HttpRequest> {
+    http::parse_secure_url(revocation_endpoint)?;
+    let hint = match hint {
+        TokenTypeHint::AccessToken => "access_token",
+        TokenTypeHint::RefreshToken => "refresh_token",
+    };
+    let pairs = vec![
+        ("token", token.to_owned()),
+        ("token_type_hint", hint.to_owned()),
+    ];
+    Ok(client.authenticate(HttpRequest::post_form(revocation_endpoint, []), pairs))
+}
+
+/// RFC 7009 §2.2: 200 means revoked (or already invalid); 503 is transient (§2.2.1).
+pub fn process_revocation_response(response: &HttpResponse, url: &str) -> Result<()> {
+    check_status(response, url, Endpoint::Revocation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::env::ManualClock;
+    use serde_json::json;
+
+    fn resp(status: u16, body: serde_json::Value) -> HttpResponse {
+        HttpResponse::json(status, &body)
+    }
+
+    #[test]
+    fn token_response_ok() {
+        let clock = ManualClock::new(1_000);
+        let t = process_token_response(&resp(200, json!({"access_token": "at", "token_type": "bearer", "expires_in": 3600, "refresh_token": "rt"})), "u", &clock, None, Some("a")).unwrap();
+        assert_eq!(t.expires_at, Some(4_600));
+        assert_eq!(t.token_type, "Bearer");
+        assert_eq!(t.scope.as_deref(), Some("a"));
+        assert!(!t.needs_refresh(4_539, 60));
+        assert!(t.needs_refresh(4_540, 60));
+        assert!(!t.is_expired(4_599));
+        assert!(t.is_expired(4_600));
+    }
+
+    #[test]
+    fn refresh_keeps_old_refresh_token() {
+        let clock = ManualClock::new(0);
+        let old = RefreshToken::new("old");
+        let t = process_token_response(
+            &resp(200, json!({"access_token": "at", "token_type": "Bearer"})),
+            "u",
+            &clock,
+            Some(&old),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.refresh_token.unwrap().secret(), "old");
+        let t = process_token_response(
+            &resp(
+                200,
+                json!({"access_token": "at", "token_type": "Bearer", "refresh_token": "new"}),
+            ),
+            "u",
+            &clock,
+            Some(&old),
+            None,
+        )
+        .unwrap();
+        assert_eq!(t.refresh_token.unwrap().secret(), "new");
+    }
+
+    #[test]
+    fn token_errors() {
+        let clock = ManualClock::new(0);
+        let e = process_token_response(
+            &resp(400, json!({"error": "invalid_grant"})),
+            "u",
+            &clock,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.recovery(), crate::Recovery::Reauthenticate);
+        let mut r = resp(503, json!({"error": "temporarily_unavailable"}));
+        r.headers.push(("Retry-After".into(), "7".into()));
+        let e = process_token_response(&r, "u", &clock, None, None).unwrap_err();
+        assert_eq!(
+            (e.recovery(), e.retry_after()),
+            (crate::Recovery::Transient, Some(7))
+        );
+        let r = HttpResponse::new(502, vec![], "bad gateway");
+        assert_eq!(
+            process_token_response(&r, "u", &clock, None, None)
+                .unwrap_err()
+                .recovery(),
+            crate::Recovery::Transient
+        );
+        let e = process_token_response(
+            &resp(
+                200,
+                json!({"access_token": "secret-at", "token_type": "mac"}),
+            ),
+            "u",
+            &clock,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "unsupported_token_type");
+        let e = process_token_response(
+            &resp(200, json!({"access_token": 5, "token_type": "Bearer"})),
+            "u",
+            &clock,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "invalid_json");
+        let e = process_token_response(
+            &resp(200, json!({"token_type": "Bearer"})),
+            "u",
+            &clock,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e,
+            Error::MissingField {
+                url: "u".into(),
+                field: "access_token"
+            }
+        );
+        let e = process_token_response(
+            &resp(
+                200,
+                json!({"refresh_token": "secret-rt", "access_token": "secret-at"}),
+            ),
+            "u",
+            &clock,
+            None,
+            None,
+        )
+        .unwrap_err();
+        assert!(!format!("{e} {e:?}").contains("secret"));
+        let r = HttpResponse::new(302, vec![("location".into(), "https://evil".into())], "");
+        assert_eq!(
+            process_token_response(&r, "u", &clock, None, None)
+                .unwrap_err()
+                .code(),
+            "unexpected_redirect"
+        );
+    }
+}
