@@ -26,6 +26,9 @@ const USAGE = `usage: node mcp-stack.mjs [options]
   --mcp-port M             MCP server port (default 0 = ephemeral)
   --access-token-ttl S     access token lifetime in seconds (default 3600)
   --refresh-token-ttl S    refresh token lifetime in seconds (default 1209600)
+  --device-interval S      add "interval": S to device authorization responses and answer
+                           slow_down to device_code polls less than S seconds apart
+                           (default: no interval field, no slow_down, like oidc-provider)
   --mcp-json               MCP server answers POSTs with application/json instead of SSE
   --challenge-scope        also put scope="mcp:tools" in the 401 WWW-Authenticate challenge
   --quiet                  no per-request log lines on stderr
@@ -40,6 +43,7 @@ try {
       'mcp-port': { type: 'string', default: '0' },
       'access-token-ttl': { type: 'string', default: '3600' },
       'refresh-token-ttl': { type: 'string', default: String(14 * 24 * 3600) },
+      'device-interval': { type: 'string', default: '0' },
       'mcp-json': { type: 'boolean', default: false },
       'challenge-scope': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
@@ -70,6 +74,7 @@ const AS_PORT_REQ = intArg('as-port', 0, 65535);
 const MCP_PORT_REQ = intArg('mcp-port', 0, 65535);
 const AT_TTL = intArg('access-token-ttl', 1, 10 * 365 * 24 * 3600);
 const RT_TTL = intArg('refresh-token-ttl', 1, 10 * 365 * 24 * 3600);
+const DEVICE_INTERVAL = intArg('device-interval', 0, 3600);
 
 {
   const toStderr = (...a) => {
@@ -394,6 +399,8 @@ async function approveDevice(ctx) {
   return json(200, { status: 'approved', account: accountId });
 }
 
+const lastDevicePoll = new Map(); // device_code -> time of last pending poll (--device-interval)
+
 provider.use(async (ctx, next) => {
   const { path, method } = ctx;
 
@@ -426,6 +433,20 @@ provider.use(async (ctx, next) => {
   }
 
   await next();
+
+  if (DEVICE_INTERVAL && method === 'POST') {
+    if (path === ROUTES.deviceAuth && ctx.status === 200 && ctx.body && typeof ctx.body === 'object') {
+      ctx.body = { ...ctx.body, interval: DEVICE_INTERVAL };
+    } else if (path === ROUTES.token && ctx.status === 400 && ctx.body?.error === 'authorization_pending') {
+      const deviceCode = ctx.oidc?.params?.device_code;
+      const now = Date.now();
+      const last = lastDevicePoll.get(deviceCode);
+      lastDevicePoll.set(deviceCode, now);
+      if (last !== undefined && now - last < DEVICE_INTERVAL * 1000) {
+        ctx.body = { error: 'slow_down', error_description: `poll at most every ${DEVICE_INTERVAL}s` };
+      }
+    }
+  }
 
   const ok = ctx.status < 400;
   const error = ok ? undefined : (ctx.body && typeof ctx.body === 'object' && ctx.body.error) || `http_${ctx.status}`;

@@ -79,10 +79,10 @@ done
 [[ -s "$WORK/stack.out" ]] || fail "mcp-stack did not print its ready line"
 READY="$(head -n1 "$WORK/stack.out")"
 [[ "$(wc -l <"$WORK/stack.out")" -eq 1 ]] || fail "stdout has more than one line"
-ISSUER="$(echo "$READY" | jv d.issuer)"
-MCP="$(echo "$READY" | jv d.mcp)"
-[[ "$ISSUER" == "http://127.0.0.1:$(echo "$READY" | jv d.as_port)" ]] || fail "issuer/as_port mismatch: $READY"
-[[ "$MCP" == "http://127.0.0.1:$(echo "$READY" | jv d.mcp_port)/mcp" ]] || fail "mcp/mcp_port mismatch: $READY"
+ISSUER="$(printf '%s\n' "$READY" | jv d.issuer)"
+MCP="$(printf '%s\n' "$READY" | jv d.mcp)"
+[[ "$ISSUER" == "http://127.0.0.1:$(printf '%s\n' "$READY" | jv d.as_port)" ]] || fail "issuer/as_port mismatch: $READY"
+[[ "$MCP" == "http://127.0.0.1:$(printf '%s\n' "$READY" | jv d.mcp_port)/mcp" ]] || fail "mcp/mcp_port mismatch: $READY"
 MCP_ORIGIN="${MCP%/mcp}"
 ok "ready line: $READY"
 
@@ -97,21 +97,21 @@ ok "MCP without token: 401, $WWW"
 
 http GET "$MCP_ORIGIN/.well-known/oauth-protected-resource/mcp"
 expect_status 200 "protected resource metadata"
-[[ "$(echo "$BODY" | jv d.resource)" == "$MCP" ]] || fail "PRM resource: $BODY"
-[[ "$(echo "$BODY" | jv 'd.authorization_servers[0]')" == "$ISSUER" ]] || fail "PRM authorization_servers: $BODY"
+[[ "$(printf '%s\n' "$BODY" | jv d.resource)" == "$MCP" ]] || fail "PRM resource: $BODY"
+[[ "$(printf '%s\n' "$BODY" | jv 'd.authorization_servers[0]')" == "$ISSUER" ]] || fail "PRM authorization_servers: $BODY"
 ok "protected resource metadata"
 
 http GET "$ISSUER/.well-known/oauth-authorization-server"
 expect_status 200 "AS metadata"
 META="$BODY"
-[[ "$(echo "$META" | jv d.issuer)" == "$ISSUER" ]] || fail "AS metadata issuer"
-[[ "$(echo "$META" | jv 'd.code_challenge_methods_supported.join()')" == "S256" ]] || fail "PKCE methods"
-[[ "$(echo "$META" | jv d.authorization_response_iss_parameter_supported)" == "true" ]] || fail "iss parameter support"
-TOKEN_EP="$(echo "$META" | jv d.token_endpoint)"
-AUTH_EP="$(echo "$META" | jv d.authorization_endpoint)"
-REG_EP="$(echo "$META" | jv d.registration_endpoint)"
-REVOKE_EP="$(echo "$META" | jv d.revocation_endpoint)"
-DEVICE_EP="$(echo "$META" | jv d.device_authorization_endpoint)"
+[[ "$(printf '%s\n' "$META" | jv d.issuer)" == "$ISSUER" ]] || fail "AS metadata issuer"
+[[ "$(printf '%s\n' "$META" | jv 'd.code_challenge_methods_supported.join()')" == "S256" ]] || fail "PKCE methods"
+[[ "$(printf '%s\n' "$META" | jv d.authorization_response_iss_parameter_supported)" == "true" ]] || fail "iss parameter support"
+TOKEN_EP="$(printf '%s\n' "$META" | jv d.token_endpoint)"
+AUTH_EP="$(printf '%s\n' "$META" | jv d.authorization_endpoint)"
+REG_EP="$(printf '%s\n' "$META" | jv d.registration_endpoint)"
+REVOKE_EP="$(printf '%s\n' "$META" | jv d.revocation_endpoint)"
+DEVICE_EP="$(printf '%s\n' "$META" | jv d.device_authorization_endpoint)"
 ok "AS metadata (RFC 8414)"
 
 # ---------------------------------------------------------------------------
@@ -125,8 +125,8 @@ http POST "$REG_EP" -H 'Content-Type: application/json' -d '{
   "token_endpoint_auth_method": "none"
 }'
 expect_status 201 "registration"
-CLIENT_ID="$(echo "$BODY" | jv d.client_id)"
-[[ -n "$CLIENT_ID" && -z "$(echo "$BODY" | jv d.client_secret)" ]] || fail "registration response: $BODY"
+CLIENT_ID="$(printf '%s\n' "$BODY" | jv d.client_id)"
+[[ -n "$CLIENT_ID" && -z "$(printf '%s\n' "$BODY" | jv d.client_secret)" ]] || fail "registration response: $BODY"
 ok "DCR: public native client registered"
 
 # RFC 8252 7.3: any port on the loopback redirect URI is accepted
@@ -169,7 +169,7 @@ token_request --data-urlencode grant_type=authorization_code --data-urlencode "c
   --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "client_id=$CLIENT_ID" \
   --data-urlencode "code_verifier=$(rand 48)" --data-urlencode "resource=$MCP"
 expect_status 400 "token request with wrong PKCE verifier"
-[[ "$(echo "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "wrong verifier: $BODY"
+[[ "$(printf '%s\n' "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "wrong verifier: $BODY"
 ok "wrong code_verifier rejected (invalid_grant)"
 
 # ...and the failed attempt did not burn a fresh code: get another one
@@ -180,16 +180,16 @@ token_request --data-urlencode grant_type=authorization_code --data-urlencode "c
   --data-urlencode "code_verifier=$VERIFIER" --data-urlencode "resource=$MCP"
 expect_status 200 "authorization_code exchange"
 TOK="$BODY"
-AT="$(echo "$TOK" | jv d.access_token)"
-RT1="$(echo "$TOK" | jv d.refresh_token)"
-[[ -n "$AT" && -n "$RT1" ]] || fail "token response lacks access_token/refresh_token (keys: $(echo "$TOK" | jv 'Object.keys(d).join()'))"
-[[ "$(echo "$TOK" | jv d.token_type)" == "Bearer" ]] || fail "token_type"
-[[ "$(echo "$TOK" | jv d.scope)" == "mcp:tools" ]] || fail "token response scope: $(echo "$TOK" | jv d.scope)"
-CLAIMS="$(echo "$AT" | jwt_payload)"
-[[ "$(echo "$CLAIMS" | jv d.aud)" == "$MCP" ]] || fail "access token aud: $CLAIMS"
-[[ "$(echo "$CLAIMS" | jv d.iss)" == "$ISSUER" ]] || fail "access token iss"
-[[ "$(echo "$CLAIMS" | jv d.sub)" == "test-user" ]] || fail "access token sub"
-ok "code exchanged: JWT access token (aud=$MCP, scope=mcp:tools), refresh token, id_token=$([[ -n "$(echo "$TOK" | jv d.id_token)" ]] && echo yes || echo no)"
+AT="$(printf '%s\n' "$TOK" | jv d.access_token)"
+RT1="$(printf '%s\n' "$TOK" | jv d.refresh_token)"
+[[ -n "$AT" && -n "$RT1" ]] || fail "token response lacks access_token/refresh_token (keys: $(printf '%s\n' "$TOK" | jv 'Object.keys(d).join()'))"
+[[ "$(printf '%s\n' "$TOK" | jv d.token_type)" == "Bearer" ]] || fail "token_type"
+[[ "$(printf '%s\n' "$TOK" | jv d.scope)" == "mcp:tools" ]] || fail "token response scope: $(printf '%s\n' "$TOK" | jv d.scope)"
+CLAIMS="$(printf '%s\n' "$AT" | jwt_payload)"
+[[ "$(printf '%s\n' "$CLAIMS" | jv d.aud)" == "$MCP" ]] || fail "access token aud: $CLAIMS"
+[[ "$(printf '%s\n' "$CLAIMS" | jv d.iss)" == "$ISSUER" ]] || fail "access token iss"
+[[ "$(printf '%s\n' "$CLAIMS" | jv d.sub)" == "test-user" ]] || fail "access token sub"
+ok "code exchanged: JWT access token (aud=$MCP, scope=mcp:tools), refresh token, id_token=$([[ -n "$(printf '%s\n' "$TOK" | jv d.id_token)" ]] && echo yes || echo no)"
 
 # mcp_call TOKEN JSON: POST a JSON-RPC message to the MCP server.
 mcp_call() {
@@ -211,7 +211,7 @@ expect_status 200 "MCP echo"
 mcp_call "$AT" '{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"whoami","arguments":{}}}'
 expect_status 200 "MCP whoami"
 WHO="$(sse_json | jv 'd.result.content[0].text')"
-[[ "$(echo "$WHO" | jv d.sub)" == "test-user" && "$(echo "$WHO" | jv 'd.scopes.join()')" == "mcp:tools" ]] || fail "whoami: $WHO"
+[[ "$(printf '%s\n' "$WHO" | jv d.sub)" == "test-user" && "$(printf '%s\n' "$WHO" | jv 'd.scopes.join()')" == "mcp:tools" ]] || fail "whoami: $WHO"
 ok "MCP with token: initialize, tools/list ($TOOLS), echo, whoami ($WHO)"
 
 # ---------------------------------------------------------------------------
@@ -222,27 +222,27 @@ refresh() {
 }
 refresh "$RT1" --data-urlencode "resource=$MCP"
 expect_status 200 "refresh #1"
-RT2="$(echo "$BODY" | jv d.refresh_token)"
-AT2="$(echo "$BODY" | jv d.access_token)"
+RT2="$(printf '%s\n' "$BODY" | jv d.refresh_token)"
+AT2="$(printf '%s\n' "$BODY" | jv d.access_token)"
 [[ -n "$RT2" && "$RT2" != "$RT1" ]] || fail "refresh #1 did not rotate the refresh token"
-[[ "$(echo "$AT2" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "refreshed access token aud"
+[[ "$(printf '%s\n' "$AT2" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "refreshed access token aud"
 refresh "$RT2"   # without resource: the granted resource is used
 expect_status 200 "refresh #2"
-RT3="$(echo "$BODY" | jv d.refresh_token)"
-AT3="$(echo "$BODY" | jv d.access_token)"
+RT3="$(printf '%s\n' "$BODY" | jv d.refresh_token)"
+AT3="$(printf '%s\n' "$BODY" | jv d.access_token)"
 [[ -n "$RT3" && "$RT3" != "$RT2" && "$RT3" != "$RT1" ]] || fail "refresh #2 did not rotate the refresh token"
-[[ "$(echo "$AT3" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "refresh without resource: aud"
+[[ "$(printf '%s\n' "$AT3" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "refresh without resource: aud"
 mcp_call "$AT3" '{"jsonrpc":"2.0","id":5,"method":"tools/list"}'
 expect_status 200 "MCP with refreshed token"
 ok "refreshed twice, refresh token rotated each time, JWT for the resource each time"
 
 refresh "$RT1"
 expect_status 400 "replay of rotated refresh token"
-[[ "$(echo "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "replay: $BODY"
-ok "replayed first refresh token rejected: invalid_grant ($(echo "$BODY" | jv d.error_description))"
+[[ "$(printf '%s\n' "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "replay: $BODY"
+ok "replayed first refresh token rejected: invalid_grant ($(printf '%s\n' "$BODY" | jv d.error_description))"
 refresh "$RT3"
 expect_status 400 "latest refresh token after replay"
-[[ "$(echo "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "after replay: $BODY"
+[[ "$(printf '%s\n' "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "after replay: $BODY"
 mcp_call "$AT3" '{"jsonrpc":"2.0","id":6,"method":"tools/list"}'
 expect_status 401 "MCP with token of revoked grant"
 ok "reuse detection revoked the grant: latest refresh token invalid_grant, MCP answers 401"
@@ -254,17 +254,17 @@ token_request --data-urlencode grant_type=authorization_code --data-urlencode "c
   --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "client_id=$CLIENT_ID" \
   --data-urlencode "code_verifier=$VERIFIER"
 expect_status 200 "second code exchange (no resource parameter)"
-AT="$(echo "$BODY" | jv d.access_token)"
-RT="$(echo "$BODY" | jv d.refresh_token)"
-[[ "$(echo "$AT" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "exchange without resource: aud"
+AT="$(printf '%s\n' "$BODY" | jv d.access_token)"
+RT="$(printf '%s\n' "$BODY" | jv d.refresh_token)"
+[[ "$(printf '%s\n' "$AT" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "exchange without resource: aud"
 http POST "$REVOKE_EP" --data-urlencode "token=$AT" --data-urlencode token_type_hint=access_token --data-urlencode "client_id=$CLIENT_ID"
 expect_status 400 "revoking a JWT access token"
-[[ "$(echo "$BODY" | jv d.error)" == "unsupported_token_type" ]] || fail "JWT AT revocation: $BODY"
+[[ "$(printf '%s\n' "$BODY" | jv d.error)" == "unsupported_token_type" ]] || fail "JWT AT revocation: $BODY"
 http POST "$REVOKE_EP" --data-urlencode "token=$RT" --data-urlencode token_type_hint=refresh_token --data-urlencode "client_id=$CLIENT_ID"
 expect_status 200 "revoking the refresh token"
 refresh "$RT"
 expect_status 400 "refresh after revocation"
-[[ "$(echo "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "refresh after revocation: $BODY"
+[[ "$(printf '%s\n' "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "refresh after revocation: $BODY"
 mcp_call "$AT" '{"jsonrpc":"2.0","id":7,"method":"tools/list"}'
 expect_status 401 "MCP after revocation"
 ok "revocation: refresh token revoked (JWT access tokens: unsupported_token_type), grant gone, MCP 401"
@@ -276,7 +276,7 @@ token_request --data-urlencode grant_type=authorization_code --data-urlencode "c
   --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "client_id=$CLIENT_ID" \
   --data-urlencode "code_verifier=$VERIFIER" --data-urlencode "resource=$MCP"
 expect_status 200 "code exchange for scope=openid"
-mcp_call "$(echo "$BODY" | jv d.access_token)" '{"jsonrpc":"2.0","id":8,"method":"tools/list"}'
+mcp_call "$(printf '%s\n' "$BODY" | jv d.access_token)" '{"jsonrpc":"2.0","id":8,"method":"tools/list"}'
 expect_status 403 "MCP with token lacking mcp:tools"
 WWW="$(header WWW-Authenticate)"
 [[ "$WWW" == *'error="insufficient_scope"'* && "$WWW" == *'scope="mcp:tools"'* && "$WWW" == *"resource_metadata=\"$MCP_ORIGIN/.well-known/oauth-protected-resource/mcp\""* ]] \
@@ -300,7 +300,7 @@ http POST "$REG_EP" -H 'Content-Type: application/json' -d '{
   "token_endpoint_auth_method": "none"
 }'
 expect_status 201 "device client registration"
-DEV_CLIENT="$(echo "$BODY" | jv d.client_id)"
+DEV_CLIENT="$(printf '%s\n' "$BODY" | jv d.client_id)"
 
 device_poll() {
   token_request --data-urlencode grant_type=urn:ietf:params:oauth:grant-type:device_code \
@@ -309,28 +309,28 @@ device_poll() {
 device_start() {
   http POST "$DEVICE_EP" --data-urlencode "client_id=$DEV_CLIENT" --data-urlencode "scope=mcp:tools" --data-urlencode "resource=$MCP"
   expect_status 200 "device authorization request"
-  DEVICE_CODE="$(echo "$BODY" | jv d.device_code)"
-  USER_CODE="$(echo "$BODY" | jv d.user_code)"
-  VERIFY_URI="$(echo "$BODY" | jv d.verification_uri)"
-  VERIFY_URI_COMPLETE="$(echo "$BODY" | jv d.verification_uri_complete)"
-  [[ -n "$DEVICE_CODE" && -n "$USER_CODE" && -n "$VERIFY_URI_COMPLETE" ]] || fail "device authorization response: keys $(echo "$BODY" | jv 'Object.keys(d).join()')"
+  DEVICE_CODE="$(printf '%s\n' "$BODY" | jv d.device_code)"
+  USER_CODE="$(printf '%s\n' "$BODY" | jv d.user_code)"
+  VERIFY_URI="$(printf '%s\n' "$BODY" | jv d.verification_uri)"
+  VERIFY_URI_COMPLETE="$(printf '%s\n' "$BODY" | jv d.verification_uri_complete)"
+  [[ -n "$DEVICE_CODE" && -n "$USER_CODE" && -n "$VERIFY_URI_COMPLETE" ]] || fail "device authorization response: keys $(printf '%s\n' "$BODY" | jv 'Object.keys(d).join()')"
   device_poll "$DEVICE_CODE"
   expect_status 400 "device poll before approval"
-  [[ "$(echo "$BODY" | jv d.error)" == "authorization_pending" ]] || fail "poll before approval: $BODY"
+  [[ "$(printf '%s\n' "$BODY" | jv d.error)" == "authorization_pending" ]] || fail "poll before approval: $BODY"
 }
 device_finish() {
   device_poll "$DEVICE_CODE"
   expect_status 200 "device token request after approval"
   local at rt
-  at="$(echo "$BODY" | jv d.access_token)"
-  rt="$(echo "$BODY" | jv d.refresh_token)"
+  at="$(printf '%s\n' "$BODY" | jv d.access_token)"
+  rt="$(printf '%s\n' "$BODY" | jv d.refresh_token)"
   [[ -n "$rt" ]] || fail "device flow: no refresh token"
-  [[ "$(echo "$at" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "device access token aud"
+  [[ "$(printf '%s\n' "$at" | jwt_payload | jv d.aud)" == "$MCP" ]] || fail "device access token aud"
   mcp_call "$at" '{"jsonrpc":"2.0","id":9,"method":"tools/list"}'
   expect_status 200 "MCP with device-flow token"
   device_poll "$DEVICE_CODE"
   expect_status 400 "device code reuse"
-  [[ "$(echo "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "device code reuse: $BODY"
+  [[ "$(printf '%s\n' "$BODY" | jv d.error)" == "invalid_grant" ]] || fail "device code reuse: $BODY"
 }
 
 # (a) peer-only shortcut: POST /test/device/approve user_code=...
@@ -360,16 +360,16 @@ ok "device flow approved via scripted verification page (xsrf + confirm=yes + re
 http GET "$ISSUER/test/stats"
 expect_status 200 "stats"
 STATS="$BODY"
-[[ "$(echo "$STATS" | jv 'd.token.by_grant_type.refresh_token.requests')" == "5" ]] || fail "stats refresh requests: $STATS"
-[[ "$(echo "$STATS" | jv 'd.token.by_grant_type.refresh_token.ok')" == "2" ]] || fail "stats refresh ok: $STATS"
-[[ "$(echo "$STATS" | jv 'd.token.by_grant_type.refresh_token.errors.invalid_grant')" == "3" ]] || fail "stats refresh invalid_grant: $STATS"
-[[ "$(echo "$STATS" | jv 'd.revocation.requests')" == "2" && "$(echo "$STATS" | jv 'd.revocation.ok')" == "1" ]] || fail "stats revocation: $STATS"
-[[ "$(echo "$STATS" | jv 'd.device_approvals')" == "1" ]] || fail "stats device approvals: $STATS"
-ok "stats: $(echo "$STATS" | jv 'JSON.stringify(d.token.by_grant_type)')"
+[[ "$(printf '%s\n' "$STATS" | jv 'd.token.by_grant_type.refresh_token.requests')" == "5" ]] || fail "stats refresh requests: $STATS"
+[[ "$(printf '%s\n' "$STATS" | jv 'd.token.by_grant_type.refresh_token.ok')" == "2" ]] || fail "stats refresh ok: $STATS"
+[[ "$(printf '%s\n' "$STATS" | jv 'd.token.by_grant_type.refresh_token.errors.invalid_grant')" == "3" ]] || fail "stats refresh invalid_grant: $STATS"
+[[ "$(printf '%s\n' "$STATS" | jv 'd.revocation.requests')" == "2" && "$(printf '%s\n' "$STATS" | jv 'd.revocation.ok')" == "1" ]] || fail "stats revocation: $STATS"
+[[ "$(printf '%s\n' "$STATS" | jv 'd.device_approvals')" == "1" ]] || fail "stats device approvals: $STATS"
+ok "stats: $(printf '%s\n' "$STATS" | jv 'JSON.stringify(d.token.by_grant_type)')"
 http POST "$ISSUER/test/stats/reset" -d ''
 expect_status 204 "stats reset"
 http GET "$ISSUER/test/stats"
-[[ "$(echo "$BODY" | jv 'd.token.total')" == "0" ]] || fail "stats reset"
+[[ "$(printf '%s\n' "$BODY" | jv 'd.token.total')" == "0" ]] || fail "stats reset"
 ok "stats reset"
 
 # ---------------------------------------------------------------------------

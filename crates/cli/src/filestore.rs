@@ -1,0 +1,231 @@
+//! A credential store in files: one JSON file per client registration (keyed by issuer) and
+//! per session (keyed by MCP server URL), directory 0700, files 0600, written atomically
+//! (temp file, fsync, rename) so a crash leaves the old record or the new one, never half.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use edge_oauth_core::error::Error;
+use edge_oauth_core::pkce::s256_challenge;
+use edge_oauth_core::registration::ClientCredentials;
+use edge_oauth_core::{CredentialStore, Result, Session};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+pub struct FileStore {
+    dir: PathBuf,
+}
+
+fn store_err(what: &str, e: impl std::fmt::Display) -> Error {
+    Error::Store {
+        message: format!("{what}: {e}"),
+    }
+}
+
+impl FileStore {
+    /// Opens (creating, 0700) the store directory.
+    pub fn open(dir: PathBuf) -> Result<Self> {
+        for sub in ["", "clients", "sessions"] {
+            let d = dir.join(sub);
+            fs::create_dir_all(&d).map_err(|e| store_err(&d.display().to_string(), e))?;
+            set_mode(&d, 0o700)?;
+        }
+        Ok(Self { dir })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, kind: &str, key: &str) -> PathBuf {
+        // A digest of the key: any issuer or URL becomes a safe, fixed-length file name.
+        self.dir
+            .join(kind)
+            .join(format!("{}.json", s256_challenge(key)))
+    }
+
+    fn read<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
+        match fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map(Some).map_err(|e| {
+                store_err(
+                    &format!("{} is corrupt", path.display()),
+                    e.classify() as u8,
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(store_err(&path.display().to_string(), e)),
+        }
+    }
+
+    fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(value).map_err(|e| store_err("serialize", e))?;
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        let result = (|| -> std::io::Result<()> {
+            let mut f = open_private(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()?;
+            fs::rename(&tmp, path)?;
+            if let Some(parent) = path.parent() {
+                // Make the rename itself durable.
+                if let Ok(d) = fs::File::open(parent) {
+                    let _ = d.sync_all();
+                }
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(|e| store_err(&path.display().to_string(), e))
+    }
+
+    fn remove(&self, path: &Path) -> Result<()> {
+        match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(store_err(&path.display().to_string(), e)),
+        }
+    }
+
+    /// Every session, for `list`.
+    pub fn sessions(&self) -> Result<Vec<Session>> {
+        let dir = self.dir.join("sessions");
+        let mut out = Vec::new();
+        let entries = fs::read_dir(&dir).map_err(|e| store_err(&dir.display().to_string(), e))?;
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.extension().is_some_and(|x| x == "json")
+                && let Some(s) = self.read::<Session>(&p)?
+            {
+                out.push(s);
+            }
+        }
+        out.sort_by(|a, b| a.server.cmp(&b.server));
+        Ok(out)
+    }
+}
+
+#[cfg(unix)]
+fn open_private(path: &Path) -> std::io::Result<fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+}
+
+#[cfg(not(unix))]
+fn open_private(path: &Path) -> std::io::Result<fs::File> {
+    fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+#[cfg(unix)]
+fn set_mode(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode))
+        .map_err(|e| store_err(&path.display().to_string(), e))
+}
+
+#[cfg(not(unix))]
+fn set_mode(_: &Path, _: u32) -> Result<()> {
+    Ok(())
+}
+
+impl CredentialStore for FileStore {
+    async fn load_client(&self, issuer: &str) -> Result<Option<ClientCredentials>> {
+        let c: Option<ClientCredentials> = self.read(&self.path("clients", issuer))?;
+        Ok(c.filter(|c| c.issuer == issuer))
+    }
+    async fn save_client(&self, client: &ClientCredentials) -> Result<()> {
+        self.write(&self.path("clients", &client.issuer), client)
+    }
+    async fn delete_client(&self, issuer: &str) -> Result<()> {
+        self.remove(&self.path("clients", issuer))
+    }
+    async fn load_session(&self, server: &str) -> Result<Option<Session>> {
+        let s: Option<Session> = self.read(&self.path("sessions", server))?;
+        Ok(s.filter(|s| s.server == server))
+    }
+    async fn save_session(&self, session: &Session) -> Result<()> {
+        self.write(&self.path("sessions", &session.server), session)
+    }
+    async fn delete_session(&self, server: &str) -> Result<()> {
+        self.remove(&self.path("sessions", server))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_oauth_core::{AccessToken, TokenSet};
+
+    fn session(server: &str) -> Session {
+        Session {
+            resource: server.into(),
+            server: server.into(),
+            issuer: "https://as".into(),
+            client_id: "c".into(),
+            token_endpoint: "https://as/token".into(),
+            revocation_endpoint: None,
+            tokens: TokenSet {
+                access_token: AccessToken::new("at-secret"),
+                token_type: "Bearer".into(),
+                refresh_token: None,
+                expires_at: Some(10),
+                scope: None,
+                received_at: 1,
+            },
+        }
+    }
+
+    #[test]
+    fn round_trip_permissions_and_atomicity() {
+        let dir = std::env::temp_dir().join(format!("edge-oauth-fs-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = FileStore::open(dir.clone()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            store.save_session(&session("https://a/mcp")).await.unwrap();
+            let s = store.load_session("https://a/mcp").await.unwrap().unwrap();
+            assert_eq!(s.tokens.access_token.secret(), "at-secret");
+            assert!(store.load_session("https://b/mcp").await.unwrap().is_none());
+            store.delete_session("https://a/mcp").await.unwrap();
+            assert!(store.load_session("https://a/mcp").await.unwrap().is_none());
+            store.save_session(&session("https://a/mcp")).await.unwrap();
+        });
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(
+                fs::metadata(&dir).unwrap().permissions().mode() & 0o777,
+                0o700
+            );
+            let f = store.path("sessions", "https://a/mcp");
+            assert_eq!(
+                fs::metadata(&f).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
+        }
+        // No temp files left behind.
+        let leftovers: Vec<_> = fs::read_dir(dir.join("sessions"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x != "json"))
+            .collect();
+        assert!(leftovers.is_empty());
+        // A corrupt record is a typed error, not a panic.
+        fs::write(store.path("sessions", "https://c/mcp"), b"{not json").unwrap();
+        let err = rt
+            .block_on(store.load_session("https://c/mcp"))
+            .unwrap_err();
+        assert_eq!(err.code(), "store_error");
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
