@@ -258,7 +258,8 @@ mod tests {
         format!("http://127.0.0.1:9000/callback?{params}")
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn url_has_everything() {
         let (url, p) = fixture(true);
         let q: Vec<(String, String)> = url.query_pairs().into_owned().collect();
@@ -274,7 +275,8 @@ mod tests {
         assert_eq!(p.created_at, 100);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn callback_checks() {
         let (_, p) = fixture(true);
         let st = p.state.secret().to_owned();
@@ -337,7 +339,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn iss_optional_when_not_advertised_but_checked_when_sent() {
         let (_, p) = fixture(false);
         let st = p.state.secret().to_owned();
@@ -350,7 +353,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn error_detail_is_typed() {
         let (_, p) = fixture(false);
         let st = p.state.secret().to_owned();

@@ -450,7 +450,9 @@ where
                 return Err(Error::StillUnauthorized { resource: key });
             }
             // A token the server stopped accepting: one refresh before asking the user.
-            let refreshable = current.as_ref().filter(|s| s.tokens.refresh_token.is_some());
+            let refreshable = current
+                .as_ref()
+                .filter(|s| s.tokens.refresh_token.is_some());
             if let (401, false, Some(session)) = (response.status, refreshed, refreshable) {
                 refreshed = true;
                 if let Ok(s) = self.refresh(session).await {

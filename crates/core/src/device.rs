@@ -156,7 +156,8 @@ mod tests {
     use crate::env::ManualClock;
     use serde_json::json;
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn device_response_and_polls() {
         let clock = ManualClock::new(10);
         let r = HttpResponse::json(

@@ -542,7 +542,8 @@ mod tests {
         Url::parse(s).unwrap()
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn prm_urls() {
         let urls: Vec<String> = protected_resource_metadata_urls(&u("https://x.com/public/mcp"))
             .iter()
@@ -562,7 +563,8 @@ mod tests {
         assert_eq!(urls, ["https://x.com/.well-known/oauth-protected-resource"]);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn as_urls_in_mcp_order() {
         let urls: Vec<String> =
             authorization_server_metadata_urls(&u("https://auth.example.com/tenant1/"))
@@ -590,7 +592,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn canonical() {
         assert_eq!(
             canonical_uri(&u("HTTPS://MCP.Example.com/")),
@@ -606,7 +609,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn resource_matching() {
         let s = u("https://x.com/api/mcp");
         assert!(resource_matches("https://x.com/api/mcp", &s));
@@ -625,7 +629,8 @@ mod tests {
         HttpResponse::json(200, &body)
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn as_metadata_checks() {
         let good = serde_json::json!({
             "issuer": "https://as.example.com",
@@ -699,7 +704,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn prm_checks() {
         let s = u("https://x.com/mcp");
         let ok = meta(

@@ -438,7 +438,8 @@ pub fn is_loopback(url: &Url) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn request_debug_redacts_body_and_auth() {
         let r = HttpRequest::post_form("https://as/token", [("refresh_token", "rt-secret")])
             .with_header("Authorization", "Basic c2VjcmV0");
@@ -447,7 +448,8 @@ mod tests {
         assert!(d.contains("Authorization: [redacted]"));
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn json_content_types() {
         assert!(is_json_content_type("application/json; charset=utf-8"));
         assert!(is_json_content_type("Application/JSON"));
@@ -456,7 +458,8 @@ mod tests {
         assert!(!is_json_content_type(""));
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn json_errors_do_not_echo_values() {
         #[derive(serde::Deserialize, Debug)]
         #[allow(dead_code)]
@@ -471,7 +474,8 @@ mod tests {
         assert!(err.to_string().contains("missing field `n`"), "{err}");
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn secure_urls() {
         assert!(parse_secure_url("https://example.com/a").is_ok());
         assert!(parse_secure_url("http://127.0.0.1:8080/").is_ok());

@@ -100,7 +100,8 @@ mod tests {
         }
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn rfc7636_appendix_b() {
         let p = Pkce::from_verifier(CodeVerifier::new(
             "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk",
@@ -109,7 +110,8 @@ mod tests {
         assert_eq!(p.challenge(), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn generated_lengths() {
         assert_eq!(
             Pkce::generate(&Fixed(7)).unwrap().verifier().secret().len(),
@@ -134,7 +136,8 @@ mod tests {
         assert_eq!(random_token(&Fixed(1), 16).unwrap().len(), 22);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn rejects_bad_verifiers_and_broken_rng() {
         assert!(Pkce::from_verifier(CodeVerifier::new("short")).is_err());
         assert!(Pkce::from_verifier(CodeVerifier::new("a".repeat(129))).is_err());

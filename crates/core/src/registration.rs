@@ -324,7 +324,8 @@ mod tests {
         }
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn dcr_request_has_application_type() {
         let cm = ClientMetadata::native("edge-oauth", "http://127.0.0.1:8976/callback");
         let req = dynamic_registration_request(&as_meta(), &cm).unwrap();
@@ -338,7 +339,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn auth_method_follows_server() {
         let mut m = as_meta();
         m.token_endpoint_auth_methods_supported = Some(vec!["client_secret_post".into()]);
@@ -348,7 +350,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn registration_response() {
         let cm = ClientMetadata::native("n", "http://127.0.0.1/cb");
         let ok = HttpResponse::json(
@@ -373,7 +376,8 @@ mod tests {
         assert_eq!(e.oauth_code().unwrap().as_str(), "invalid_redirect_uri");
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn basic_auth_encodes_per_rfc6749() {
         let c = ClientCredentials {
             issuer: "i".into(),
@@ -394,7 +398,8 @@ mod tests {
         assert!(!r.form_pairs().iter().any(|(k, _)| k == "client_id"));
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn cimd_requires_https_path() {
         assert!(
             metadata_document_client("i", "https://app.example.com/oauth/client.json", "cb")

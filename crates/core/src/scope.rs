@@ -57,7 +57,8 @@ mod tests {
         }
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn challenge_wins_then_prm_then_none() {
         let prm = ProtectedResourceMetadata {
             scopes_supported: Some(vec!["a".into(), "b".into()]),
@@ -72,7 +73,8 @@ mod tests {
         assert_eq!(select_scope(None, None, &m), None);
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn offline_access_only_when_advertised() {
         assert_eq!(
             select_scope(Some("c"), None, &as_meta(&["c", "offline_access"])).as_deref(),
@@ -88,7 +90,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn unions() {
         assert_eq!(union(Some("a b"), Some("b c")), "a b c");
         assert_eq!(union(None, Some(" x  y ")), "x y");

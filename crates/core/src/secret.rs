@@ -87,7 +87,8 @@ pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 mod tests {
     use super::*;
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn debug_is_redacted() {
         let t = AccessToken::new("very-secret-token");
         assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
@@ -95,7 +96,8 @@ mod tests {
         assert!(!format!("{:#?}", State::new("st-abc")).contains("st-abc"));
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn state_compare() {
         let s = State::new("abcdef");
         assert!(s.matches("abcdef"));

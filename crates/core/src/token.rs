@@ -231,7 +231,8 @@ mod tests {
         HttpResponse::json(status, &body)
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn token_response_ok() {
         let clock = ManualClock::new(1_000);
         let t = process_token_response(&resp(200, json!({"access_token": "at", "token_type": "bearer", "expires_in": 3600, "refresh_token": "rt"})), "u", &clock, None, Some("a")).unwrap();
@@ -244,7 +245,8 @@ mod tests {
         assert!(t.is_expired(4_600));
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn refresh_keeps_old_refresh_token() {
         let clock = ManualClock::new(0);
         let old = RefreshToken::new("old");
@@ -271,7 +273,8 @@ mod tests {
         assert_eq!(t.refresh_token.unwrap().secret(), "new");
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn token_errors() {
         let clock = ManualClock::new(0);
         let e = process_token_response(

@@ -211,7 +211,8 @@ impl Parser<'_> {
 mod tests {
     use super::*;
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn bearer_with_resource_metadata() {
         let h = r#"Bearer error="insufficient_scope", scope="files:read files:write", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource""#;
         let b = parse_bearer(h).unwrap();
@@ -223,7 +224,8 @@ mod tests {
         );
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn several_challenges_and_token68() {
         let h = r#"Basic realm="x", DPoP algs="ES256 RS256", error=invalid_token, Bearer realm="mcp", Negotiate abc123=="#;
         let cs = parse_challenges(h);
@@ -235,7 +237,8 @@ mod tests {
         assert_eq!(parse_bearer(h).unwrap().realm.as_deref(), Some("mcp"));
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn quoted_escapes_and_case() {
         let b = parse_bearer(r#"bearer Error_Description="say \"hi\", ok", SCOPE=a"#).unwrap();
         assert_eq!(b.error_description.as_deref(), Some(r#"say "hi", ok"#));
@@ -244,7 +247,8 @@ mod tests {
         assert!(parse_bearer("Basic realm=x").is_none());
     }
 
-    #[test]
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn hostile_inputs() {
         for h in [
             "",

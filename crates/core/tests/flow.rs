@@ -1,0 +1,528 @@
+//! The orchestrating client against a scripted authorization server and MCP resource (a fake
+//! transport: the right tier for core tests; the real servers are exercised in tests/).
+//! Runs natively and, under wasm-bindgen-test, on wasm32.
+
+#![allow(clippy::unwrap_used, clippy::await_holding_refcell_ref)] // test scaffolding
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+
+use edge_oauth_core::env::{ManualClock, RandomSource};
+use edge_oauth_core::pkce::s256_challenge;
+use edge_oauth_core::registration::ClientMetadata;
+use edge_oauth_core::{
+    Authorizer, ClientConfig, CredentialStore, Error, HttpClient, HttpRequest, HttpResponse,
+    MemoryStore, OAuthClient, Recovery, Result, TransportError, Url,
+};
+use serde_json::json;
+
+const MCP: &str = "https://mcp.example.com/mcp";
+const REDIRECT: &str = "http://127.0.0.1:7777/callback";
+
+#[derive(Default)]
+struct World {
+    issuer: String,
+    required_scope: String,
+    supports_s256: bool,
+    next: u32,
+    challenges: BTreeMap<String, (String, Option<String>)>, // code -> (challenge, scope)
+    access: BTreeMap<String, String>,                       // token -> scope
+    refresh: BTreeMap<String, String>,                      // live refresh token -> scope
+    token_failure: Option<HttpResponse>,
+    authorize_urls: Vec<Url>,
+    registrations: Vec<String>,
+    iss_override: Option<String>,
+    state_override: Option<String>,
+    log: Vec<String>,
+}
+
+struct Fake(RefCell<World>);
+
+fn as_base(issuer: &str) -> String {
+    issuer.trim_end_matches('/').to_owned()
+}
+
+impl Fake {
+    fn new() -> Self {
+        Fake(RefCell::new(World {
+            issuer: "https://as.example.com/tenant".into(),
+            required_scope: "mcp:tools".into(),
+            supports_s256: true,
+            ..World::default()
+        }))
+    }
+
+    fn issue(w: &mut World, scope: Option<String>) -> HttpResponse {
+        w.next += 1;
+        let at = format!("at-{}", w.next);
+        let rt = format!("rt-{}", w.next);
+        // The AS grants only the scopes it knows.
+        let known = ["mcp:tools", "mcp:admin", "offline_access"];
+        let scope = scope
+            .unwrap_or_default()
+            .split(' ')
+            .filter(|s| known.contains(s))
+            .collect::<Vec<_>>()
+            .join(" ");
+        w.access.insert(at.clone(), scope.clone());
+        w.refresh.insert(rt.clone(), scope.clone());
+        HttpResponse::json(
+            200,
+            &json!({"access_token": at, "token_type": "bearer", "expires_in": 3600, "refresh_token": rt, "scope": scope}),
+        )
+    }
+
+    fn handle(&self, r: &HttpRequest) -> HttpResponse {
+        let mut w = self.0.borrow_mut();
+        w.log.push(format!("{} {}", r.method.as_str(), r.url));
+        let issuer = w.issuer.clone();
+        let form: BTreeMap<String, String> = r.form_pairs().into_iter().collect();
+        let url = r.url.as_str();
+        if url == MCP {
+            let token = r
+                .header("authorization")
+                .and_then(|h| h.strip_prefix("Bearer "))
+                .map(str::to_owned);
+            let prm = "https://mcp.example.com/.well-known/oauth-protected-resource/mcp";
+            return match token.and_then(|t| w.access.get(&t).cloned()) {
+                None => HttpResponse::new(
+                    401,
+                    vec![(
+                        "WWW-Authenticate".into(),
+                        format!("Bearer error=\"invalid_token\", resource_metadata=\"{prm}\""),
+                    )],
+                    "",
+                ),
+                Some(granted) => {
+                    let missing: Vec<&str> = w
+                        .required_scope
+                        .split(' ')
+                        .filter(|s| !granted.split(' ').any(|g| g == *s))
+                        .collect();
+                    if missing.is_empty() {
+                        HttpResponse::json(200, &json!({"ok": true}))
+                    } else {
+                        let header = format!(
+                            "Bearer error=\"insufficient_scope\", scope=\"{}\", resource_metadata=\"{prm}\"",
+                            w.required_scope
+                        );
+                        HttpResponse::new(403, vec![("WWW-Authenticate".into(), header)], "")
+                    }
+                }
+            };
+        }
+        if url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" {
+            return HttpResponse::json(
+                200,
+                &json!({"resource": MCP, "authorization_servers": [issuer], "scopes_supported": ["mcp:tools"]}),
+            );
+        }
+        let base = as_base(&issuer);
+        let origin = Url::parse(&issuer).unwrap().origin().ascii_serialization();
+        let path = Url::parse(&issuer)
+            .unwrap()
+            .path()
+            .trim_end_matches('/')
+            .to_owned();
+        if url == format!("{origin}/.well-known/oauth-authorization-server{path}") {
+            let methods = if w.supports_s256 {
+                json!(["S256"])
+            } else {
+                json!(["plain"])
+            };
+            return HttpResponse::json(
+                200,
+                &json!({
+                    "issuer": issuer,
+                    "authorization_endpoint": format!("{base}/authorize"),
+                    "token_endpoint": format!("{base}/token"),
+                    "registration_endpoint": format!("{base}/register"),
+                    "revocation_endpoint": format!("{base}/revoke"),
+                    "code_challenge_methods_supported": methods,
+                    "scopes_supported": ["mcp:tools", "mcp:admin", "offline_access"],
+                    "token_endpoint_auth_methods_supported": ["none"],
+                    "authorization_response_iss_parameter_supported": true,
+                }),
+            );
+        }
+        if url == format!("{base}/register") {
+            w.next += 1;
+            let id = format!("client-{}", w.next);
+            w.registrations.push(id.clone());
+            return HttpResponse::json(
+                201,
+                &json!({"client_id": id, "token_endpoint_auth_method": "none"}),
+            );
+        }
+        if url == format!("{base}/token") {
+            if let Some(f) = w.token_failure.clone() {
+                return f;
+            }
+            return match form.get("grant_type").map(String::as_str) {
+                Some("authorization_code") => {
+                    let code = form.get("code").cloned().unwrap_or_default();
+                    let Some((challenge, scope)) = w.challenges.remove(&code) else {
+                        return HttpResponse::json(400, &json!({"error": "invalid_grant"}));
+                    };
+                    let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+                    if s256_challenge(&verifier) != challenge
+                        || form.get("resource").map(String::as_str) != Some(MCP)
+                    {
+                        return HttpResponse::json(400, &json!({"error": "invalid_grant"}));
+                    }
+                    Fake::issue(&mut w, scope)
+                }
+                Some("refresh_token") => {
+                    let rt = form.get("refresh_token").cloned().unwrap_or_default();
+                    match w.refresh.remove(&rt) {
+                        Some(scope) => Fake::issue(&mut w, Some(scope)),
+                        None => HttpResponse::json(400, &json!({"error": "invalid_grant"})),
+                    }
+                }
+                _ => HttpResponse::json(400, &json!({"error": "unsupported_grant_type"})),
+            };
+        }
+        if url == format!("{base}/revoke") {
+            let t = form.get("token").cloned().unwrap_or_default();
+            w.refresh.remove(&t);
+            w.access.remove(&t);
+            return HttpResponse::new(200, vec![], "");
+        }
+        HttpResponse::new(404, vec![], "not found")
+    }
+}
+
+impl HttpClient for Fake {
+    async fn send(
+        &self,
+        request: HttpRequest,
+    ) -> std::result::Result<HttpResponse, TransportError> {
+        Ok(self.handle(&request))
+    }
+}
+
+/// Plays the user: approves at once, answering as the AS would (code, state, iss).
+struct Approve<'a>(&'a Fake);
+
+impl Authorizer for Approve<'_> {
+    fn redirect_uri(&self) -> String {
+        REDIRECT.into()
+    }
+    async fn authorize(&self, url: &Url) -> Result<String> {
+        let mut w = self.0.0.borrow_mut();
+        let q: BTreeMap<String, String> = url.query_pairs().into_owned().collect();
+        w.authorize_urls.push(url.clone());
+        w.next += 1;
+        let code = format!("code-{}", w.next);
+        w.challenges.insert(
+            code.clone(),
+            (q["code_challenge"].clone(), q.get("scope").cloned()),
+        );
+        let state = w
+            .state_override
+            .clone()
+            .unwrap_or_else(|| q["state"].clone());
+        let iss = w.iss_override.clone().unwrap_or_else(|| w.issuer.clone());
+        let mut cb = Url::parse(&q["redirect_uri"]).unwrap();
+        cb.query_pairs_mut()
+            .append_pair("code", &code)
+            .append_pair("state", &state)
+            .append_pair("iss", &iss);
+        Ok(cb.to_string())
+    }
+}
+
+struct Counter(std::cell::Cell<u8>);
+impl RandomSource for Counter {
+    fn fill_bytes(&self, d: &mut [u8]) -> Result<()> {
+        for b in d {
+            self.0.set(self.0.get().wrapping_add(13));
+            *b = self.0.get();
+        }
+        Ok(())
+    }
+}
+
+type Client<'a> = OAuthClient<&'a Fake, MemoryStore, Approve<'a>, Counter, &'a ManualClock>;
+
+fn client<'a>(fake: &'a Fake, clock: &'a ManualClock) -> Client<'a> {
+    let config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+    OAuthClient::new(
+        fake,
+        MemoryStore::new(),
+        Approve(fake),
+        Counter(Default::default()),
+        clock,
+        config,
+    )
+}
+
+fn call() -> HttpRequest {
+    HttpRequest::post_json(
+        MCP,
+        &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+    )
+}
+
+/// Drives a future whose I/O completes at once (the fake transport) to the end.
+#[cfg(not(target_arch = "wasm32"))]
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+    }
+}
+
+macro_rules! flow_test {
+    ($name:ident, $body:expr) => {
+        #[cfg(not(target_arch = "wasm32"))]
+        #[test]
+        fn $name() {
+            run($body)
+        }
+        #[cfg(target_arch = "wasm32")]
+        #[wasm_bindgen_test::wasm_bindgen_test]
+        async fn $name() {
+            $body.await
+        }
+    };
+}
+
+flow_test!(challenge_to_tool_call, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    let resp = c.send(call()).await.unwrap();
+    assert_eq!(resp.status, 200);
+    let w = fake.0.borrow();
+    assert_eq!(
+        w.log[..5],
+        [
+            format!("POST {MCP}"),
+            "GET https://mcp.example.com/.well-known/oauth-protected-resource/mcp".into(),
+            "GET https://as.example.com/.well-known/oauth-authorization-server/tenant".into(),
+            "POST https://as.example.com/tenant/register".into(),
+            "POST https://as.example.com/tenant/token".into(),
+        ]
+    );
+    let q: BTreeMap<String, String> = w.authorize_urls[0].query_pairs().into_owned().collect();
+    assert_eq!(q["resource"], MCP);
+    assert_eq!(q["code_challenge_method"], "S256");
+    // PRM scopes, plus offline_access because the AS lists it.
+    assert_eq!(q["scope"], "mcp:tools offline_access");
+    drop(w);
+    // The stored token is reused: no second authorization.
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    assert_eq!(fake.0.borrow().authorize_urls.len(), 1);
+});
+
+flow_test!(proactive_refresh_rotates, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    let s1 = c.store().load_session(MCP).await.unwrap().unwrap();
+    clock.advance(3600 - 59); // inside the 60 s buffer
+    let at2 = c.access_token(MCP).await.unwrap().unwrap();
+    assert_ne!(at2, s1.tokens.access_token);
+    let s2 = c.store().load_session(MCP).await.unwrap().unwrap();
+    assert_ne!(s2.tokens.refresh_token, s1.tokens.refresh_token);
+    assert_eq!(s2.tokens.expires_at, Some(clock_now(&clock) + 3600));
+    // The first refresh token is dead; the rotated one works.
+    assert!(
+        !fake
+            .0
+            .borrow()
+            .refresh
+            .contains_key(s1.tokens.refresh_token.as_ref().unwrap().secret())
+    );
+    let s3 = c.refresh(&s2).await.unwrap();
+    assert_ne!(s3.tokens.refresh_token, s2.tokens.refresh_token);
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+});
+
+fn clock_now(c: &ManualClock) -> u64 {
+    use edge_oauth_core::env::Clock;
+    c.now()
+}
+
+flow_test!(transient_refresh_failure_loses_nothing, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    let before = c.store().load_session(MCP).await.unwrap().unwrap();
+    let mut busy = HttpResponse::json(503, &json!({"error": "temporarily_unavailable"}));
+    busy.headers.push(("Retry-After".into(), "30".into()));
+    fake.0.borrow_mut().token_failure = Some(busy);
+    clock.advance(3600 - 30);
+    // Still valid: the current token is returned, nothing is dropped.
+    assert_eq!(
+        c.access_token(MCP).await.unwrap().unwrap(),
+        before.tokens.access_token
+    );
+    clock.advance(60);
+    let e = c.access_token(MCP).await.unwrap_err();
+    assert_eq!(
+        (e.recovery(), e.retry_after()),
+        (Recovery::Transient, Some(30))
+    );
+    assert_eq!(c.store().load_session(MCP).await.unwrap().unwrap(), before);
+    // The server recovers: the kept refresh token still works.
+    fake.0.borrow_mut().token_failure = None;
+    assert!(c.access_token(MCP).await.unwrap().is_some());
+});
+
+flow_test!(rejected_refresh_token_needs_reauthentication, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    fake.0.borrow_mut().refresh.clear(); // e.g. revoked after reuse detection
+    clock.advance(3600);
+    assert_eq!(c.access_token(MCP).await.unwrap(), None);
+    assert!(c.store().load_session(MCP).await.unwrap().is_none());
+    // The next call authorizes again.
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    assert_eq!(fake.0.borrow().authorize_urls.len(), 2);
+});
+
+flow_test!(step_up_asks_for_the_union, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    fake.0.borrow_mut().required_scope = "mcp:tools mcp:admin".into();
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    let w = fake.0.borrow();
+    let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+    assert_eq!(q["scope"], "mcp:tools mcp:admin offline_access");
+});
+
+flow_test!(step_up_is_capped, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    // A resource that wants a scope the AS never grants.
+    fake.0.borrow_mut().required_scope = "mcp:tools never:granted".into();
+    let e = c.send(call()).await.unwrap_err();
+    assert_eq!(e, Error::StepUpLimit { attempts: 3 });
+    let w = fake.0.borrow();
+    assert_eq!(w.authorize_urls.len(), 3);
+    let q: BTreeMap<String, String> = w.authorize_urls[2].query_pairs().into_owned().collect();
+    assert_eq!(q["scope"], "mcp:tools never:granted offline_access");
+});
+
+flow_test!(new_authorization_server_means_new_registration, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    {
+        let mut w = fake.0.borrow_mut();
+        w.issuer = "https://other-as.example.com".into();
+        w.access.clear();
+        w.refresh.clear();
+    }
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    let w = fake.0.borrow();
+    assert_eq!(w.registrations.len(), 2);
+    assert!(
+        w.log
+            .contains(&"POST https://other-as.example.com/register".to_owned())
+    );
+    let s = run_sync_session(&c);
+    assert_eq!(s, "https://other-as.example.com");
+});
+
+fn run_sync_session(c: &Client<'_>) -> String {
+    // MemoryStore answers at once; peek at it synchronously.
+    c.store().sessions()[0].issuer.clone()
+}
+
+flow_test!(
+    mix_up_and_csrf_are_refused_before_any_token_request,
+    async {
+        for (iss, state, code) in [
+            (Some("https://evil.example.com"), None, "iss_mismatch"),
+            (None, Some("forged"), "state_mismatch"),
+        ] {
+            let fake = Fake::new();
+            let clock = ManualClock::new(1_000_000);
+            {
+                let mut w = fake.0.borrow_mut();
+                w.iss_override = iss.map(str::to_owned);
+                w.state_override = state.map(str::to_owned);
+            }
+            let c = client(&fake, &clock);
+            let e = c.send(call()).await.unwrap_err();
+            assert_eq!(e.code(), code);
+            assert!(!fake.0.borrow().log.iter().any(|l| l.ends_with("/token")));
+        }
+    }
+);
+
+flow_test!(no_pkce_no_authorization, async {
+    let fake = Fake::new();
+    fake.0.borrow_mut().supports_s256 = false;
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    assert_eq!(
+        c.send(call()).await.unwrap_err().code(),
+        "pkce_not_supported"
+    );
+    assert!(fake.0.borrow().authorize_urls.is_empty());
+});
+
+flow_test!(logout_revokes_then_deletes, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    let out = c.logout(MCP).await.unwrap();
+    assert_eq!((out.deleted, out.revoked), (true, 2));
+    assert!(fake.0.borrow().refresh.is_empty() && fake.0.borrow().access.is_empty());
+    assert!(c.store().load_session(MCP).await.unwrap().is_none());
+});
+
+flow_test!(no_secret_in_debug_output, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    let s = c.store().load_session(MCP).await.unwrap().unwrap();
+    let client_creds = c
+        .store()
+        .load_client("https://as.example.com/tenant")
+        .await
+        .unwrap()
+        .unwrap();
+    let secrets = [
+        s.tokens.access_token.secret().to_owned(),
+        s.tokens.refresh_token.clone().unwrap().secret().to_owned(),
+    ];
+    let debug = format!(
+        "{s:?} {:?} {client_creds:?} {:?} {:?}",
+        s.tokens,
+        edge_oauth_core::token::refresh_token_request(
+            &s.token_endpoint,
+            &client_creds,
+            s.tokens.refresh_token.as_ref().unwrap(),
+            None,
+            None
+        ),
+        Error::Transport {
+            url: "u".into(),
+            message: "m".into()
+        },
+    );
+    for secret in &secrets {
+        assert!(!debug.contains(secret.as_str()), "{debug}");
+    }
+    assert!(
+        debug.contains("AccessToken([redacted])") && debug.contains("RefreshToken([redacted])")
+    );
+});
