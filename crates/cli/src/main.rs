@@ -576,6 +576,12 @@ async fn cmd_logout(o: &Opts) -> std::result::Result<(), String> {
         return Ok(());
     }
     println!("revoked {} token(s); session deleted", out.revoked);
+    if out.not_revocable > 0 {
+        println!(
+            "note: the server cannot revoke {} token(s) (e.g. JWT access tokens); they expire on their own",
+            out.not_revocable
+        );
+    }
     if let Some(e) = out.revocation_error {
         println!("warning: revocation incomplete: {e} [{}]", e.code());
     }

@@ -90,6 +90,9 @@ pub struct LogoutOutcome {
     pub deleted: bool,
     /// Tokens revoked at the authorization server (RFC 7009).
     pub revoked: u32,
+    /// Tokens the server cannot revoke (`unsupported_token_type`, RFC 7009 §2.2.1, e.g. JWT
+    /// access tokens): they stay valid until they expire.
+    pub not_revocable: u32,
     /// Why revocation failed or was skipped, if it did.
     pub revocation_error: Option<Error>,
 }
@@ -398,6 +401,12 @@ where
                     .await;
                     match result {
                         Ok(()) => out.revoked += 1,
+                        Err(e)
+                            if e.oauth_code()
+                                == Some(&crate::error::OAuthErrorCode::UnsupportedTokenType) =>
+                        {
+                            out.not_revocable += 1
+                        }
                         Err(e) => out.revocation_error = Some(e),
                     }
                 }

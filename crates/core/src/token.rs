@@ -34,9 +34,14 @@ pub struct TokenSet {
 }
 
 impl TokenSet {
-    /// True when the token expires within `buffer_secs` (or has expired).
+    /// True when the token expires within `buffer_secs` (or has expired). The buffer is capped
+    /// at half the token's lifetime, so short-lived tokens are not refreshed on every use.
     pub fn needs_refresh(&self, now: u64, buffer_secs: u64) -> bool {
-        matches!(self.expires_at, Some(t) if now.saturating_add(buffer_secs) >= t)
+        let Some(t) = self.expires_at else {
+            return false;
+        };
+        let lifetime = t.saturating_sub(self.received_at);
+        now.saturating_add(buffer_secs.min(lifetime / 2)) >= t
     }
 
     /// True once the expiry has passed.
@@ -241,6 +246,13 @@ mod tests {
         assert_eq!(t.scope.as_deref(), Some("a"));
         assert!(!t.needs_refresh(4_539, 60));
         assert!(t.needs_refresh(4_540, 60));
+        // A 30 s token with a 60 s buffer is refreshed after 15 s, not on every use.
+        let short = TokenSet {
+            expires_at: Some(1_030),
+            ..t.clone()
+        };
+        assert!(!short.needs_refresh(1_014, 60));
+        assert!(short.needs_refresh(1_015, 60));
         assert!(!t.is_expired(4_599));
         assert!(t.is_expired(4_600));
     }

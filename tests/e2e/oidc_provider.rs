@@ -1,0 +1,348 @@
+//! The CLI end to end against a real authorization server (oidc-provider 9: DCR, PKCE S256,
+//! RFC 9207 `iss`, resource indicators with JWT access tokens, refresh rotation with reuse
+//! detection, revocation, device flow) protecting a real MCP server (MCP TypeScript SDK).
+//! Started from tests/peers; needs `node` and `npm ci` there (scripts/bootstrap.sh does both).
+
+#![allow(clippy::unwrap_used)] // test scaffolding: a failed step should stop the test
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_edge-oauth");
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// The peer stack; killed on drop.
+struct Stack {
+    child: Child,
+    issuer: String,
+    mcp: String,
+}
+
+impl Stack {
+    fn start(extra: &[&str]) -> Stack {
+        let peers = repo_root().join("tests/peers");
+        assert!(
+            peers.join("node_modules/oidc-provider").exists(),
+            "tests/peers has no node_modules: run scripts/bootstrap.sh (make test does)"
+        );
+        let mut child = Command::new("node")
+            .arg("mcp-stack.mjs")
+            .arg("--quiet")
+            .args(extra)
+            .current_dir(&peers)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("node must be on PATH");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let v: Value =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("peer ready line {line:?}: {e}"));
+        Stack {
+            child,
+            issuer: v["issuer"].as_str().unwrap().into(),
+            mcp: v["mcp"].as_str().unwrap().into(),
+        }
+    }
+
+    fn stats(&self) -> Value {
+        http("GET", &format!("{}/test/stats", self.issuer), None).1
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A tiny blocking HTTP client over the CLI's own dependency (reqwest), for assertions.
+fn http(method: &str, url: &str, form: Option<&[(&str, &str)]>) -> (u16, Value) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = reqwest::Client::new();
+        let mut req = c.request(method.parse().unwrap(), url);
+        if let Some(f) = form {
+            let body: String = f
+                .iter()
+                .map(|(k, v)| format!("{k}={}", url_encode(v)))
+                .collect::<Vec<_>>()
+                .join("&");
+            req = req
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body);
+        }
+        let resp = req.send().await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    })
+}
+
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+struct Cli {
+    store: PathBuf,
+}
+
+impl Cli {
+    fn new(name: &str) -> Cli {
+        let store =
+            std::env::temp_dir().join(format!("edge-oauth-e2e-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&store);
+        Cli { store }
+    }
+
+    /// Runs the CLI; returns (success, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let out = Command::new(BIN)
+            .arg("--store")
+            .arg(&self.store)
+            .args(args)
+            .output()
+            .unwrap();
+        let (o, e) = (
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        );
+        (out.status.success(), o, e)
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let (ok, o, e) = self.run(args);
+        assert!(ok, "edge-oauth {args:?} failed\nstdout:\n{o}\nstderr:\n{e}");
+        o
+    }
+
+    /// The one stored session file, parsed (the test may read what the user's disk holds).
+    fn session(&self) -> Value {
+        let dir = self.store.join("sessions");
+        let files: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+        assert_eq!(files.len(), 1, "one session expected in {}", dir.display());
+        serde_json::from_slice(&std::fs::read(files[0].path()).unwrap()).unwrap()
+    }
+}
+
+impl Drop for Cli {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+fn grants(stack: &Stack, grant: &str) -> u64 {
+    stack.stats()["token"]["by_grant_type"][grant]["ok"]
+        .as_u64()
+        .unwrap_or(0)
+}
+
+#[test]
+fn login_refresh_rotation_reuse_and_revocation() {
+    let stack = Stack::start(&[]);
+    let cli = Cli::new("flow");
+    let mcp = stack.mcp.as_str();
+
+    // discover: the trace names each URL and what the servers advertise.
+    let out = cli.ok(&["discover", mcp]);
+    assert!(
+        out.contains("/.well-known/oauth-protected-resource/mcp"),
+        "{out}"
+    );
+    assert!(
+        out.contains("PKCE S256:     yes") && out.contains("iss (RFC 9207): yes"),
+        "{out}"
+    );
+
+    // login: DCR, authorization with PKCE + resource + iss check, code exchange.
+    let out = cli.ok(&["login", "--headless", mcp]);
+    assert!(
+        out.contains("logged in") && out.contains("refresh token: yes"),
+        "{out}"
+    );
+    assert!(out.contains("access token:  expires"), "{out}");
+    let s1 = cli.session();
+    assert_eq!(s1["issuer"], stack.issuer.as_str());
+    assert_eq!(s1["resource"], mcp);
+    let rt1 = s1["tokens"]["refresh_token"].as_str().unwrap().to_owned();
+    let client_id = s1["client_id"].as_str().unwrap().to_owned();
+    // Tokens are never printed.
+    assert!(!out.contains(&rt1) && !out.contains(s1["tokens"]["access_token"].as_str().unwrap()));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&cli.store).unwrap().permissions().mode() & 0o777,
+            0o700
+        );
+    }
+
+    // The MCP server accepts the JWT access token (audience = the MCP URL, scope mcp:tools).
+    let out = cli.ok(&["tools", mcp]);
+    assert!(out.contains("echo") && out.contains("whoami"), "{out}");
+    let out = cli.ok(&["call", mcp, "echo", r#"{"text":"hello from edge-oauth"}"#]);
+    assert!(out.contains("hello from edge-oauth"), "{out}");
+
+    // Two refreshes, each rotating the refresh token.
+    let before = grants(&stack, "refresh_token");
+    assert!(cli.ok(&["refresh", mcp]).contains("rotated:       yes"));
+    let rt2 = cli.session()["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(cli.ok(&["refresh", mcp]).contains("rotated:       yes"));
+    let rt3 = cli.session()["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(rt1 != rt2 && rt2 != rt3 && rt1 != rt3);
+    assert_eq!(grants(&stack, "refresh_token"), before + 2);
+    cli.ok(&["tools", mcp]);
+
+    // Replaying a rotated refresh token is rejected ...
+    let token_endpoint = s1["token_endpoint"].as_str().unwrap().to_owned();
+    let (status, body) = http(
+        "POST",
+        &token_endpoint,
+        Some(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt1),
+            ("client_id", &client_id),
+            ("resource", mcp),
+        ]),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    // ... and the server revokes the whole grant; the client sees invalid_grant, drops the
+    // session and asks for a new authorization instead of looping.
+    let (ok, _, err) = cli.run(&["refresh", mcp]);
+    assert!(!ok && err.contains("invalid_grant"), "{err}");
+    assert!(cli.run(&["refresh", mcp]).2.contains("no session"));
+
+    // A new login, then logout revokes the refresh token at the server before deleting it.
+    cli.ok(&["login", "--headless", mcp]);
+    let rt = cli.session()["tokens"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked_before = stack.stats()["revocation"]["ok"].as_u64().unwrap_or(0);
+    let out = cli.ok(&["logout", mcp]);
+    assert!(out.contains("session deleted"), "{out}");
+    assert!(stack.stats()["revocation"]["ok"].as_u64().unwrap_or(0) > revoked_before);
+    let (status, body) = http(
+        "POST",
+        &token_endpoint,
+        Some(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &rt),
+            ("client_id", &client_id),
+        ]),
+    );
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    assert!(cli.ok(&["list"]).contains("no sessions"));
+}
+
+#[test]
+fn short_lived_tokens_are_refreshed_before_use() {
+    // 4 s access tokens: the 60 s buffer is capped at half the lifetime, so a token is
+    // refreshed once it is 2 s old, and the fresh one serves the following requests.
+    let stack = Stack::start(&["--access-token-ttl", "4"]);
+    let cli = Cli::new("proactive");
+    cli.ok(&["login", "--headless", &stack.mcp]);
+    let before = grants(&stack, "refresh_token");
+    cli.ok(&["tools", &stack.mcp]);
+    assert_eq!(
+        grants(&stack, "refresh_token"),
+        before,
+        "a fresh token is used as is"
+    );
+    std::thread::sleep(Duration::from_millis(2_500));
+    let unauthorized_before = stack.stats()["mcp"]["unauthorized"].as_u64().unwrap_or(0);
+    cli.ok(&["tools", &stack.mcp]); // initialize, initialized, tools/list: three requests
+    assert_eq!(
+        grants(&stack, "refresh_token"),
+        before + 1,
+        "one proactive refresh"
+    );
+    // No 401 was needed to find out.
+    assert_eq!(
+        stack.stats()["mcp"]["unauthorized"].as_u64().unwrap_or(0),
+        unauthorized_before
+    );
+}
+
+#[test]
+fn device_flow() {
+    let stack = Stack::start(&["--device-interval", "1"]);
+    let cli = Cli::new("device");
+    let mut child = Command::new(BIN)
+        .arg("--store")
+        .arg(&cli.store)
+        .args(["device", &stack.mcp])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut user_code = None;
+    let mut line = String::new();
+    while user_code.is_none() && Instant::now() < deadline {
+        line.clear();
+        if stderr.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        user_code = line
+            .split("enter the code ")
+            .nth(1)
+            .map(|c| c.trim().to_owned());
+    }
+    let user_code = user_code.expect("the CLI prints a user code");
+    let (status, body) = http(
+        "POST",
+        &format!("{}/test/device/approve", stack.issuer),
+        Some(&[("user_code", &user_code)]),
+    );
+    assert_eq!(status, 200, "{body}");
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success() && out.contains("logged in"), "{out}");
+    assert!(grants(&stack, "urn:ietf:params:oauth:grant-type:device_code") >= 1);
+    assert!(cli.ok(&["tools", &stack.mcp]).contains("whoami"));
+}
