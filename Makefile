@@ -16,7 +16,7 @@ export CARGO_TERM_COLOR ?= never
 all: test
 
 bootstrap:
-	@bash scripts/bootstrap.sh
+	@bash .ci/bootstrap.sh
 
 test: bootstrap lint unit wasm-test conformance
 	@echo "make test: all green"
@@ -35,7 +35,11 @@ wasm-test:
 	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --tests
 
 conformance:
-	bash scripts/conformance.sh
+	bash tests/conformance/run.sh
+
+# Only the end-to-end tests against oidc-provider (also part of `unit`).
+e2e:
+	cargo test -p edge-oauth-cli --test oidc_provider
 
 demo: bootstrap
-	bash scripts/demo.sh
+	bash tests/peers/demo.sh

@@ -1,7 +1,7 @@
 //! The CLI end to end against a real authorization server (oidc-provider 9: DCR, PKCE S256,
 //! RFC 9207 `iss`, resource indicators with JWT access tokens, refresh rotation with reuse
 //! detection, revocation, device flow) protecting a real MCP server (MCP TypeScript SDK).
-//! Started from tests/peers; needs `node` and `npm ci` there (scripts/bootstrap.sh does both).
+//! Started from tests/peers; needs `node` and `npm ci` there (.ci/bootstrap.sh does both).
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failed step should stop the test
 
@@ -30,7 +30,7 @@ impl Stack {
         let peers = repo_root().join("tests/peers");
         assert!(
             peers.join("node_modules/oidc-provider").exists(),
-            "tests/peers has no node_modules: run scripts/bootstrap.sh (make test does)"
+            "tests/peers has no node_modules: run .ci/bootstrap.sh (make test does)"
         );
         let mut child = Command::new("node")
             .arg("mcp-stack.mjs")

@@ -68,6 +68,7 @@ header() { grep -i "^$1:" "$HDRS" | head -n1 | cut -d' ' -f2- | tr -d '\r'; }
 expect_status() { [[ "$STATUS" == "$1" ]] || fail "$2: expected HTTP $1, got $STATUS: $BODY"; }
 
 # ---------------------------------------------------------------------------
+[[ -d "$HERE/node_modules/oidc-provider" ]] || fail "dependencies missing: run 'npm ci' in $HERE"
 echo "# starting mcp-stack ($("$NODE" --version))"
 "$NODE" "$HERE/mcp-stack.mjs" --quiet >"$WORK/stack.out" 2>"$WORK/stack.err" &
 STACK_PID=$!

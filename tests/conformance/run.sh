@@ -6,13 +6,13 @@
 #               serves root metadata whose issuer is <origin>/oauth, which RFC 8414 §3.3 (and the
 #               MCP spec) require a client to refuse; the suite fixed it in 0.2.0-alpha.5.
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
 cd "$root"
 cargo build -q -p edge-oauth-cli
 bin="$target/debug/edge-oauth"
 case "$bin" in *" "*) echo "conformance: the binary path must not contain spaces: $bin" >&2; exit 2;; esac
-node --version | grep -q '^v2[2-9]' || { echo "conformance: needs Node >= 22 (run scripts/bootstrap.sh)" >&2; exit 2; }
+node --version | grep -q '^v2[2-9]' || { echo "conformance: needs Node >= 22 (run .ci/bootstrap.sh)" >&2; exit 2; }
 
 run() { # version suite command
   local pkg="tests/conformance/node_modules/conformance-$1/dist/index.js" log
