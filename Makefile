@@ -25,6 +25,8 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
+	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
+	@! cargo tree -p edge-oauth-core --target wasm32-unknown-unknown -e normal | grep -E 'tokio|reqwest|hyper'
 
 # Native unit, property and end-to-end tests (the e2e tests start the peers in tests/peers).
 unit:

@@ -17,7 +17,8 @@ if ! rustup target list --installed | grep -qx wasm32-unknown-unknown; then
   rustup target add wasm32-unknown-unknown
 fi
 
-# 2. wasm-bindgen-cli, pinned to the workspace's wasm-bindgen (no --locked: see TOOLCHAIN.md).
+# 2. wasm-bindgen-cli, pinned to the workspace's wasm-bindgen; its own lockfile wants a crate
+#    version the registry lacks, so it is installed unlocked (TOOLCHAIN.md).
 wb="$TOOLS/wasm-bindgen-$WASM_BINDGEN_VERSION"
 if [ ! -x "$wb/bin/wasm-bindgen-test-runner" ]; then
   say "cargo install wasm-bindgen-cli $WASM_BINDGEN_VERSION"

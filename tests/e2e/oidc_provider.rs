@@ -346,3 +346,81 @@ fn device_flow() {
     assert!(grants(&stack, "urn:ietf:params:oauth:grant-type:device_code") >= 1);
     assert!(cli.ok(&["tools", &stack.mcp]).contains("whoami"));
 }
+
+/// The interactive login: the CLI listens on a loopback port (RFC 8252) and prints the
+/// authorization URL; this test plays the browser, following the AS's redirects with a cookie
+/// jar until they point at the CLI's redirect URI, and then requests that callback.
+#[test]
+fn loopback_login_with_a_browser() {
+    let stack = Stack::start(&[]);
+    let cli = Cli::new("loopback");
+    let mut child = Command::new(BIN)
+        .arg("--store")
+        .arg(&cli.store)
+        .args(["login", "--no-browser", &stack.mcp])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let auth_url = loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the CLI printed no authorization URL"
+        );
+        if let Some(u) = line.trim().strip_prefix("http") {
+            break format!("http{u}");
+        }
+    };
+    let redirect_uri = reqwest::Url::parse(&auth_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    assert!(redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"));
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let page = rt.block_on(async {
+        let browser = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .cookie_store(true)
+            .build()
+            .unwrap();
+        let mut url = reqwest::Url::parse(&auth_url).unwrap();
+        for _ in 0..20 {
+            if url.as_str().starts_with(&redirect_uri) {
+                break;
+            }
+            let resp = browser.get(url.clone()).send().await.unwrap();
+            assert!(
+                resp.status().is_redirection(),
+                "{} at {}",
+                resp.status(),
+                url.path()
+            );
+            let location = resp.headers()["location"].to_str().unwrap().to_owned();
+            url = url.join(&location).unwrap();
+        }
+        assert!(
+            url.as_str().starts_with(&redirect_uri),
+            "never redirected back"
+        );
+        browser.get(url).send().await.unwrap().text().await.unwrap()
+    });
+    assert!(page.contains("You can close this window"), "{page}");
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success() && out.contains("logged in"), "{out}");
+    assert!(cli.ok(&["tools", &stack.mcp]).contains("echo"));
+}

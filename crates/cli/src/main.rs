@@ -46,7 +46,7 @@ OPTIONS:
   --port N                      Loopback callback port (default: any free port)
   --scope S                     Request this scope instead of the MCP selection
   --client-id ID                Use a pre-registered client
-  --client-secret S             Its secret (confidential client)
+  --client-secret S             Its secret (or set EDGE_OAUTH_CLIENT_SECRET: argv is visible to others)
   --client-metadata-url URL     Client ID Metadata Document URL, used when the server supports it
   --store DIR                   Credential directory (default $EDGE_OAUTH_HOME or ~/.config/edge-oauth)
 ";
@@ -88,6 +88,11 @@ fn parse_args() -> std::result::Result<Opts, String> {
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.positional.push(a),
         }
+    }
+    if o.client_secret.is_none() {
+        o.client_secret = std::env::var("EDGE_OAUTH_CLIENT_SECRET")
+            .ok()
+            .filter(|s| !s.is_empty());
     }
     Ok(o)
 }

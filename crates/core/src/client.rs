@@ -193,13 +193,7 @@ where
             .refresh_token
             .as_ref()
             .ok_or(Error::NoRefreshToken)?;
-        let client = self
-            .store
-            .load_client(&session.issuer)
-            .await?
-            .filter(|c| c.client_id == session.client_id)
-            .or_else(|| self.pre_registered_for(&session.issuer, None))
-            .ok_or(Error::NoRefreshToken)?;
+        let client = self.client_of(session).await?;
         let request = refresh_token_request(
             &session.token_endpoint,
             &client,
@@ -379,11 +373,9 @@ where
         let Some(session) = self.store.load_session(server).await? else {
             return Ok(out);
         };
-        match (
-            &session.revocation_endpoint,
-            self.client_of(&session).await?,
-        ) {
-            (Some(endpoint), Some(client)) => {
+        match &session.revocation_endpoint {
+            Some(endpoint) => {
+                let client = self.client_of(&session).await?;
                 let mut tokens = Vec::new();
                 if let Some(rt) = &session.tokens.refresh_token {
                     tokens.push((rt.secret(), TokenTypeHint::RefreshToken));
@@ -411,7 +403,7 @@ where
                     }
                 }
             }
-            _ => {
+            None => {
                 out.revocation_error = Some(Error::UnsupportedByServer {
                     issuer: session.issuer.clone(),
                     feature: "revocation_endpoint",
@@ -499,13 +491,30 @@ where
         }
     }
 
-    async fn client_of(&self, session: &Session) -> Result<Option<ClientCredentials>> {
-        Ok(self
-            .store
-            .load_client(&session.issuer)
-            .await?
-            .filter(|c| c.client_id == session.client_id)
-            .or_else(|| self.pre_registered_for(&session.issuer, None)))
+    /// The client a session's tokens were issued to: the stored registration, a pre-registered
+    /// client with that id, or else a public client by id (Client ID Metadata Documents and
+    /// public registrations need nothing more).
+    async fn client_of(&self, session: &Session) -> Result<ClientCredentials> {
+        if let Some(c) = self.store.load_client(&session.issuer).await?
+            && c.client_id == session.client_id
+        {
+            return Ok(c);
+        }
+        if let Some(c) = self.pre_registered_for(&session.issuer, None)
+            && c.client_id == session.client_id
+        {
+            return Ok(c);
+        }
+        Ok(ClientCredentials {
+            issuer: session.issuer.clone(),
+            client_id: session.client_id.clone(),
+            client_secret: None,
+            auth_method: TokenEndpointAuthMethod::None,
+            source: RegistrationSource::MetadataDocument,
+            redirect_uris: Vec::new(),
+            secret_expires_at: None,
+            registration_access_token: None,
+        })
     }
 
     fn pre_registered_for(

@@ -32,6 +32,7 @@ struct World {
     authorize_urls: Vec<Url>,
     registrations: Vec<String>,
     iss_override: Option<String>,
+    cimd: bool,
     state_override: Option<String>,
     log: Vec<String>,
 }
@@ -142,6 +143,7 @@ impl Fake {
                     "scopes_supported": ["mcp:tools", "mcp:admin", "offline_access"],
                     "token_endpoint_auth_methods_supported": ["none"],
                     "authorization_response_iss_parameter_supported": true,
+                    "client_id_metadata_document_supported": w.cimd,
                 }),
             );
         }
@@ -526,3 +528,35 @@ flow_test!(no_secret_in_debug_output, async {
         debug.contains("AccessToken([redacted])") && debug.contains("RefreshToken([redacted])")
     );
 });
+
+flow_test!(
+    metadata_document_client_needs_no_registration_and_refreshes,
+    async {
+        let fake = Fake::new();
+        fake.0.borrow_mut().cimd = true;
+        let clock = ManualClock::new(1_000_000);
+        let mut config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+        config.client_id_metadata_url = Some("https://app.example.com/oauth/client.json".into());
+        let c = OAuthClient::new(
+            &fake,
+            MemoryStore::new(),
+            Approve(&fake),
+            Counter(Default::default()),
+            &clock,
+            config,
+        );
+        assert_eq!(c.send(call()).await.unwrap().status, 200);
+        {
+            let w = fake.0.borrow();
+            assert!(w.registrations.is_empty());
+            let q: BTreeMap<String, String> =
+                w.authorize_urls[0].query_pairs().into_owned().collect();
+            assert_eq!(q["client_id"], "https://app.example.com/oauth/client.json");
+        }
+        clock.advance(3600);
+        let before = c.store().load_session(MCP).await.unwrap().unwrap();
+        assert!(c.access_token(MCP).await.unwrap().is_some());
+        let after = c.store().load_session(MCP).await.unwrap().unwrap();
+        assert_ne!(after.tokens.refresh_token, before.tokens.refresh_token);
+    }
+);
