@@ -94,8 +94,20 @@ impl Authorizer for LoopbackAuthorizer {
                         .then(|| parts.next())
                         .flatten()
                 });
+                // Only a request carrying an authorization response ends the wait: a stray
+                // request (a favicon, a prefetch, another local page) must not abort the flow.
+                let is_response = |t: &str| {
+                    t.split_once('?').is_some_and(|(path, q)| {
+                        path == "/callback"
+                            && q.split('&').any(|kv| {
+                                kv.starts_with("state=")
+                                    || kv.starts_with("error=")
+                                    || kv.starts_with("code=")
+                            })
+                    })
+                };
                 match target {
-                    Some(t) if t.starts_with("/callback") => {
+                    Some(t) if is_response(t) => {
                         let body = DONE_PAGE;
                         let resp = format!(
                             "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n{body}",

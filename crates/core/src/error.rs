@@ -216,6 +216,11 @@ pub enum Error {
         /// Why it was refused.
         reason: &'static str,
     },
+    /// An argument the caller supplied is not acceptable (e.g. a malformed PKCE verifier).
+    InvalidInput {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
     /// A non-HTTPS URL where HTTPS is required (only loopback may use http).
     InsecureUrl {
         /// The URL refused.
@@ -386,6 +391,7 @@ impl Error {
             Error::Transport { .. } => "transport_error",
             Error::Random { .. } => "random_source_failed",
             Error::InvalidUrl { .. } => "invalid_url",
+            Error::InvalidInput { .. } => "invalid_input",
             Error::InsecureUrl { .. } => "insecure_url",
             Error::UnexpectedStatus { .. } => "unexpected_status",
             Error::Redirected { .. } => "unexpected_redirect",
@@ -502,6 +508,7 @@ impl fmt::Display for Error {
             Error::Transport { url, message } => write!(f, "request to {url} failed: {message}"),
             Error::Random { message } => write!(f, "random source failed: {message}"),
             Error::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
             Error::InsecureUrl { url } => {
                 write!(f, "{url} is not https (only loopback may use http)")
             }

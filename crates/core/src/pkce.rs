@@ -40,8 +40,7 @@ impl Pkce {
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'));
         if !(ok_len && ok_chars) {
-            return Err(Error::InvalidUrl {
-                url: String::new(),
+            return Err(Error::InvalidInput {
                 reason: "PKCE verifier must be 43-128 unreserved characters",
             });
         }

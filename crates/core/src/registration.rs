@@ -215,6 +215,16 @@ pub fn dynamic_registration_request(
         detail: e.to_string(),
     })?;
     body["token_endpoint_auth_method"] = serde_json::Value::String(method.as_str().into());
+    // Ask only for grants the AS says it supports (when it says): an unsupported grant type is
+    // a common reason for `invalid_client_metadata`. authorization_code is always kept.
+    if let Some(supported) = &meta.grant_types_supported {
+        let grants: Vec<&String> = client
+            .grant_types
+            .iter()
+            .filter(|g| *g == "authorization_code" || supported.contains(g))
+            .collect();
+        body["grant_types"] = serde_json::json!(grants);
+    }
     Ok(HttpRequest::post_json(endpoint, &body))
 }
 
@@ -337,6 +347,25 @@ mod tests {
             body["grant_types"],
             serde_json::json!(["authorization_code", "refresh_token"])
         );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dcr_asks_only_for_advertised_grants() {
+        let mut cm = ClientMetadata::native("edge-oauth", "http://127.0.0.1:8976/callback");
+        cm.grant_types.push(crate::device::DEVICE_CODE_GRANT.into());
+        let mut m = as_meta();
+        m.grant_types_supported = Some(vec!["authorization_code".into(), "refresh_token".into()]);
+        let req = dynamic_registration_request(&m, &cm).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(req.body.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            body["grant_types"],
+            serde_json::json!(["authorization_code", "refresh_token"])
+        );
+        m.grant_types_supported = None;
+        let req = dynamic_registration_request(&m, &cm).unwrap();
+        let body: serde_json::Value = serde_json::from_slice(req.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body["grant_types"][2], crate::device::DEVICE_CODE_GRANT);
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
