@@ -2,7 +2,12 @@
 # Runs the MCP conformance client suites against the prebuilt CLI and prints the per-scenario
 # table. Fails on any failed check or warning.
 #   auth:       @modelcontextprotocol/conformance 0.1.16 (14 scenarios)
-#   backcompat: 0.2.0-alpha.7 (2 scenarios). 0.1.16's `2025-03-26-oauth-metadata-backcompat`
+#   auth again: 0.2.0-alpha.7, whose servers advertise RFC 9207 and put `iss` in every redirect.
+#   backcompat: 0.2.0-alpha.7 (2 scenarios).
+#   refusals:   0.2.0-alpha.7's draft-suite scenarios where a client must refuse a response
+#               (RFC 9207 iss missing/wrong/unexpected/normalised, RFC 8414 issuer mismatch,
+#               RFC 9728 resource mismatch). The draft suite's other scenarios need the
+#               2026 stateless MCP transport (server/discover, _meta), which the CLI does not speak. 0.1.16's `2025-03-26-oauth-metadata-backcompat`
 #               serves root metadata whose issuer is <origin>/oauth, which RFC 8414 §3.3 (and the
 #               MCP spec) require a client to refuse; the suite fixed it in 0.2.0-alpha.5.
 set -euo pipefail
@@ -31,4 +36,21 @@ run() { # version suite command
 }
 
 run 0.1.16 auth "$bin conformance --client-metadata-url https://conformance-test.local/client-metadata.json"
+run 0.2.0-alpha.7 auth "$bin conformance --client-metadata-url https://conformance-test.local/client-metadata.json"
 run 0.2.0-alpha.7 backcompat "$bin conformance"
+
+refusals=(auth/iss-supported-missing auth/iss-wrong-issuer auth/iss-unexpected auth/iss-normalized
+          auth/metadata-issuer-mismatch auth/resource-mismatch)
+echo "== refusal scenarios (conformance 0.2.0-alpha.7)"
+failed=0
+for s in "${refusals[@]}"; do
+  log="$(mktemp)"
+  if node tests/conformance/node_modules/conformance-0.2.0-alpha.7/dist/index.js client \
+       --command "$bin conformance" --scenario "$s" >"$log" 2>&1 && grep -q 'OVERALL: PASSED' "$log"; then
+    echo "✓ $s: $(grep -o 'Passed: [^,]*, [0-9]* failed, [0-9]* warnings' "$log")"
+  else
+    echo "✗ $s"; cat "$log" >&2; failed=1
+  fi
+  rm -f "$log"
+done
+[ "$failed" = 0 ] || { echo "conformance refusal scenarios FAILED" >&2; exit 1; }

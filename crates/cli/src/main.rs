@@ -626,7 +626,10 @@ async fn cmd_conformance(mut o: Opts) -> std::result::Result<(), String> {
     let client = build_client(&o, AnyStore::Memory(MemoryStore::new()))
         .await
         .map_err(|e| e.to_string())?;
-    let mcp = McpSession::new(&client, server.as_str());
+    let mut mcp = McpSession::new(&client, server.as_str());
+    if let Ok(v) = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION") {
+        mcp = mcp.with_protocol_version(&v);
+    }
     let run = async {
         mcp.initialize().await?;
         let tools = mcp.request("tools/list", json!({})).await?;

@@ -44,6 +44,7 @@ pub struct McpSession<'a, H, S, A, R, C> {
     url: String,
     session_id: RefCell<Option<String>>,
     protocol_version: RefCell<Option<String>>,
+    requested_version: String,
     next_id: Cell<i64>,
 }
 
@@ -61,8 +62,15 @@ where
             url: url.to_owned(),
             session_id: RefCell::new(None),
             protocol_version: RefCell::new(None),
+            requested_version: PROTOCOL_VERSION.to_owned(),
             next_id: Cell::new(1),
         }
+    }
+
+    /// Asks for another protocol revision in `initialize`.
+    pub fn with_protocol_version(mut self, version: &str) -> Self {
+        self.requested_version = version.to_owned();
+        self
     }
 
     fn post(&self, body: &Value) -> HttpRequest {
@@ -73,9 +81,14 @@ where
             "Accept".into(),
             "application/json, text/event-stream".into(),
         ));
-        if let Some(v) = self.protocol_version.borrow().as_ref() {
-            req.headers.push(("MCP-Protocol-Version".into(), v.clone()));
-        }
+        // On every request, initialize included: the negotiated version once known, the
+        // requested one before (newer revisions require the header on all requests).
+        let version = self
+            .protocol_version
+            .borrow()
+            .clone()
+            .unwrap_or_else(|| self.requested_version.clone());
+        req.headers.push(("MCP-Protocol-Version".into(), version));
         if let Some(s) = self.session_id.borrow().as_ref() {
             req.headers.push(("Mcp-Session-Id".into(), s.clone()));
         }
@@ -133,7 +146,7 @@ where
             .request(
                 "initialize",
                 json!({
-                    "protocolVersion": PROTOCOL_VERSION,
+                    "protocolVersion": self.requested_version,
                     "capabilities": {},
                     "clientInfo": {"name": "edge-oauth", "version": env!("CARGO_PKG_VERSION")}
                 }),
@@ -142,8 +155,9 @@ where
         let version = result
             .get("protocolVersion")
             .and_then(Value::as_str)
-            .unwrap_or(PROTOCOL_VERSION);
-        *self.protocol_version.borrow_mut() = Some(version.to_owned());
+            .unwrap_or(&self.requested_version)
+            .to_owned();
+        *self.protocol_version.borrow_mut() = Some(version);
         self.notify("notifications/initialized").await?;
         Ok(result)
     }
