@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use edge_oauth_core::error::Error;
-use edge_oauth_core::{Authorizer, Result, Url};
+use edge_oauth_core::{Authorizer, Result, State, Url, url};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
@@ -51,6 +51,13 @@ impl Authorizer for LoopbackAuthorizer {
     }
 
     async fn authorize(&self, authorization_url: &Url) -> Result<String> {
+        let expected_state = State::new(
+            authorization_url
+                .query_pairs()
+                .find(|(k, _)| k == "state")
+                .map(|(_, v)| v.into_owned())
+                .ok_or_else(|| authz_err("authorization URL without state"))?,
+        );
         eprintln!("Open this URL to authorize:\n\n  {authorization_url}\n");
         if self.open_browser {
             let opener = if cfg!(target_os = "macos") {
@@ -64,6 +71,17 @@ impl Authorizer for LoopbackAuthorizer {
                 .stderr(std::process::Stdio::null())
                 .spawn();
         }
+        // Only the response to this request ends the wait (its state, compared in constant
+        // time): a stray request (a favicon, a prefetch, a local page guessing the port) gets a
+        // 404 and cannot abort the flow. `validate_callback` still checks everything after.
+        let is_response = |target: &str| {
+            let Some((path, query)) = target.split_once('?') else {
+                return false;
+            };
+            path == "/callback"
+                && url::form_urlencoded::parse(query.as_bytes())
+                    .any(|(k, v)| k == "state" && expected_state.matches(&v))
+        };
         let wait = async {
             loop {
                 let (mut sock, _) = self
@@ -71,21 +89,28 @@ impl Authorizer for LoopbackAuthorizer {
                     .accept()
                     .await
                     .map_err(|e| authz_err(e.to_string()))?;
+                // Each connection gets a few seconds to send its request head (a callback has
+                // no body): an idle one, such as a preconnect, must not hold up the callback.
                 let mut buf = vec![0u8; 16 * 1024];
                 let mut n = 0;
-                // Read the request head only; a callback has no body.
-                while n < buf.len() {
-                    let r = sock
-                        .read(&mut buf[n..])
-                        .await
-                        .map_err(|e| authz_err(e.to_string()))?;
-                    if r == 0 {
-                        break;
+                let read_head = async {
+                    while n < buf.len() {
+                        let r = sock.read(&mut buf[n..]).await?;
+                        if r == 0 {
+                            break;
+                        }
+                        n += r;
+                        if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
+                            break;
+                        }
                     }
-                    n += r;
-                    if buf[..n].windows(4).any(|w| w == b"\r\n\r\n") {
-                        break;
-                    }
+                    Ok::<(), std::io::Error>(())
+                };
+                if !matches!(
+                    tokio::time::timeout(Duration::from_secs(5), read_head).await,
+                    Ok(Ok(()))
+                ) {
+                    continue;
                 }
                 let head = String::from_utf8_lossy(&buf[..n]);
                 let target = head.lines().next().and_then(|l| {
@@ -94,18 +119,6 @@ impl Authorizer for LoopbackAuthorizer {
                         .then(|| parts.next())
                         .flatten()
                 });
-                // Only a request carrying an authorization response ends the wait: a stray
-                // request (a favicon, a prefetch, another local page) must not abort the flow.
-                let is_response = |t: &str| {
-                    t.split_once('?').is_some_and(|(path, q)| {
-                        path == "/callback"
-                            && q.split('&').any(|kv| {
-                                kv.starts_with("state=")
-                                    || kv.starts_with("error=")
-                                    || kv.starts_with("code=")
-                            })
-                    })
-                };
                 match target {
                     Some(t) if is_response(t) => {
                         let body = DONE_PAGE;

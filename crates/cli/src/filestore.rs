@@ -24,9 +24,14 @@ fn store_err(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 impl FileStore {
-    /// Opens (creating, 0700) the store directory.
+    /// Opens the store directory. Directories it creates are 0700; an existing directory
+    /// given by the user keeps its mode (it may be their home), the subdirectories do not.
     pub fn open(dir: PathBuf) -> Result<Self> {
-        for sub in ["", "clients", "sessions"] {
+        if !dir.exists() {
+            fs::create_dir_all(&dir).map_err(|e| store_err(&dir.display().to_string(), e))?;
+            set_mode(&dir, 0o700)?;
+        }
+        for sub in ["clients", "sessions"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| store_err(&d.display().to_string(), e))?;
             set_mode(&d, 0o700)?;
@@ -172,6 +177,7 @@ mod tests {
             client_id: "c".into(),
             token_endpoint: "https://as/token".into(),
             revocation_endpoint: None,
+            requested_scope: None,
             tokens: TokenSet {
                 access_token: AccessToken::new("at-secret"),
                 token_type: "Bearer".into(),

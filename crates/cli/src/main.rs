@@ -46,6 +46,8 @@ OPTIONS:
   --port N                      Loopback callback port (default: any free port)
   --scope S                     Request this scope instead of the MCP selection
   --client-id ID                Use a pre-registered client
+  --issuer URL                  The authorization server it is registered with (required with a
+                                secret: credentials are never shown to another server)
   --client-secret S             Its secret (or set EDGE_OAUTH_CLIENT_SECRET: argv is visible to others)
   --client-metadata-url URL     Client ID Metadata Document URL, used when the server supports it
   --store DIR                   Credential directory (default $EDGE_OAUTH_HOME or ~/.config/edge-oauth)
@@ -60,6 +62,7 @@ struct Opts {
     scope: Option<String>,
     client_id: Option<String>,
     client_secret: Option<String>,
+    issuer: Option<String>,
     client_metadata_url: Option<String>,
     positional: Vec<String>,
 }
@@ -80,6 +83,7 @@ fn parse_args() -> std::result::Result<Opts, String> {
             }
             "--scope" => o.scope = Some(value("--scope")?),
             "--client-id" => o.client_id = Some(value("--client-id")?),
+            "--issuer" => o.issuer = Some(value("--issuer")?),
             "--client-secret" => o.client_secret = Some(value("--client-secret")?),
             "--client-metadata-url" => {
                 o.client_metadata_url = Some(value("--client-metadata-url")?)
@@ -202,7 +206,7 @@ async fn build_client(o: &Opts, store: AnyStore) -> Result<Client> {
     config.client_id_metadata_url = o.client_metadata_url.clone();
     if let Some(id) = &o.client_id {
         config.pre_registered.push(PreRegisteredClient {
-            issuer: None,
+            issuer: o.issuer.clone(),
             client_id: id.clone(),
             client_secret: o.client_secret.clone().map(ClientSecret::new),
             auth_method: None,
@@ -247,35 +251,46 @@ async fn probe<H: HttpClient>(http: &H, server: &Url) -> Result<(u16, Option<Bea
     Ok((resp.status, challenge))
 }
 
+/// Server-provided text with control characters removed, so no escape sequence reaches the
+/// terminal.
+fn clean(s: &str) -> String {
+    s.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// `println!` for lines that carry server-provided text.
+macro_rules! say {
+    ($($arg:tt)*) => { println!("{}", clean(&format!($($arg)*))) };
+}
+
 fn print_trace(trace: &[DiscoveryStep]) {
     for s in trace {
         let status = s
             .status
             .map(|x| x.to_string())
             .unwrap_or_else(|| "---".into());
-        println!("  {status:>3}  {:<36} {}", s.what, s.url);
+        say!("  {status:>3}  {:<36} {}", s.what, s.url);
         if !s.outcome.is_empty() {
-            println!("       → {}", s.outcome);
+            say!("       → {}", clean(&s.outcome));
         }
     }
 }
 
 fn print_discovery(d: &Discovery) {
-    println!("resource:      {}", d.resource);
+    say!("resource:      {}", d.resource);
     if let Some(p) = &d.protected_resource {
-        println!(
+        say!(
             "authorization servers: {}",
             p.authorization_servers.join(", ")
         );
         if let Some(s) = &p.scopes_supported {
-            println!("resource scopes: {}", s.join(" "));
+            say!("resource scopes: {}", s.join(" "));
         }
     } else {
-        println!("no protected resource metadata (2025-03-26 server)");
+        say!("no protected resource metadata (2025-03-26 server)");
     }
     let m = &d.authorization_server;
     let yes = |b: bool| if b { "yes" } else { "no" };
-    println!(
+    say!(
         "issuer:        {}{}",
         m.issuer,
         if d.fallback {
@@ -284,41 +299,41 @@ fn print_discovery(d: &Discovery) {
             ""
         }
     );
-    println!(
+    say!(
         "PKCE S256:     {}",
         yes(m
             .code_challenge_methods_supported
             .as_ref()
             .is_some_and(|v| v.iter().any(|x| x == "S256")))
     );
-    println!(
+    say!(
         "iss (RFC 9207): {}",
         yes(m.authorization_response_iss_parameter_supported)
     );
-    println!(
+    say!(
         "CIMD:          {}",
         yes(m.client_id_metadata_document_supported)
     );
-    println!(
+    say!(
         "DCR:           {}",
         m.registration_endpoint.as_deref().unwrap_or("no")
     );
-    println!(
+    say!(
         "device flow:   {}",
         m.device_authorization_endpoint.as_deref().unwrap_or("no")
     );
-    println!(
+    say!(
         "revocation:    {}",
         m.revocation_endpoint.as_deref().unwrap_or("no")
     );
-    println!(
+    say!(
         "scopes:        {}",
         m.scopes_supported
             .as_ref()
             .map(|s| s.join(" "))
             .unwrap_or_else(|| "-".into())
     );
-    println!(
+    say!(
         "token auth:    {}",
         m.token_endpoint_auth_methods_supported
             .as_ref()
@@ -359,17 +374,17 @@ fn fingerprint(secret: &str) -> String {
 }
 
 fn print_session(s: &Session) {
-    println!("server:        {}", s.server);
-    println!("issuer:        {}", s.issuer);
-    println!("client_id:     {}", s.client_id);
-    println!(
+    say!("server:        {}", s.server);
+    say!("issuer:        {}", s.issuer);
+    say!("client_id:     {}", s.client_id);
+    say!(
         "scope:         {}",
         s.tokens.scope.as_deref().unwrap_or("-")
     );
     match s.tokens.expires_at {
         Some(t) => {
             let left = t as i64 - now() as i64;
-            println!(
+            say!(
                 "access token:  expires {} ({})",
                 iso8601(t),
                 if left > 0 {
@@ -379,14 +394,14 @@ fn print_session(s: &Session) {
                 }
             );
         }
-        None => println!("access token:  no expiry given"),
+        None => say!("access token:  no expiry given"),
     }
     match &s.tokens.refresh_token {
-        Some(rt) => println!(
+        Some(rt) => say!(
             "refresh token: yes (fingerprint {})",
             fingerprint(rt.secret())
         ),
-        None => println!("refresh token: no"),
+        None => say!("refresh token: no"),
     }
 }
 
@@ -395,23 +410,23 @@ async fn cmd_discover(o: &Opts) -> std::result::Result<(), String> {
     let client = build_client(o, AnyStore::Memory(MemoryStore::new()))
         .await
         .map_err(|e| e.to_string())?;
-    println!("MCP server {server}");
+    say!("MCP server {server}");
     let (status, challenge) = probe(client.http(), &server)
         .await
         .map_err(|e| e.to_string())?;
-    println!(
+    say!(
         "  {status:>3}  {:<36} {server}",
         "unauthenticated initialize"
     );
     if let Some(c) = &challenge {
-        println!(
+        say!(
             "       → Bearer challenge: error={} scope={} resource_metadata={}",
             c.error.as_deref().unwrap_or("-"),
             c.scope.as_deref().unwrap_or("-"),
             c.resource_metadata.as_deref().unwrap_or("-")
         );
     } else if status != 401 {
-        println!("       → no authorization required");
+        say!("       → no authorization required");
     }
     let result = client.discover(&server, challenge.as_ref()).await;
     print_trace(&client.last_trace());
@@ -428,13 +443,13 @@ async fn cmd_login(o: &Opts) -> std::result::Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     if status != 401 && status != 403 {
-        println!("note: {server} answered HTTP {status} without a token; authorizing anyway");
+        say!("note: {server} answered HTTP {status} without a token; authorizing anyway");
     }
     let result = client.authorize(&server, challenge.as_ref(), None).await;
-    println!("discovery:");
+    say!("discovery:");
     print_trace(&client.last_trace());
     let session = result.map_err(|e| format!("{e} [{}]", e.code()))?;
-    println!("\nlogged in");
+    say!("\nlogged in");
     print_session(&session);
     Ok(())
 }
@@ -448,10 +463,11 @@ async fn cmd_device(o: &Opts) -> std::result::Result<(), String> {
             |d| {
                 eprintln!(
                     "To authorize, visit {} and enter the code {}",
-                    d.verification_uri, d.user_code
+                    clean(&d.verification_uri),
+                    clean(&d.user_code)
                 );
                 if let Some(c) = &d.verification_uri_complete {
-                    eprintln!("or open {c}");
+                    eprintln!("or open {}", clean(c));
                 }
             },
             |secs| tokio::time::sleep(std::time::Duration::from_secs(secs)),
@@ -490,8 +506,8 @@ async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
         {
             println!(
                 "  {:<20} {}",
-                t.get("name").and_then(Value::as_str).unwrap_or("?"),
-                t.get("description").and_then(Value::as_str).unwrap_or("")
+                clean(t.get("name").and_then(Value::as_str).unwrap_or("?")),
+                clean(t.get("description").and_then(Value::as_str).unwrap_or(""))
             );
         }
         Ok::<(), McpError>(())
@@ -545,9 +561,9 @@ async fn cmd_refresh(o: &Opts) -> std::result::Result<(), String> {
         .refresh_token
         .as_ref()
         .map(|r| fingerprint(r.secret()));
-    println!("refreshed");
+    say!("refreshed");
     print_session(&updated);
-    println!(
+    say!(
         "rotated:       {}",
         if before != after { "yes" } else { "no" }
     );
@@ -577,18 +593,18 @@ async fn cmd_logout(o: &Opts) -> std::result::Result<(), String> {
         .await
         .map_err(|e| format!("{e} [{}]", e.code()))?;
     if !out.deleted {
-        println!("no session for {server}");
+        say!("no session for {server}");
         return Ok(());
     }
-    println!("revoked {} token(s); session deleted", out.revoked);
+    say!("revoked {} token(s); session deleted", out.revoked);
     if out.not_revocable > 0 {
-        println!(
+        say!(
             "note: the server cannot revoke {} token(s) (e.g. JWT access tokens); they expire on their own",
             out.not_revocable
         );
     }
     if let Some(e) = out.revocation_error {
-        println!("warning: revocation incomplete: {e} [{}]", e.code());
+        say!("warning: revocation incomplete: {e} [{}]", e.code());
     }
     Ok(())
 }
@@ -672,6 +688,10 @@ fn main() -> ExitCode {
         }
     };
     let cmd = o.positional.first().cloned().unwrap_or_default();
+    if o.client_secret.is_some() && o.issuer.is_none() && cmd != "conformance" {
+        eprintln!("error: a client secret is sent only to the issuer you name: add --issuer URL");
+        return ExitCode::from(2);
+    }
     let result = runtime.block_on(async {
         match cmd.as_str() {
             "discover" => cmd_discover(&o).await,
@@ -690,7 +710,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", clean(&e));
             ExitCode::FAILURE
         }
     }

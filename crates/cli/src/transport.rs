@@ -4,6 +4,9 @@ use std::time::Duration;
 
 use edge_oauth_core::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 
+/// The largest response body read (OAuth documents are a few KB; MCP results can be larger).
+const MAX_BODY: usize = 8 * 1024 * 1024;
+
 /// reqwest with redirects off (the core decides what a 3xx means).
 #[derive(Clone)]
 pub struct ReqwestHttp {
@@ -53,11 +56,22 @@ impl HttpClient for ReqwestHttp {
                 )
             })
             .collect();
-        let body = response
-            .bytes()
+        // A hostile server must not exhaust memory: bodies are capped.
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
             .await
-            .map_err(|e| TransportError::new(describe(&e)))?;
-        Ok(HttpResponse::new(status, headers, body.to_vec()))
+            .map_err(|e| TransportError::new(describe(&e)))?
+        {
+            if body.len() + chunk.len() > MAX_BODY {
+                return Err(TransportError::new(format!(
+                    "response body over {MAX_BODY} bytes"
+                )));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(HttpResponse::new(status, headers, body))
     }
 }
 

@@ -4,6 +4,7 @@
 
 use core::cell::RefCell;
 use core::future::Future;
+use std::collections::BTreeMap;
 
 use url::Url;
 
@@ -42,7 +43,9 @@ pub trait Authorizer {
 /// A client registered out of band.
 #[derive(Clone, Debug)]
 pub struct PreRegisteredClient {
-    /// The issuer it is registered with; `None` for any (single-AS deployments).
+    /// The issuer it is registered with. `None` binds it to the first issuer this client
+    /// meets (trust on first use) and refuses any other afterwards: credentials are never
+    /// presented to a second authorization server. Name the issuer when there is a secret.
     pub issuer: Option<String>,
     /// The client identifier.
     pub client_id: String,
@@ -106,6 +109,11 @@ pub struct OAuthClient<H, S, A, R, C> {
     clock: C,
     config: ClientConfig,
     trace: RefCell<Vec<DiscoveryStep>>,
+    /// Sessions the store failed to save (e.g. a rotated refresh token): kept here and saved
+    /// again on next use, so a store hiccup never loses the only valid refresh token.
+    unsaved: RefCell<BTreeMap<String, Session>>,
+    /// The issuer a pre-registered client without one got bound to on first use.
+    bound_issuer: RefCell<Option<String>>,
 }
 
 impl<H, S, A, R, C> OAuthClient<H, S, A, R, C>
@@ -126,6 +134,8 @@ where
             clock,
             config,
             trace: RefCell::new(Vec::new()),
+            unsaved: RefCell::new(BTreeMap::new()),
+            bound_issuer: RefCell::new(None),
         }
     }
 
@@ -142,6 +152,38 @@ where
     /// The requests made by the last discovery.
     pub fn last_trace(&self) -> Vec<DiscoveryStep> {
         self.trace.borrow().clone()
+    }
+
+    /// The current session for `server` (an unsaved newer one first, saving it again).
+    pub async fn load_session(&self, server: &str) -> Result<Option<Session>> {
+        let pending = self.unsaved.borrow().get(server).cloned();
+        if let Some(s) = pending {
+            if self.store.save_session(&s).await.is_ok() {
+                self.unsaved.borrow_mut().remove(server);
+            }
+            return Ok(Some(s));
+        }
+        self.store.load_session(server).await
+    }
+
+    async fn save_session(&self, session: &Session) -> Result<()> {
+        match self.store.save_session(session).await {
+            Ok(()) => {
+                self.unsaved.borrow_mut().remove(&session.server);
+                Ok(())
+            }
+            Err(e) => {
+                self.unsaved
+                    .borrow_mut()
+                    .insert(session.server.clone(), session.clone());
+                Err(e)
+            }
+        }
+    }
+
+    async fn delete_session(&self, server: &str) -> Result<()> {
+        self.unsaved.borrow_mut().remove(server);
+        self.store.delete_session(server).await
     }
 
     /// Runs discovery for an MCP server URL, recording the trace.
@@ -161,7 +203,7 @@ where
     /// refresh failure keeps every token and returns the current access token while it is
     /// still valid.
     pub async fn access_token(&self, server: &str) -> Result<Option<AccessToken>> {
-        let Some(session) = self.store.load_session(server).await? else {
+        let Some(session) = self.load_session(server).await? else {
             return Ok(None);
         };
         let now = self.clock.now();
@@ -177,6 +219,12 @@ where
         match self.refresh(&session).await {
             Ok(s) => Ok(Some(s.tokens.access_token)),
             Err(e) if e.recovery() == Recovery::Reauthenticate => Ok(None),
+            // Refreshed but not persisted: the new tokens are held in memory meanwhile.
+            Err(Error::Store { .. }) if self.unsaved.borrow().contains_key(server) => Ok(self
+                .unsaved
+                .borrow()
+                .get(server)
+                .map(|s| s.tokens.access_token.clone())),
             Err(e) if !session.tokens.is_expired(now) && e.recovery() == Recovery::Transient => {
                 Ok(Some(session.tokens.access_token))
             }
@@ -186,7 +234,9 @@ where
 
     /// Refreshes a session (RFC 6749 §6) with its `resource`; a rotated refresh token replaces
     /// the old one, an absent one keeps it. A rejected refresh token (`invalid_grant`) removes
-    /// the session; any other failure leaves it untouched.
+    /// the session if it still holds that token (another process may have rotated it); any
+    /// other failure leaves it untouched, and a new refresh token in an otherwise unusable
+    /// response is still kept, since the old one is dead once the server has rotated it.
     pub async fn refresh(&self, session: &Session) -> Result<Session> {
         let refresh = session
             .tokens
@@ -212,7 +262,17 @@ where
             Ok(t) => t,
             Err(e) => {
                 if e.recovery() == Recovery::Reauthenticate {
-                    self.store.delete_session(&session.server).await?;
+                    let stored = self.load_session(&session.server).await?;
+                    if stored.is_some_and(|s| s.tokens.refresh_token.as_ref() == Some(refresh)) {
+                        self.delete_session(&session.server).await?;
+                    }
+                    if e.oauth_code() == Some(&crate::error::OAuthErrorCode::InvalidClient) {
+                        self.forget_dynamic_client(&session.issuer, &client).await?;
+                    }
+                } else if let Some(rt) = salvage_refresh_token(&response, refresh) {
+                    let mut kept = session.clone();
+                    kept.tokens.refresh_token = Some(rt);
+                    self.save_session(&kept).await?;
                 }
                 return Err(e);
             }
@@ -221,7 +281,7 @@ where
             tokens,
             ..session.clone()
         };
-        self.store.save_session(&updated).await?;
+        self.save_session(&updated).await?;
         Ok(updated)
     }
 
@@ -237,10 +297,10 @@ where
         let discovery = self.discover(server, challenge).await?;
         let issuer = discovery.authorization_server.issuer.clone();
         let server_key = server.as_str();
-        let old = self.store.load_session(server_key).await?;
+        let old = self.load_session(server_key).await?;
         if old.is_some_and(|old| old.issuer != issuer) {
             // The resource moved to another AS: its tokens and client are not reused there.
-            self.store.delete_session(server_key).await?;
+            self.delete_session(server_key).await?;
         }
         let client = self.client_for(&discovery).await?;
         let scope = match &self.config.scope_override {
@@ -276,13 +336,25 @@ where
             })?;
         let request = authorization_code_request(&token_endpoint, &client, validated)?;
         let response = http::send(&self.http, request).await?;
-        let tokens = process_token_response(
+        let tokens = match process_token_response(
             &response,
             &token_endpoint,
             &self.clock,
             None,
             scope.as_deref(),
-        )?;
+        ) {
+            Ok(t) => t,
+            Err(e) => {
+                if e.oauth_code() == Some(&crate::error::OAuthErrorCode::InvalidClient) {
+                    self.forget_dynamic_client(&issuer, &client).await?;
+                }
+                return Err(e);
+            }
+        };
+        if client.source == RegistrationSource::PreRegistered {
+            // Kept per issuer so later runs can refresh and revoke with it.
+            self.store.save_client(&client).await?;
+        }
         let session = Session {
             resource: discovery.resource.clone(),
             server: server_key.to_owned(),
@@ -290,9 +362,10 @@ where
             client_id: client.client_id.clone(),
             token_endpoint,
             revocation_endpoint: discovery.authorization_server.revocation_endpoint.clone(),
+            requested_scope: scope,
             tokens,
         };
-        self.store.save_session(&session).await?;
+        self.save_session(&session).await?;
         Ok(session)
     }
 
@@ -341,16 +414,24 @@ where
             sleep(interval).await;
             let request =
                 device_token_request(&token_endpoint, &client, &device, Some(&discovery.resource))?;
-            let response = http::send(&self.http, request).await?;
-            match process_device_token_response(
-                &response,
-                &token_endpoint,
-                &self.clock,
-                scope.as_deref(),
-            )? {
-                DevicePoll::Pending => {}
-                DevicePoll::SlowDown => interval += 5,
-                DevicePoll::Complete(tokens) => {
+            let poll = match http::send(&self.http, request).await {
+                Ok(response) => process_device_token_response(
+                    &response,
+                    &token_endpoint,
+                    &self.clock,
+                    scope.as_deref(),
+                ),
+                Err(e) => Err(e),
+            };
+            match poll {
+                // RFC 8628 §3.5: back off on timeouts and transient errors, keep polling.
+                Err(e) if e.recovery() == Recovery::Transient => {
+                    interval = interval.saturating_mul(2).min(300)
+                }
+                Err(e) => return Err(e),
+                Ok(DevicePoll::Pending) => {}
+                Ok(DevicePoll::SlowDown) => interval += 5,
+                Ok(DevicePoll::Complete(tokens)) => {
                     let session = Session {
                         resource: discovery.resource.clone(),
                         server: server.to_string(),
@@ -358,9 +439,10 @@ where
                         client_id: client.client_id.clone(),
                         token_endpoint,
                         revocation_endpoint: meta.revocation_endpoint.clone(),
+                        requested_scope: scope,
                         tokens,
                     };
-                    self.store.save_session(&session).await?;
+                    self.save_session(&session).await?;
                     return Ok(session);
                 }
             }
@@ -370,7 +452,7 @@ where
     /// Revokes the session's refresh and access tokens (RFC 7009), then deletes it locally.
     pub async fn logout(&self, server: &str) -> Result<LogoutOutcome> {
         let mut out = LogoutOutcome::default();
-        let Some(session) = self.store.load_session(server).await? else {
+        let Some(session) = self.load_session(server).await? else {
             return Ok(out);
         };
         match &session.revocation_endpoint {
@@ -410,14 +492,14 @@ where
                 })
             }
         }
-        self.store.delete_session(server).await?;
+        self.delete_session(server).await?;
         out.deleted = true;
         Ok(out)
     }
 
     /// Sends a request to the protected resource with the bearer token, handling 401
     /// (refresh, else authorize, then retry) and 403 `insufficient_scope` (step-up with the
-    /// union of granted and challenged scopes). At most `max_authorizations` authorizations
+    /// union of the previously requested and the challenged scopes). At most `max_authorizations` authorizations
     /// per call; a 403 asking only for scopes already granted is returned as an error at once,
     /// since authorizing again cannot help.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
@@ -446,7 +528,7 @@ where
             if response.status != 401 && !insufficient_scope {
                 return Ok(response);
             }
-            let current = self.store.load_session(&key).await?;
+            let current = self.load_session(&key).await?;
             if response.status == 401 && authorizations > 0 {
                 return Err(Error::StillUnauthorized { resource: key });
             }
@@ -456,9 +538,14 @@ where
                 .filter(|s| s.tokens.refresh_token.is_some());
             if let (401, false, Some(session)) = (response.status, refreshed, refreshable) {
                 refreshed = true;
-                if let Ok(s) = self.refresh(session).await {
-                    token = Some(s.tokens.access_token);
-                    continue;
+                match self.refresh(session).await {
+                    Ok(s) => {
+                        token = Some(s.tokens.access_token);
+                        continue;
+                    }
+                    // The AS is down: say so rather than send the user to it.
+                    Err(e) if e.recovery() == Recovery::Transient => return Err(e),
+                    Err(_) => {}
                 }
             }
             let granted = current.as_ref().and_then(|s| s.tokens.scope.clone());
@@ -469,6 +556,7 @@ where
             {
                 return Err(Error::OAuth {
                     endpoint: crate::error::Endpoint::Resource,
+                    status: response.status,
                     error: crate::error::OAuthError {
                         code: crate::error::OAuthErrorCode::InsufficientScope,
                         description: challenge.and_then(|c| c.error_description),
@@ -483,12 +571,25 @@ where
                 });
             }
             authorizations += 1;
-            let extra = if insufficient_scope { granted } else { None };
+            let extra = if insufficient_scope {
+                current.and_then(|s| s.requested_scope.or(s.tokens.scope))
+            } else {
+                None
+            };
             let session = self
                 .authorize(&server, challenge.as_ref(), extra.as_deref())
                 .await?;
             token = Some(session.tokens.access_token);
         }
+    }
+
+    /// Drops a dynamically registered client the AS no longer knows (`invalid_client`), so the
+    /// next authorization registers again.
+    async fn forget_dynamic_client(&self, issuer: &str, client: &ClientCredentials) -> Result<()> {
+        if client.source == RegistrationSource::Dynamic {
+            self.store.delete_client(issuer).await?;
+        }
+        Ok(())
     }
 
     /// The client a session's tokens were issued to: the stored registration, a pre-registered
@@ -522,17 +623,28 @@ where
         issuer: &str,
         meta: Option<&AuthorizationServerMetadata>,
     ) -> Option<ClientCredentials> {
-        let p = self
+        let named = self
             .config
             .pre_registered
             .iter()
-            .find(|p| p.issuer.as_deref() == Some(issuer))
-            .or_else(|| {
-                self.config
+            .find(|p| p.issuer.as_deref() == Some(issuer));
+        let p = match named {
+            Some(p) => p,
+            None => {
+                let p = self
+                    .config
                     .pre_registered
                     .iter()
-                    .find(|p| p.issuer.is_none())
-            })?;
+                    .find(|p| p.issuer.is_none())?;
+                let mut bound = self.bound_issuer.borrow_mut();
+                match bound.as_deref() {
+                    Some(b) if b != issuer => return None,
+                    Some(_) => {}
+                    None => *bound = Some(issuer.to_owned()),
+                }
+                p
+            }
+        };
         let auth_method = p.auth_method.unwrap_or(if p.client_secret.is_some() {
             TokenEndpointAuthMethod::ClientSecretBasic
         } else {
@@ -569,6 +681,18 @@ where
         if let Some(c) = self.pre_registered_for(issuer, Some(meta)) {
             return Ok(c);
         }
+        if let Some(bound) = self
+            .bound_issuer
+            .borrow()
+            .as_deref()
+            .filter(|b| *b != issuer)
+        {
+            // Pre-registered credentials belong to one AS; never show them to another.
+            return Err(Error::ClientIssuerMismatch {
+                bound: bound.to_owned(),
+                found: issuer.clone(),
+            });
+        }
         let redirect_uri = self.authorizer.redirect_uri();
         if let (true, Some(url)) = (
             meta.client_id_metadata_document_supported,
@@ -600,6 +724,20 @@ where
         self.store.save_client(&client).await?;
         Ok(client)
     }
+}
+
+/// A new refresh token from a 200 response that failed validation: the server has rotated,
+/// so the old one is dead and this one is the only way back.
+fn salvage_refresh_token(
+    response: &HttpResponse,
+    old: &crate::secret::RefreshToken,
+) -> Option<crate::secret::RefreshToken> {
+    if response.status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let rt = v.get("refresh_token")?.as_str()?;
+    (!rt.is_empty() && rt != old.secret()).then(|| crate::secret::RefreshToken::new(rt))
 }
 
 /// A registered redirect URI matches exactly, or, for loopback IP literals, with any port

@@ -94,8 +94,10 @@ pub fn process_device_authorization_response(
         user_code: r.user_code,
         verification_uri: r.verification_uri,
         verification_uri_complete: r.verification_uri_complete,
-        expires_at: clock.now().saturating_add(r.expires_in),
-        interval: r.interval.unwrap_or(5).clamp(1, 60),
+        // Polling stops after an hour whatever the server says; the interval is the server's
+        // (never faster, RFC 8628 §3.5), at least 1 s.
+        expires_at: clock.now().saturating_add(r.expires_in.min(3600)),
+        interval: r.interval.unwrap_or(5).clamp(1, 3600),
     })
 }
 

@@ -355,8 +355,18 @@ pub async fn discover<H: HttpClient + ?Sized>(
 ) -> Result<Discovery> {
     check_secure(server)?;
     let mut candidates = Vec::new();
-    if let Some(rm) = challenge.and_then(|c| c.resource_metadata.as_deref()) {
-        candidates.push(parse_secure_url(rm)?);
+    let advertised = challenge.and_then(|c| c.resource_metadata.as_deref());
+    if let Some(rm) = advertised {
+        match parse_secure_url(rm) {
+            Ok(u) => candidates.push(u),
+            // An unusable pointer is no reason to give up: the well-known URLs remain.
+            Err(e) => trace.push(DiscoveryStep {
+                what: "resource_metadata from WWW-Authenticate",
+                url: http::truncate(rm, 200),
+                status: None,
+                outcome: format!("skipped: {e}"),
+            }),
+        }
     }
     for u in protected_resource_metadata_urls(server) {
         if !candidates.contains(&u) {
@@ -369,8 +379,7 @@ pub async fn discover<H: HttpClient + ?Sized>(
         let Some(response) = get(http, &url, "protected resource metadata", trace).await? else {
             continue;
         };
-        if response.status != 200 {
-            note(trace, "not found, next");
+        if !next_candidate(&response, url.as_str(), trace)? {
             continue;
         }
         match process_protected_resource_metadata(&response, url.as_str(), server) {
@@ -379,6 +388,7 @@ pub async fn discover<H: HttpClient + ?Sized>(
                 prm = Some(m);
                 break;
             }
+            Err(e) if is_not_a_document(&e) => note(trace, &format!("not metadata ({e}), next")),
             Err(e) => {
                 note(trace, &format!("refused: {e}"));
                 return Err(e);
@@ -387,6 +397,12 @@ pub async fn discover<H: HttpClient + ?Sized>(
     }
 
     let Some(prm) = prm else {
+        if advertised.is_some() {
+            // The server pointed at metadata that is not there: it is no 2025-03-26 server.
+            return Err(Error::MetadataNotFound {
+                issuer: canonical_uri(server),
+            });
+        }
         return discover_legacy(http, server, trace).await;
     };
     let issuer_str =
@@ -425,8 +441,7 @@ pub async fn fetch_authorization_server_metadata<H: HttpClient + ?Sized>(
         let Some(response) = get(http, &url, what, trace).await? else {
             continue;
         };
-        if response.status != 200 {
-            note(trace, "not found, next");
+        if !next_candidate(&response, url.as_str(), trace)? {
             continue;
         }
         match process_authorization_server_metadata(&response, url.as_str(), issuer_str) {
@@ -434,6 +449,7 @@ pub async fn fetch_authorization_server_metadata<H: HttpClient + ?Sized>(
                 note(trace, &describe(&m));
                 return Ok(Some(m));
             }
+            Err(e) if is_not_a_document(&e) => note(trace, &format!("not metadata ({e}), next")),
             Err(e) => {
                 note(trace, &format!("refused: {e}"));
                 return Err(e);
@@ -504,6 +520,32 @@ async fn get<H: HttpClient + ?Sized>(
             })
         }
     }
+}
+
+/// `Ok(true)` to parse this response, `Ok(false)` to try the next URL (absent: 4xx, 3xx),
+/// `Err` to stop: a 5xx or 429 says the server is in trouble, not that metadata is absent,
+/// and must not silently downgrade discovery.
+fn next_candidate(response: &HttpResponse, url: &str, trace: &mut [DiscoveryStep]) -> Result<bool> {
+    match response.status {
+        200 => Ok(true),
+        s if s >= 500 || s == 429 => {
+            note(trace, "server error: stopping");
+            Err(status_error(response, url))
+        }
+        _ => {
+            note(trace, "not found, next");
+            Ok(false)
+        }
+    }
+}
+
+/// Errors that mean "this URL does not serve a metadata document" (an HTML catch-all page,
+/// an empty body), as opposed to a document that fails a security check.
+fn is_not_a_document(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::UnexpectedContentType { .. } | Error::EmptyBody { .. } | Error::InvalidJson { .. }
+    )
 }
 
 fn note(trace: &mut [DiscoveryStep], outcome: &str) {

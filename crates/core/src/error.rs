@@ -272,6 +272,8 @@ pub enum Error {
     OAuth {
         /// Which endpoint.
         endpoint: Endpoint,
+        /// The HTTP status it came with.
+        status: u16,
         /// The error.
         error: OAuthError,
         /// `Retry-After` in seconds, when the server sent one.
@@ -310,6 +312,14 @@ pub enum Error {
     RegistrationNotSupported {
         /// The issuer.
         issuer: String,
+    },
+    /// A pre-registered client bound to one authorization server was about to be used with
+    /// another (MCP: credentials are bound to their issuer).
+    ClientIssuerMismatch {
+        /// The issuer the client belongs to.
+        bound: String,
+        /// The issuer discovery found now.
+        found: String,
     },
     /// A grant or endpoint the step needs is not offered by the server.
     UnsupportedByServer {
@@ -407,6 +417,7 @@ impl Error {
             Error::MetadataNotFound { .. } => "metadata_not_found",
             Error::RegistrationNotSupported { .. } => "registration_not_supported",
             Error::UnsupportedByServer { .. } => "unsupported_by_server",
+            Error::ClientIssuerMismatch { .. } => "client_issuer_mismatch",
             Error::CallbackMismatch { .. } => "callback_mismatch",
             Error::DuplicateParameter { .. } => "duplicate_parameter",
             Error::StateMissing => "state_missing",
@@ -439,6 +450,8 @@ impl Error {
                     Recovery::Misconfiguration
                 }
             }
+            // 5xx and 429 are transient whatever the body says (e.g. 429 too_many_requests).
+            Error::OAuth { status, .. } if *status >= 500 || *status == 429 => Recovery::Transient,
             Error::OAuth {
                 error, endpoint, ..
             } => match error.code {
@@ -477,6 +490,7 @@ impl Error {
             | Error::ResourceMismatch { .. }
             | Error::IssuerMismatch { .. }
             | Error::PkceNotSupported { .. }
+            | Error::ClientIssuerMismatch { .. }
             | Error::InsecureUrl { .. }
             | Error::Redirected { .. } => Recovery::Refused,
             _ => Recovery::Misconfiguration,
@@ -563,6 +577,10 @@ impl fmt::Display for Error {
             Error::RegistrationNotSupported { issuer } => write!(
                 f,
                 "cannot register with {issuer}: no pre-registered client, no client ID metadata document support, no registration endpoint"
+            ),
+            Error::ClientIssuerMismatch { bound, found } => write!(
+                f,
+                "the pre-registered client belongs to {bound}; refusing to use it with {found}"
             ),
             Error::UnsupportedByServer { issuer, feature } => {
                 write!(f, "{issuer} does not offer {feature}")

@@ -386,6 +386,7 @@ pub(crate) fn check_status(response: &HttpResponse, url: &str, endpoint: Endpoin
     if let Some(error) = oauth_error_body(response) {
         return Err(Error::OAuth {
             endpoint,
+            status: response.status,
             error,
             retry_after: response.retry_after(),
         });

@@ -49,4 +49,4 @@ pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken, State};
 pub use store::{CredentialStore, MemoryStore, Session};
 pub use token::TokenSet;
-pub use url::Url;
+pub use url::{self, Url};

@@ -7,7 +7,8 @@ pub const OFFLINE_ACCESS: &str = "offline_access";
 
 /// The scope to request: the challenge's `scope` when the resource sent one (authoritative),
 /// else the resource metadata's `scopes_supported`, else none; plus `offline_access` when the
-/// authorization server advertises it, so that a refresh token is issued.
+/// authorization server advertises it, so that a refresh token is issued — but never alone:
+/// without any other scope the parameter is omitted and the AS applies its defaults.
 pub fn select_scope(
     challenge_scope: Option<&str>,
     resource: Option<&ProtectedResourceMetadata>,
@@ -20,10 +21,12 @@ pub fn select_scope(
             .filter(|v| !v.is_empty())
             .map(|v| v.join(" ")),
     };
-    if server.supports_scope(OFFLINE_ACCESS) {
-        return Some(union(base.as_deref(), Some(OFFLINE_ACCESS)));
+    match base {
+        Some(b) if server.supports_scope(OFFLINE_ACCESS) => {
+            Some(union(Some(&b), Some(OFFLINE_ACCESS)))
+        }
+        other => other,
     }
-    base
 }
 
 /// Space-separated union, order kept, duplicates dropped (RFC 6749 §3.3 scope tokens).
@@ -82,7 +85,7 @@ mod tests {
         );
         assert_eq!(
             select_scope(None, None, &as_meta(&["offline_access"])).as_deref(),
-            Some("offline_access")
+            None
         );
         assert_eq!(
             select_scope(Some("c"), None, &as_meta(&["c"])).as_deref(),

@@ -28,6 +28,9 @@ pub struct Session {
     /// The revocation endpoint, for logout.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revocation_endpoint: Option<String>,
+    /// The scope the authorization asked for (step-up unions the challenge with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_scope: Option<String>,
     /// The tokens.
     pub tokens: TokenSet,
 }

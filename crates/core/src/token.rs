@@ -10,6 +10,9 @@ use crate::http::{self, HttpRequest, HttpResponse, check_status, is_json_content
 use crate::registration::ClientCredentials;
 use crate::secret::{AccessToken, RefreshToken};
 
+/// The longest `expires_in` taken at face value (ten years).
+pub const MAX_EXPIRES_IN: u64 = 10 * 365 * 24 * 3600;
+
 /// Default margin before expiry at which a token counts as due for refresh.
 pub const DEFAULT_REFRESH_BUFFER_SECS: u64 = 60;
 
@@ -175,6 +178,8 @@ pub fn process_token_response(
         Some(serde_json::Value::String(s)) => s.trim().parse::<u64>().ok(),
         Some(_) => None,
     };
+    // A lifetime beyond ten years is nonsense; clamping keeps expiry arithmetic sane.
+    let expires_in = expires_in.map(|s| s.min(MAX_EXPIRES_IN));
     let now = clock.now();
     let refresh = string("refresh_token")?
         .filter(|s| !s.is_empty())
@@ -304,6 +309,13 @@ mod tests {
         assert_eq!(
             (e.recovery(), e.retry_after()),
             (crate::Recovery::Transient, Some(7))
+        );
+        let r = resp(429, json!({"error": "too_many_requests"}));
+        assert_eq!(
+            process_token_response(&r, "u", &clock, None, None)
+                .unwrap_err()
+                .recovery(),
+            crate::Recovery::Transient
         );
         let r = HttpResponse::new(502, vec![], "bad gateway");
         assert_eq!(
