@@ -391,9 +391,20 @@ fn loopback_login_with_a_browser() {
             .cookie_store(true)
             .build()
             .unwrap();
-        // A stray request to the listener (no authorization response in it) must not end the flow.
-        let stray = browser.get(redirect_uri.as_str()).send().await.unwrap();
-        assert_eq!(stray.status().as_u16(), 404);
+        // Requests to the listener that are not this authorization's response (no state, a
+        // forged one) must not end the flow.
+        for stray in [
+            "",
+            "?state=forged&code=x",
+            "?error=access_denied&state=forged",
+        ] {
+            let resp = browser
+                .get(format!("{redirect_uri}{stray}"))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 404, "stray request {stray:?}");
+        }
         let mut url = reqwest::Url::parse(&auth_url).unwrap();
         for _ in 0..20 {
             if url.as_str().starts_with(&redirect_uri) {

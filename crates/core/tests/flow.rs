@@ -33,6 +33,8 @@ struct World {
     registrations: Vec<String>,
     iss_override: Option<String>,
     cimd: bool,
+    prm_status: Option<u16>,
+    prm_html: bool,
     state_override: Option<String>,
     log: Vec<String>,
 }
@@ -112,7 +114,23 @@ impl Fake {
                 }
             };
         }
-        if url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" {
+        if let Some(status) = w
+            .prm_status
+            .filter(|_| url.contains("/.well-known/oauth-protected-resource"))
+        {
+            return HttpResponse::new(status, vec![], "unavailable");
+        }
+        if w.prm_html && url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp" {
+            // A single-page app answering every path with its index.
+            return HttpResponse::new(
+                200,
+                vec![("content-type".into(), "text/html".into())],
+                "<!doctype html>",
+            );
+        }
+        if url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+            || (w.prm_html && url == "https://mcp.example.com/.well-known/oauth-protected-resource")
+        {
             return HttpResponse::json(
                 200,
                 &json!({"resource": MCP, "authorization_servers": [issuer], "scopes_supported": ["mcp:tools"]}),
@@ -560,3 +578,170 @@ flow_test!(
         assert_ne!(after.tokens.refresh_token, before.tokens.refresh_token);
     }
 );
+
+flow_test!(a_metadata_outage_is_transient_not_a_downgrade, async {
+    let fake = Fake::new();
+    fake.0.borrow_mut().prm_status = Some(503);
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    let e = c.send(call()).await.unwrap_err();
+    assert_eq!(
+        (e.code(), e.recovery()),
+        ("unexpected_status", Recovery::Transient)
+    );
+    let w = fake.0.borrow();
+    // No 2025-03-26 fallback: no root AS metadata probe, no default endpoints, no authorization.
+    assert!(w.authorize_urls.is_empty());
+    assert!(
+        !w.log
+            .iter()
+            .any(|l| l.contains("mcp.example.com/.well-known/oauth-authorization-server"))
+    );
+});
+
+flow_test!(a_catch_all_html_page_is_skipped, async {
+    let fake = Fake::new();
+    fake.0.borrow_mut().prm_html = true;
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    assert!(
+        fake.0.borrow().log.contains(
+            &"GET https://mcp.example.com/.well-known/oauth-protected-resource".to_owned()
+        )
+    );
+});
+
+/// A store whose saves can be made to fail.
+struct FlakyStore {
+    inner: MemoryStore,
+    fail: std::cell::Cell<bool>,
+}
+
+impl CredentialStore for FlakyStore {
+    async fn load_client(
+        &self,
+        issuer: &str,
+    ) -> Result<Option<edge_oauth_core::registration::ClientCredentials>> {
+        self.inner.load_client(issuer).await
+    }
+    async fn save_client(
+        &self,
+        client: &edge_oauth_core::registration::ClientCredentials,
+    ) -> Result<()> {
+        self.inner.save_client(client).await
+    }
+    async fn delete_client(&self, issuer: &str) -> Result<()> {
+        self.inner.delete_client(issuer).await
+    }
+    async fn load_session(&self, server: &str) -> Result<Option<edge_oauth_core::Session>> {
+        self.inner.load_session(server).await
+    }
+    async fn save_session(&self, session: &edge_oauth_core::Session) -> Result<()> {
+        if self.fail.get() {
+            return Err(Error::Store {
+                message: "disk full".into(),
+            });
+        }
+        self.inner.save_session(session).await
+    }
+    async fn delete_session(&self, server: &str) -> Result<()> {
+        self.inner.delete_session(server).await
+    }
+}
+
+flow_test!(
+    a_store_failure_does_not_lose_the_rotated_refresh_token,
+    async {
+        let fake = Fake::new();
+        let clock = ManualClock::new(1_000_000);
+        let config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+        let store = FlakyStore {
+            inner: MemoryStore::new(),
+            fail: Default::default(),
+        };
+        let c = OAuthClient::new(
+            &fake,
+            store,
+            Approve(&fake),
+            Counter(Default::default()),
+            &clock,
+            config,
+        );
+        c.send(call()).await.unwrap();
+        clock.advance(3600);
+        c.store().fail.set(true);
+        // The refresh succeeds at the AS (rotating the refresh token) but cannot be saved.
+        let at = c
+            .access_token(MCP)
+            .await
+            .unwrap()
+            .expect("the new access token is served from memory");
+        let live = fake.0.borrow().refresh.keys().cloned().collect::<Vec<_>>();
+        assert_eq!(live.len(), 1);
+        c.store().fail.set(false);
+        // Next use saves it; the stored refresh token is the live (rotated) one.
+        assert_eq!(c.access_token(MCP).await.unwrap(), Some(at));
+        let stored = c.store().inner.load_session(MCP).await.unwrap().unwrap();
+        assert_eq!(stored.tokens.refresh_token.unwrap().secret(), live[0]);
+    }
+);
+
+flow_test!(a_refresh_lost_to_another_process_keeps_its_session, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    let stale = c.store().load_session(MCP).await.unwrap().unwrap();
+    // Another process rotates first and saves its result.
+    let newer = c.refresh(&stale).await.unwrap();
+    // This process still holds the old session: its refresh is rejected...
+    assert_eq!(
+        c.refresh(&stale).await.unwrap_err().recovery(),
+        Recovery::Reauthenticate
+    );
+    // ...but the newer session stays.
+    assert_eq!(c.store().load_session(MCP).await.unwrap(), Some(newer));
+});
+
+flow_test!(pre_registered_credentials_stay_with_their_issuer, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let mut config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+    config
+        .pre_registered
+        .push(edge_oauth_core::PreRegisteredClient {
+            issuer: None,
+            client_id: "pre-registered".into(),
+            client_secret: Some(edge_oauth_core::ClientSecret::new("s3cret")),
+            auth_method: None,
+        });
+    let c = OAuthClient::new(
+        &fake,
+        MemoryStore::new(),
+        Approve(&fake),
+        Counter(Default::default()),
+        &clock,
+        config,
+    );
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    {
+        let mut w = fake.0.borrow_mut();
+        assert!(w.registrations.is_empty());
+        w.issuer = "https://other-as.example.com".into();
+        w.access.clear();
+        w.refresh.clear();
+        w.log.clear();
+    }
+    let e = c.send(call()).await.unwrap_err();
+    assert_eq!(e.code(), "client_issuer_mismatch");
+    // Nothing was sent to the other AS's token or registration endpoints.
+    assert!(
+        !fake
+            .0
+            .borrow()
+            .log
+            .iter()
+            .any(|l| l.contains("other-as.example.com/token") || l.contains("register"))
+    );
+});
