@@ -8,7 +8,7 @@
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -151,6 +151,53 @@ impl Cli {
 impl Drop for Cli {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.store);
+    }
+}
+
+/// Starts the CLI in the background, killed after 60 s so a hung flow fails the test instead
+/// of hanging it.
+fn spawn_cli(store: &Path, args: &[&str]) -> Child {
+    let child = Command::new(BIN)
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(60));
+        let _ = Command::new("kill").arg(&pid).status();
+    });
+    child
+}
+
+/// Waits for a backgrounded `login`/`device` run and checks that it logged in.
+fn expect_logged_in(mut child: Child) {
+    let status = child.wait().unwrap();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(status.success() && out.contains("logged in"), "{out}");
+}
+
+/// Reads stderr lines until `pick` finds what it wants in one.
+fn read_until<T>(stderr: &mut impl BufRead, pick: impl Fn(&str) -> Option<T>) -> T {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            stderr.read_line(&mut line).unwrap() > 0,
+            "the CLI ended before printing what was expected"
+        );
+        if let Some(v) = pick(line.trim()) {
+            return v;
+        }
     }
 }
 
@@ -305,44 +352,20 @@ fn short_lived_tokens_are_refreshed_before_use() {
 fn device_flow() {
     let stack = Stack::start(&["--device-interval", "1"]);
     let cli = Cli::new("device");
-    let mut child = Command::new(BIN)
-        .arg("--store")
-        .arg(&cli.store)
-        .args(["device", &stack.mcp])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_cli(&cli.store, &["device", &stack.mcp]);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut user_code = None;
-    let mut line = String::new();
-    while user_code.is_none() && Instant::now() < deadline {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap() == 0 {
-            break;
-        }
-        user_code = line
-            .split("enter the code ")
+    let user_code = read_until(&mut stderr, |l| {
+        l.split("enter the code ")
             .nth(1)
-            .map(|c| c.trim().to_owned());
-    }
-    let user_code = user_code.expect("the CLI prints a user code");
+            .map(|c| c.trim().to_owned())
+    });
     let (status, body) = http(
         "POST",
         &format!("{}/test/device/approve", stack.issuer),
         Some(&[("user_code", &user_code)]),
     );
     assert_eq!(status, 200, "{body}");
-    let status = child.wait().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert!(status.success() && out.contains("logged in"), "{out}");
+    expect_logged_in(child);
     assert!(grants(&stack, "urn:ietf:params:oauth:grant-type:device_code") >= 1);
     assert!(cli.ok(&["tools", &stack.mcp]).contains("whoami"));
 }
@@ -354,26 +377,9 @@ fn device_flow() {
 fn loopback_login_with_a_browser() {
     let stack = Stack::start(&[]);
     let cli = Cli::new("loopback");
-    let mut child = Command::new(BIN)
-        .arg("--store")
-        .arg(&cli.store)
-        .args(["login", "--no-browser", &stack.mcp])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_cli(&cli.store, &["login", "--no-browser", &stack.mcp]);
     let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let auth_url = loop {
-        line.clear();
-        assert!(
-            stderr.read_line(&mut line).unwrap() > 0,
-            "the CLI printed no authorization URL"
-        );
-        if let Some(u) = line.trim().strip_prefix("http") {
-            break format!("http{u}");
-        }
-    };
+    let auth_url = read_until(&mut stderr, |l| l.starts_with("http").then(|| l.to_owned()));
     let redirect_uri = reqwest::Url::parse(&auth_url)
         .unwrap()
         .query_pairs()
@@ -427,14 +433,6 @@ fn loopback_login_with_a_browser() {
         browser.get(url).send().await.unwrap().text().await.unwrap()
     });
     assert!(page.contains("You can close this window"), "{page}");
-    let status = child.wait().unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    assert!(status.success() && out.contains("logged in"), "{out}");
+    expect_logged_in(child);
     assert!(cli.ok(&["tools", &stack.mcp]).contains("echo"));
 }
