@@ -321,9 +321,9 @@ fn login_refresh_rotation_reuse_and_revocation() {
 
 #[test]
 fn short_lived_tokens_are_refreshed_before_use() {
-    // 4 s access tokens: the 60 s buffer is capped at half the lifetime, so a token is
-    // refreshed once it is 2 s old, and the fresh one serves the following requests.
-    let stack = Stack::start(&["--access-token-ttl", "4"]);
+    // 8 s access tokens: the 60 s buffer is capped at half the lifetime, so a token is
+    // refreshed once it is 4 s old, and the fresh one serves the following requests.
+    let stack = Stack::start(&["--access-token-ttl", "8"]);
     let cli = Cli::new("proactive");
     cli.ok(&["login", "--headless", &stack.mcp]);
     let before = grants(&stack, "refresh_token");
@@ -333,7 +333,7 @@ fn short_lived_tokens_are_refreshed_before_use() {
         before,
         "a fresh token is used as is"
     );
-    std::thread::sleep(Duration::from_millis(2_500));
+    std::thread::sleep(Duration::from_millis(4_500));
     let unauthorized_before = stack.stats()["mcp"]["unauthorized"].as_u64().unwrap_or(0);
     cli.ok(&["tools", &stack.mcp]); // initialize, initialized, tools/list: three requests
     assert_eq!(
