@@ -34,7 +34,7 @@ unit:
 
 # The core's tests compiled to wasm32, run by wasm-bindgen-test-runner under Node.
 wasm-test:
-	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --tests
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
 
 conformance:
 	bash tests/conformance/run.sh

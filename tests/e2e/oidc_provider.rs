@@ -168,7 +168,11 @@ fn spawn_cli(store: &Path, args: &[&str]) -> Child {
     let pid = child.id().to_string();
     std::thread::spawn(move || {
         std::thread::sleep(Duration::from_secs(60));
-        let _ = Command::new("kill").arg(&pid).status();
+        // Only if that pid is still our CLI (not a reused pid).
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("edge-oauth") {
+            let _ = Command::new("kill").arg(&pid).status();
+        }
     });
     child
 }

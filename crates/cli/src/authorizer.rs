@@ -89,7 +89,7 @@ impl Authorizer for LoopbackAuthorizer {
                     .accept()
                     .await
                     .map_err(|e| authz_err(e.to_string()))?;
-                // Each connection gets a few seconds to send its request head (a callback has
+                // Each connection gets 2 s to send its request head (a callback has
                 // no body): an idle one, such as a preconnect, must not hold up the callback.
                 let mut buf = vec![0u8; 16 * 1024];
                 let mut n = 0;
@@ -107,7 +107,7 @@ impl Authorizer for LoopbackAuthorizer {
                     Ok::<(), std::io::Error>(())
                 };
                 if !matches!(
-                    tokio::time::timeout(Duration::from_secs(5), read_head).await,
+                    tokio::time::timeout(Duration::from_secs(2), read_head).await,
                     Ok(Ok(()))
                 ) {
                     continue;

@@ -254,7 +254,9 @@ async fn probe<H: HttpClient>(http: &H, server: &Url) -> Result<(u16, Option<Bea
 /// Server-provided text with control characters removed, so no escape sequence reaches the
 /// terminal.
 fn clean(s: &str) -> String {
-    s.chars().filter(|c| !c.is_control()).collect()
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .collect()
 }
 
 /// `println!` for lines that carry server-provided text.
@@ -479,6 +481,14 @@ async fn cmd_device(o: &Opts) -> std::result::Result<(), String> {
     Ok(())
 }
 
+/// Saves anything the store refused earlier (a rotated refresh token held in memory): a
+/// process must not exit with the only valid refresh token unsaved without saying so.
+async fn flush(client: &Client) -> std::result::Result<(), String> {
+    client.flush().await.map_err(|e| {
+        format!("{e}: the latest tokens could not be saved; the next run may need to log in again")
+    })
+}
+
 async fn file_client(o: &Opts) -> std::result::Result<Client, String> {
     let store = FileStore::open(store_dir(o)).map_err(|e| e.to_string())?;
     build_client(o, AnyStore::File(store))
@@ -512,7 +522,9 @@ async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
         }
         Ok::<(), McpError>(())
     };
-    run.await.map_err(|e| e.to_string())
+    let result = run.await.map_err(|e| e.to_string());
+    flush(&client).await?;
+    result
 }
 
 async fn cmd_call(o: &Opts) -> std::result::Result<(), String> {
@@ -529,13 +541,15 @@ async fn cmd_call(o: &Opts) -> std::result::Result<(), String> {
         let result = mcp
             .request("tools/call", json!({"name": tool, "arguments": args}))
             .await?;
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()
         );
         Ok::<(), McpError>(())
     };
-    run.await.map_err(|e| e.to_string())
+    let result = run.await.map_err(|e| e.to_string());
+    flush(&client).await?;
+    result
 }
 
 async fn cmd_refresh(o: &Opts) -> std::result::Result<(), String> {
@@ -688,7 +702,11 @@ fn main() -> ExitCode {
         }
     };
     let cmd = o.positional.first().cloned().unwrap_or_default();
-    if o.client_secret.is_some() && o.issuer.is_none() && cmd != "conformance" {
+    if o.client_id.is_some()
+        && o.client_secret.is_some()
+        && o.issuer.is_none()
+        && cmd != "conformance"
+    {
         eprintln!("error: a client secret is sent only to the issuer you name: add --issuer URL");
         return ExitCode::from(2);
     }

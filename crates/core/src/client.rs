@@ -43,9 +43,9 @@ pub trait Authorizer {
 /// A client registered out of band.
 #[derive(Clone, Debug)]
 pub struct PreRegisteredClient {
-    /// The issuer it is registered with. `None` binds it to the first issuer this client
-    /// meets (trust on first use) and refuses any other afterwards: credentials are never
-    /// presented to a second authorization server. Name the issuer when there is a secret.
+    /// The issuer it is registered with. `None` binds it to the first issuer this
+    /// [`OAuthClient`] meets (trust on first use, per client instance: a new process binds
+    /// afresh) and it is never presented to another. Name the issuer when there is a secret.
     pub issuer: Option<String>,
     /// The client identifier.
     pub client_id: String,
@@ -100,6 +100,14 @@ pub struct LogoutOutcome {
     pub revocation_error: Option<Error>,
 }
 
+/// A session the store failed to save, and the refresh token it replaced (so a newer session
+/// saved meanwhile by another process is recognised and not overwritten).
+#[derive(Clone, Debug)]
+struct Unsaved {
+    session: Session,
+    replaces: Option<crate::secret::RefreshToken>,
+}
+
 /// The MCP OAuth client over injected transport, store, authorizer, randomness and clock.
 pub struct OAuthClient<H, S, A, R, C> {
     http: H,
@@ -111,7 +119,7 @@ pub struct OAuthClient<H, S, A, R, C> {
     trace: RefCell<Vec<DiscoveryStep>>,
     /// Sessions the store failed to save (e.g. a rotated refresh token): kept here and saved
     /// again on next use, so a store hiccup never loses the only valid refresh token.
-    unsaved: RefCell<BTreeMap<String, Session>>,
+    unsaved: RefCell<BTreeMap<String, Unsaved>>,
     /// The issuer a pre-registered client without one got bound to on first use.
     bound_issuer: RefCell<Option<String>>,
 }
@@ -154,31 +162,87 @@ where
         self.trace.borrow().clone()
     }
 
-    /// The current session for `server` (an unsaved newer one first, saving it again).
+    /// The current session for `server`. A session this client could not save is saved again
+    /// first — unless the store meanwhile holds a session that did not come from the one it
+    /// replaced (another process logged in or rotated): then the stored one wins.
     pub async fn load_session(&self, server: &str) -> Result<Option<Session>> {
         let pending = self.unsaved.borrow().get(server).cloned();
-        if let Some(s) = pending {
-            if self.store.save_session(&s).await.is_ok() {
-                self.unsaved.borrow_mut().remove(server);
-            }
-            return Ok(Some(s));
+        let Some(pending) = pending else {
+            return self.store.load_session(server).await;
+        };
+        let stored = match self.store.load_session(server).await {
+            Ok(s) => s,
+            Err(_) => return Ok(Some(pending.session)), // the store is still down
+        };
+        let superseded = stored
+            .as_ref()
+            .is_some_and(|s| s.tokens.refresh_token != pending.replaces);
+        if superseded {
+            self.unsaved.borrow_mut().remove(server);
+            return Ok(stored);
         }
-        self.store.load_session(server).await
+        if self.store.save_session(&pending.session).await.is_ok() {
+            self.unsaved.borrow_mut().remove(server);
+        }
+        Ok(Some(pending.session))
     }
 
-    async fn save_session(&self, session: &Session) -> Result<()> {
+    /// Saves every session the store refused before. Call before a short-lived process exits:
+    /// an error means a rotated refresh token exists only in memory.
+    pub async fn flush(&self) -> Result<()> {
+        let servers: Vec<String> = self.unsaved.borrow().keys().cloned().collect();
+        for server in servers {
+            self.load_session(&server).await?;
+            if self.unsaved.borrow().contains_key(&server) {
+                return Err(Error::Store {
+                    message: format!("the session for {server} could not be saved"),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves `session`, which replaces one holding `replaces`; on failure keeps it in memory.
+    async fn save_session_replacing(
+        &self,
+        session: &Session,
+        replaces: Option<&crate::secret::RefreshToken>,
+    ) -> Result<()> {
         match self.store.save_session(session).await {
             Ok(()) => {
                 self.unsaved.borrow_mut().remove(&session.server);
                 Ok(())
             }
             Err(e) => {
-                self.unsaved
-                    .borrow_mut()
-                    .insert(session.server.clone(), session.clone());
+                self.unsaved.borrow_mut().insert(
+                    session.server.clone(),
+                    Unsaved {
+                        session: session.clone(),
+                        replaces: replaces.cloned(),
+                    },
+                );
                 Err(e)
             }
         }
+    }
+
+    async fn save_session(&self, session: &Session) -> Result<()> {
+        let previous = match self.store.load_session(&session.server).await {
+            Ok(s) => s.and_then(|s| s.tokens.refresh_token),
+            Err(_) => None,
+        };
+        self.save_session_replacing(session, previous.as_ref())
+            .await
+    }
+
+    /// The access token of an unsaved (refreshed but not persisted) session, while valid.
+    fn unsaved_access_token(&self, server: &str) -> Option<AccessToken> {
+        let now = self.clock.now();
+        self.unsaved
+            .borrow()
+            .get(server)
+            .filter(|u| !u.session.tokens.is_expired(now))
+            .map(|u| u.session.tokens.access_token.clone())
     }
 
     async fn delete_session(&self, server: &str) -> Result<()> {
@@ -219,12 +283,12 @@ where
         match self.refresh(&session).await {
             Ok(s) => Ok(Some(s.tokens.access_token)),
             Err(e) if e.recovery() == Recovery::Reauthenticate => Ok(None),
+            // The session was dropped (e.g. the AS forgot its client): authorize again.
+            Err(Error::OAuth { .. }) if self.load_session(server).await?.is_none() => Ok(None),
             // Refreshed but not persisted: the new tokens are held in memory meanwhile.
-            Err(Error::Store { .. }) if self.unsaved.borrow().contains_key(server) => Ok(self
-                .unsaved
-                .borrow()
-                .get(server)
-                .map(|s| s.tokens.access_token.clone())),
+            Err(Error::Store { .. }) if self.unsaved_access_token(server).is_some() => {
+                Ok(self.unsaved_access_token(server))
+            }
             Err(e) if !session.tokens.is_expired(now) && e.recovery() == Recovery::Transient => {
                 Ok(Some(session.tokens.access_token))
             }
@@ -261,18 +325,24 @@ where
         ) {
             Ok(t) => t,
             Err(e) => {
-                if e.recovery() == Recovery::Reauthenticate {
+                let forgotten = e.oauth_code()
+                    == Some(&crate::error::OAuthErrorCode::InvalidClient)
+                    && client.source != RegistrationSource::PreRegistered;
+                if forgotten {
+                    // The AS forgot this client: its tokens are dead; register again next time.
+                    self.forget_dynamic_client(&session.issuer, &client).await?;
+                }
+                if forgotten || e.recovery() == Recovery::Reauthenticate {
+                    // Only if no other process has rotated it meanwhile (a store without
+                    // compare-and-delete leaves a small window; the next 401 recovers from it).
                     let stored = self.load_session(&session.server).await?;
                     if stored.is_some_and(|s| s.tokens.refresh_token.as_ref() == Some(refresh)) {
                         self.delete_session(&session.server).await?;
                     }
-                    if e.oauth_code() == Some(&crate::error::OAuthErrorCode::InvalidClient) {
-                        self.forget_dynamic_client(&session.issuer, &client).await?;
-                    }
                 } else if let Some(rt) = salvage_refresh_token(&response, refresh) {
                     let mut kept = session.clone();
                     kept.tokens.refresh_token = Some(rt);
-                    self.save_session(&kept).await?;
+                    self.save_session_replacing(&kept, Some(refresh)).await?;
                 }
                 return Err(e);
             }
@@ -281,7 +351,7 @@ where
             tokens,
             ..session.clone()
         };
-        self.save_session(&updated).await?;
+        self.save_session_replacing(&updated, Some(refresh)).await?;
         Ok(updated)
     }
 
@@ -351,10 +421,6 @@ where
                 return Err(e);
             }
         };
-        if client.source == RegistrationSource::PreRegistered {
-            // Kept per issuer so later runs can refresh and revoke with it.
-            self.store.save_client(&client).await?;
-        }
         let session = Session {
             resource: discovery.resource.clone(),
             server: server_key.to_owned(),
@@ -366,6 +432,10 @@ where
             tokens,
         };
         self.save_session(&session).await?;
+        if client.source == RegistrationSource::PreRegistered {
+            // Kept per issuer so later runs can refresh and revoke with it.
+            self.store.save_client(&client).await?;
+        }
         Ok(session)
     }
 
@@ -426,7 +496,7 @@ where
             match poll {
                 // RFC 8628 §3.5: back off on timeouts and transient errors, keep polling.
                 Err(e) if e.recovery() == Recovery::Transient => {
-                    interval = interval.saturating_mul(2).min(300)
+                    interval = interval.max(interval.saturating_mul(2).min(300))
                 }
                 Err(e) => return Err(e),
                 Ok(DevicePoll::Pending) => {}
@@ -543,6 +613,10 @@ where
                         token = Some(s.tokens.access_token);
                         continue;
                     }
+                    Err(Error::Store { .. }) if self.unsaved_access_token(&key).is_some() => {
+                        token = self.unsaved_access_token(&key);
+                        continue;
+                    }
                     // The AS is down: say so rather than send the user to it.
                     Err(e) if e.recovery() == Recovery::Transient => return Err(e),
                     Err(_) => {}
@@ -596,12 +670,19 @@ where
     /// client with that id, or else a public client by id (Client ID Metadata Documents and
     /// public registrations need nothing more).
     async fn client_of(&self, session: &Session) -> Result<ClientCredentials> {
-        if let Some(c) = self.store.load_client(&session.issuer).await?
-            && c.client_id == session.client_id
-        {
-            return Ok(c);
+        // Configured credentials first (a changed secret wins over a stored copy); a client
+        // without an issuer matches only by id here and is never bound by a refresh.
+        if let Some(p) = self.config.pre_registered.iter().find(|p| {
+            p.client_id == session.client_id
+                && match (&p.issuer, self.bound_issuer.borrow().as_deref()) {
+                    (Some(i), _) => *i == session.issuer,
+                    (None, Some(b)) => b == session.issuer,
+                    (None, None) => true,
+                }
+        }) {
+            return Ok(self.pre_registered_credentials(p, &session.issuer, None));
         }
-        if let Some(c) = self.pre_registered_for(&session.issuer, None)
+        if let Some(c) = self.store.load_client(&session.issuer).await?
             && c.client_id == session.client_id
         {
             return Ok(c);
@@ -645,6 +726,15 @@ where
                 p
             }
         };
+        Some(self.pre_registered_credentials(p, issuer, meta))
+    }
+
+    fn pre_registered_credentials(
+        &self,
+        p: &PreRegisteredClient,
+        issuer: &str,
+        meta: Option<&AuthorizationServerMetadata>,
+    ) -> ClientCredentials {
         let auth_method = p.auth_method.unwrap_or(if p.client_secret.is_some() {
             TokenEndpointAuthMethod::ClientSecretBasic
         } else {
@@ -661,7 +751,7 @@ where
             }
             _ => auth_method,
         };
-        Some(ClientCredentials {
+        ClientCredentials {
             issuer: issuer.to_owned(),
             client_id: p.client_id.clone(),
             client_secret: p.client_secret.clone(),
@@ -670,7 +760,7 @@ where
             redirect_uris: vec![self.authorizer.redirect_uri()],
             secret_expires_at: None,
             registration_access_token: None,
-        })
+        }
     }
 
     /// The client to use with the discovered AS, in the MCP order: pre-registered, Client ID
@@ -681,18 +771,15 @@ where
         if let Some(c) = self.pre_registered_for(issuer, Some(meta)) {
             return Ok(c);
         }
-        if let Some(bound) = self
-            .bound_issuer
-            .borrow()
-            .as_deref()
-            .filter(|b| *b != issuer)
-        {
-            // Pre-registered credentials belong to one AS; never show them to another.
-            return Err(Error::ClientIssuerMismatch {
-                bound: bound.to_owned(),
-                found: issuer.clone(),
-            });
-        }
+        // Pre-registered credentials belong to their AS and are never shown to this one; it
+        // gets a Client ID Metadata Document or a registration of its own, if it offers either.
+        let other_issuer = self
+            .config
+            .pre_registered
+            .iter()
+            .filter_map(|p| p.issuer.clone())
+            .chain(self.bound_issuer.borrow().clone())
+            .find(|i| i != issuer);
         let redirect_uri = self.authorizer.redirect_uri();
         if let (true, Some(url)) = (
             meta.client_id_metadata_document_supported,
@@ -711,8 +798,14 @@ where
             }
         }
         if meta.registration_endpoint.is_none() {
-            return Err(Error::RegistrationNotSupported {
-                issuer: issuer.clone(),
+            return Err(match other_issuer {
+                Some(bound) => Error::ClientIssuerMismatch {
+                    bound,
+                    found: issuer.clone(),
+                },
+                None => Error::RegistrationNotSupported {
+                    issuer: issuer.clone(),
+                },
             });
         }
         let mut metadata = self.config.client_metadata.clone();

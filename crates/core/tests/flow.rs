@@ -35,6 +35,9 @@ struct World {
     cimd: bool,
     prm_status: Option<u16>,
     prm_html: bool,
+    prm_scopes: Vec<String>,
+    not_granted: Vec<String>,
+    forgotten_clients: Vec<String>,
     state_override: Option<String>,
     log: Vec<String>,
 }
@@ -51,6 +54,7 @@ impl Fake {
             issuer: "https://as.example.com/tenant".into(),
             required_scope: "mcp:tools".into(),
             supports_s256: true,
+            prm_scopes: vec!["mcp:tools".into()],
             ..World::default()
         }))
     }
@@ -60,11 +64,12 @@ impl Fake {
         let at = format!("at-{}", w.next);
         let rt = format!("rt-{}", w.next);
         // The AS grants only the scopes it knows.
-        let known = ["mcp:tools", "mcp:admin", "offline_access"];
+        let known = ["mcp:tools", "mcp:admin", "offline_access", "mcp:read"];
+        let not_granted = w.not_granted.clone();
         let scope = scope
             .unwrap_or_default()
             .split(' ')
-            .filter(|s| known.contains(s))
+            .filter(|s| known.contains(s) && !not_granted.iter().any(|n| n == s))
             .collect::<Vec<_>>()
             .join(" ");
         w.access.insert(at.clone(), scope.clone());
@@ -133,7 +138,7 @@ impl Fake {
         {
             return HttpResponse::json(
                 200,
-                &json!({"resource": MCP, "authorization_servers": [issuer], "scopes_supported": ["mcp:tools"]}),
+                &json!({"resource": MCP, "authorization_servers": [issuer], "scopes_supported": w.prm_scopes}),
             );
         }
         let base = as_base(&issuer);
@@ -177,6 +182,12 @@ impl Fake {
         if url == format!("{base}/token") {
             if let Some(f) = w.token_failure.clone() {
                 return f;
+            }
+            if form
+                .get("client_id")
+                .is_some_and(|id| w.forgotten_clients.contains(id))
+            {
+                return HttpResponse::json(401, &json!({"error": "invalid_client"}));
             }
             return match form.get("grant_type").map(String::as_str) {
                 Some("authorization_code") => {
@@ -733,15 +744,135 @@ flow_test!(pre_registered_credentials_stay_with_their_issuer, async {
         w.refresh.clear();
         w.log.clear();
     }
-    let e = c.send(call()).await.unwrap_err();
-    assert_eq!(e.code(), "client_issuer_mismatch");
-    // Nothing was sent to the other AS's token or registration endpoints.
-    assert!(
-        !fake
-            .0
-            .borrow()
-            .log
-            .iter()
-            .any(|l| l.contains("other-as.example.com/token") || l.contains("register"))
-    );
+    // The other AS gets a registration of its own; the bound client is not shown to it.
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    let w = fake.0.borrow();
+    assert_eq!(w.registrations.len(), 1);
+    let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+    assert_ne!(q["client_id"], "pre-registered");
 });
+
+flow_test!(
+    step_up_unions_with_what_was_requested_not_only_granted,
+    async {
+        let fake = Fake::new();
+        {
+            let mut w = fake.0.borrow_mut();
+            w.prm_scopes = vec!["mcp:tools".into(), "mcp:read".into()];
+            w.not_granted = vec!["mcp:read".into()]; // asked for, not granted (e.g. user unticked it)
+        }
+        let clock = ManualClock::new(1_000_000);
+        let c = client(&fake, &clock);
+        c.send(call()).await.unwrap();
+        fake.0.borrow_mut().required_scope = "mcp:tools mcp:admin".into();
+        assert_eq!(c.send(call()).await.unwrap().status, 200);
+        let w = fake.0.borrow();
+        let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+        assert_eq!(q["scope"], "mcp:tools mcp:admin offline_access mcp:read");
+    }
+);
+
+flow_test!(a_client_the_server_forgot_is_registered_again, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    c.send(call()).await.unwrap();
+    {
+        let mut w = fake.0.borrow_mut();
+        w.forgotten_clients = w.registrations.clone();
+    }
+    clock.advance(3600);
+    // The session's tokens died with the client: authorization is needed again.
+    assert_eq!(c.access_token(MCP).await.unwrap(), None);
+    assert!(c.store().load_session(MCP).await.unwrap().is_none());
+    assert!(
+        c.store()
+            .load_client("https://as.example.com/tenant")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    fake.0.borrow_mut().access.clear();
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    assert_eq!(fake.0.borrow().registrations.len(), 2);
+});
+
+flow_test!(an_unsaved_session_never_overwrites_a_newer_one, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        fail: Default::default(),
+    };
+    let config = || ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+    // Two processes sharing one store.
+    let a = OAuthClient::new(
+        &fake,
+        &store,
+        Approve(&fake),
+        Counter(Default::default()),
+        &clock,
+        config(),
+    );
+    let b = OAuthClient::new(
+        &fake,
+        &store,
+        Approve(&fake),
+        Counter(Default::default()),
+        &clock,
+        config(),
+    );
+    a.send(call()).await.unwrap();
+    clock.advance(3600);
+    store.fail.set(true);
+    assert!(a.access_token(MCP).await.unwrap().is_some()); // rotated, held in A's memory only
+    store.fail.set(false);
+    // Meanwhile B logs in again and saves a newer session.
+    fake.0.borrow_mut().access.clear();
+    let newer = b
+        .authorize(&Url::parse(MCP).unwrap(), None, None)
+        .await
+        .unwrap();
+    // A sees B's session, not its stale copy.
+    assert_eq!(a.load_session(MCP).await.unwrap(), Some(newer.clone()));
+    assert_eq!(store.inner.load_session(MCP).await.unwrap(), Some(newer));
+    assert!(a.flush().await.is_ok());
+});
+
+flow_test!(
+    pre_registered_credentials_are_never_shown_to_another_server,
+    async {
+        let fake = Fake::new();
+        let clock = ManualClock::new(1_000_000);
+        let mut config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+        config
+            .pre_registered
+            .push(edge_oauth_core::PreRegisteredClient {
+                issuer: Some("https://as.example.com/tenant".into()),
+                client_id: "pre-registered".into(),
+                client_secret: Some(edge_oauth_core::ClientSecret::new("s3cret")),
+                auth_method: None,
+            });
+        let c = OAuthClient::new(
+            &fake,
+            MemoryStore::new(),
+            Approve(&fake),
+            Counter(Default::default()),
+            &clock,
+            config,
+        );
+        c.send(call()).await.unwrap();
+        {
+            let mut w = fake.0.borrow_mut();
+            w.issuer = "https://other-as.example.com".into();
+            w.access.clear();
+            w.refresh.clear();
+        }
+        // The other AS gets a registration of its own.
+        assert_eq!(c.send(call()).await.unwrap().status, 200);
+        let w = fake.0.borrow();
+        assert_eq!(w.registrations.len(), 1);
+        let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+        assert_ne!(q["client_id"], "pre-registered");
+    }
+);
