@@ -276,8 +276,7 @@ impl RandomSource for Counter {
 
 type Client<'a> = OAuthClient<&'a Fake, MemoryStore, Approve<'a>, Counter, &'a ManualClock>;
 
-fn client<'a>(fake: &'a Fake, clock: &'a ManualClock) -> Client<'a> {
-    let config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+fn client_with<'a>(fake: &'a Fake, clock: &'a ManualClock, config: ClientConfig) -> Client<'a> {
     OAuthClient::new(
         fake,
         MemoryStore::new(),
@@ -286,6 +285,22 @@ fn client<'a>(fake: &'a Fake, clock: &'a ManualClock) -> Client<'a> {
         clock,
         config,
     )
+}
+
+fn client<'a>(fake: &'a Fake, clock: &'a ManualClock) -> Client<'a> {
+    client_with(
+        fake,
+        clock,
+        ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT)),
+    )
+}
+
+/// The query of the `i`th authorization request.
+fn authorize_query(fake: &Fake, i: usize) -> BTreeMap<String, String> {
+    fake.0.borrow().authorize_urls[i]
+        .query_pairs()
+        .into_owned()
+        .collect()
 }
 
 fn call() -> HttpRequest {
@@ -339,7 +354,7 @@ flow_test!(challenge_to_tool_call, async {
             "POST https://as.example.com/tenant/token".into(),
         ]
     );
-    let q: BTreeMap<String, String> = w.authorize_urls[0].query_pairs().into_owned().collect();
+    let q = authorize_query(&fake, 0);
     assert_eq!(q["resource"], MCP);
     assert_eq!(q["code_challenge_method"], "S256");
     // PRM scopes, plus offline_access because the AS lists it.
@@ -421,18 +436,6 @@ flow_test!(rejected_refresh_token_needs_reauthentication, async {
     assert_eq!(fake.0.borrow().authorize_urls.len(), 2);
 });
 
-flow_test!(step_up_asks_for_the_union, async {
-    let fake = Fake::new();
-    let clock = ManualClock::new(1_000_000);
-    let c = client(&fake, &clock);
-    c.send(call()).await.unwrap();
-    fake.0.borrow_mut().required_scope = "mcp:tools mcp:admin".into();
-    assert_eq!(c.send(call()).await.unwrap().status, 200);
-    let w = fake.0.borrow();
-    let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
-    assert_eq!(q["scope"], "mcp:tools mcp:admin offline_access");
-});
-
 flow_test!(step_up_is_capped, async {
     let fake = Fake::new();
     let clock = ManualClock::new(1_000_000);
@@ -443,7 +446,7 @@ flow_test!(step_up_is_capped, async {
     assert_eq!(e, Error::StepUpLimit { attempts: 3 });
     let w = fake.0.borrow();
     assert_eq!(w.authorize_urls.len(), 3);
-    let q: BTreeMap<String, String> = w.authorize_urls[2].query_pairs().into_owned().collect();
+    let q = authorize_query(&fake, 2);
     assert_eq!(q["scope"], "mcp:tools never:granted offline_access");
 });
 
@@ -566,20 +569,12 @@ flow_test!(
         let clock = ManualClock::new(1_000_000);
         let mut config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
         config.client_id_metadata_url = Some("https://app.example.com/oauth/client.json".into());
-        let c = OAuthClient::new(
-            &fake,
-            MemoryStore::new(),
-            Approve(&fake),
-            Counter(Default::default()),
-            &clock,
-            config,
-        );
+        let c = client_with(&fake, &clock, config);
         assert_eq!(c.send(call()).await.unwrap().status, 200);
         {
             let w = fake.0.borrow();
             assert!(w.registrations.is_empty());
-            let q: BTreeMap<String, String> =
-                w.authorize_urls[0].query_pairs().into_owned().collect();
+            let q = authorize_query(&fake, 0);
             assert_eq!(q["client_id"], "https://app.example.com/oauth/client.json");
         }
         clock.advance(3600);
@@ -727,14 +722,7 @@ flow_test!(pre_registered_credentials_stay_with_their_issuer, async {
             client_secret: Some(edge_oauth_core::ClientSecret::new("s3cret")),
             auth_method: None,
         });
-    let c = OAuthClient::new(
-        &fake,
-        MemoryStore::new(),
-        Approve(&fake),
-        Counter(Default::default()),
-        &clock,
-        config,
-    );
+    let c = client_with(&fake, &clock, config);
     assert_eq!(c.send(call()).await.unwrap().status, 200);
     {
         let mut w = fake.0.borrow_mut();
@@ -748,7 +736,7 @@ flow_test!(pre_registered_credentials_stay_with_their_issuer, async {
     assert_eq!(c.send(call()).await.unwrap().status, 200);
     let w = fake.0.borrow();
     assert_eq!(w.registrations.len(), 1);
-    let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+    let q = authorize_query(&fake, 1);
     assert_ne!(q["client_id"], "pre-registered");
 });
 
@@ -766,8 +754,7 @@ flow_test!(
         c.send(call()).await.unwrap();
         fake.0.borrow_mut().required_scope = "mcp:tools mcp:admin".into();
         assert_eq!(c.send(call()).await.unwrap().status, 200);
-        let w = fake.0.borrow();
-        let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+        let q = authorize_query(&fake, 1);
         assert_eq!(q["scope"], "mcp:tools mcp:admin offline_access mcp:read");
     }
 );
@@ -853,14 +840,7 @@ flow_test!(
                 client_secret: Some(edge_oauth_core::ClientSecret::new("s3cret")),
                 auth_method: None,
             });
-        let c = OAuthClient::new(
-            &fake,
-            MemoryStore::new(),
-            Approve(&fake),
-            Counter(Default::default()),
-            &clock,
-            config,
-        );
+        let c = client_with(&fake, &clock, config);
         c.send(call()).await.unwrap();
         {
             let mut w = fake.0.borrow_mut();
@@ -872,7 +852,7 @@ flow_test!(
         assert_eq!(c.send(call()).await.unwrap().status, 200);
         let w = fake.0.borrow();
         assert_eq!(w.registrations.len(), 1);
-        let q: BTreeMap<String, String> = w.authorize_urls[1].query_pairs().into_owned().collect();
+        let q = authorize_query(&fake, 1);
         assert_ne!(q["client_id"], "pre-registered");
     }
 );
