@@ -32,9 +32,11 @@ lint:
 unit:
 	cargo test --workspace
 
-# The core's tests compiled to wasm32, run by wasm-bindgen-test-runner under Node.
+# The core's tests compiled to wasm32, run by wasm-bindgen-test-runner under Node and in
+# headless Chromium (Debian's chromium + chromium-driver).
 wasm-test:
 	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
 
 conformance:
 	bash tests/conformance/run.sh
