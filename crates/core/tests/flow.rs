@@ -59,6 +59,14 @@ impl Fake {
         }))
     }
 
+    /// The resource moves to another authorization server; the old tokens stop working.
+    fn move_to(&self, issuer: &str) {
+        let mut w = self.0.borrow_mut();
+        w.issuer = issuer.into();
+        w.access.clear();
+        w.refresh.clear();
+    }
+
     fn issue(w: &mut World, scope: Option<String>) -> HttpResponse {
         w.next += 1;
         let at = format!("at-{}", w.next);
@@ -455,12 +463,7 @@ flow_test!(new_authorization_server_means_new_registration, async {
     let clock = ManualClock::new(1_000_000);
     let c = client(&fake, &clock);
     c.send(call()).await.unwrap();
-    {
-        let mut w = fake.0.borrow_mut();
-        w.issuer = "https://other-as.example.com".into();
-        w.access.clear();
-        w.refresh.clear();
-    }
+    fake.move_to("https://other-as.example.com");
     assert_eq!(c.send(call()).await.unwrap().status, 200);
     let w = fake.0.borrow();
     assert_eq!(w.registrations.len(), 2);
@@ -724,14 +727,9 @@ flow_test!(pre_registered_credentials_stay_with_their_issuer, async {
         });
     let c = client_with(&fake, &clock, config);
     assert_eq!(c.send(call()).await.unwrap().status, 200);
-    {
-        let mut w = fake.0.borrow_mut();
-        assert!(w.registrations.is_empty());
-        w.issuer = "https://other-as.example.com".into();
-        w.access.clear();
-        w.refresh.clear();
-        w.log.clear();
-    }
+    assert!(fake.0.borrow().registrations.is_empty());
+    fake.move_to("https://other-as.example.com");
+    fake.0.borrow_mut().log.clear();
     // The other AS gets a registration of its own; the bound client is not shown to it.
     assert_eq!(c.send(call()).await.unwrap().status, 200);
     let w = fake.0.borrow();
@@ -842,12 +840,7 @@ flow_test!(
             });
         let c = client_with(&fake, &clock, config);
         c.send(call()).await.unwrap();
-        {
-            let mut w = fake.0.borrow_mut();
-            w.issuer = "https://other-as.example.com".into();
-            w.access.clear();
-            w.refresh.clear();
-        }
+        fake.move_to("https://other-as.example.com");
         // The other AS gets a registration of its own.
         assert_eq!(c.send(call()).await.unwrap().status, 200);
         let w = fake.0.borrow();
