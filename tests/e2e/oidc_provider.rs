@@ -390,7 +390,24 @@ fn loopback_login_with_a_browser() {
         .find(|(k, _)| k == "redirect_uri")
         .map(|(_, v)| v.into_owned())
         .unwrap();
-    assert!(redirect_uri.starts_with("http://127.0.0.1:") && redirect_uri.ends_with("/callback"));
+    // A dynamically registered client gets a callback path of its own for this issuer.
+    let path = reqwest::Url::parse(&redirect_uri)
+        .unwrap()
+        .path()
+        .to_owned();
+    assert!(
+        redirect_uri.starts_with("http://127.0.0.1:")
+            && path.starts_with("/callback/")
+            && path.len() == "/callback/".len() + 16,
+        "{redirect_uri}"
+    );
+    let state = reqwest::Url::parse(&auth_url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .unwrap();
+    let base = redirect_uri.trim_end_matches(&path[9..]).to_owned();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -403,16 +420,15 @@ fn loopback_login_with_a_browser() {
             .unwrap();
         // Requests to the listener that are not this authorization's response (no state, a
         // forged one) must not end the flow.
+        // Nor may this flow's state delivered at another server's callback path.
+        let elsewhere = format!("{base}?state={state}&code=x");
         for stray in [
-            "",
-            "?state=forged&code=x",
-            "?error=access_denied&state=forged",
+            redirect_uri.clone(),
+            format!("{redirect_uri}?state=forged&code=x"),
+            format!("{redirect_uri}?error=access_denied&state=forged"),
+            elsewhere,
         ] {
-            let resp = browser
-                .get(format!("{redirect_uri}{stray}"))
-                .send()
-                .await
-                .unwrap();
+            let resp = browser.get(&stray).send().await.unwrap();
             assert_eq!(resp.status().as_u16(), 404, "stray request {stray:?}");
         }
         let mut url = reqwest::Url::parse(&auth_url).unwrap();
@@ -439,4 +455,90 @@ fn loopback_login_with_a_browser() {
     assert!(page.contains("You can close this window"), "{page}");
     expect_logged_in(child);
     assert!(cli.ok(&["tools", &stack.mcp]).contains("echo"));
+}
+
+#[test]
+fn a_confidential_dynamic_client_logs_in_refreshes_and_logs_out() {
+    // The AS answers the registration with client_secret_basic and a secret, although the
+    // CLI asked for a public client: every later request must authenticate with them.
+    let stack = Stack::start(&["--dcr-confidential"]);
+    let cli = Cli::new("confidential");
+    let mcp = stack.mcp.as_str();
+    cli.ok(&["login", "--headless", mcp]);
+    let clients: Vec<_> = std::fs::read_dir(cli.store.join("clients"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(clients.len(), 1);
+    let client: Value = serde_json::from_slice(&std::fs::read(clients[0].path()).unwrap()).unwrap();
+    assert_eq!(client["auth_method"], "client_secret_basic", "{client}");
+    assert!(
+        client["client_secret"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    );
+    // Its redirect URI is its own for this issuer (RFC 9700 §4.4.2).
+    let redirect = client["redirect_uris"][0].as_str().unwrap();
+    assert!(redirect.contains("/callback/"), "{redirect}");
+
+    cli.ok(&["tools", mcp]);
+    assert!(cli.ok(&["refresh", mcp]).contains("rotated:       yes"));
+    cli.ok(&["call", mcp, "echo", r#"{"text":"confidential"}"#]);
+    let out = cli.ok(&["logout", mcp]);
+    assert!(out.contains("session deleted"), "{out}");
+    let stats = stack.stats();
+    // Code exchange and refresh authenticated with Basic, never without; so did revocation.
+    assert_eq!(
+        stats["client_auth"]["token"]["other"].as_u64().unwrap_or(0),
+        0,
+        "{stats}"
+    );
+    assert!(
+        stats["client_auth"]["token"]["basic"].as_u64().unwrap() >= 2,
+        "{stats}"
+    );
+    assert!(
+        stats["client_auth"]["revocation"]["basic"]
+            .as_u64()
+            .unwrap()
+            >= 1,
+        "{stats}"
+    );
+    assert!(stats["revocation"]["ok"].as_u64().unwrap() >= 1, "{stats}");
+    assert_eq!(
+        stats["token"]["by_grant_type"]["refresh_token"]["errors"],
+        serde_json::json!({}),
+        "{stats}"
+    );
+}
+
+#[test]
+fn processes_sharing_a_store_refresh_without_replaying() {
+    // Several CLI runs refresh the same session at once. oidc-provider revokes the whole
+    // grant when a rotated refresh token is replayed; with the store's lock, each run either
+    // refreshes or takes the session another run just saved.
+    let stack = Stack::start(&[]);
+    let cli = Cli::new("concurrent");
+    let mcp = stack.mcp.as_str();
+    cli.ok(&["login", "--headless", mcp]);
+    let runs: Vec<Child> = (0..4)
+        .map(|_| spawn_cli(&cli.store, &["refresh", mcp]))
+        .collect();
+    for mut child in runs {
+        let status = child.wait().unwrap();
+        let mut err = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut err)
+            .unwrap();
+        assert!(status.success(), "{err}");
+    }
+    let stats = stack.stats();
+    let refresh = &stats["token"]["by_grant_type"]["refresh_token"];
+    assert_eq!(refresh["errors"], serde_json::json!({}), "{stats}");
+    assert!(refresh["ok"].as_u64().unwrap() >= 1, "{stats}");
+    // The grant survived: the stored tokens still work.
+    cli.ok(&["tools", mcp]);
 }

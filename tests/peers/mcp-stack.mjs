@@ -31,6 +31,8 @@ const USAGE = `usage: node mcp-stack.mjs [options]
                            (default: no interval field, no slow_down, like oidc-provider)
   --mcp-json               MCP server answers POSTs with application/json instead of SSE
   --challenge-scope        also put scope="mcp:tools" in the 401 WWW-Authenticate challenge
+  --dcr-confidential       register every client as confidential (client_secret_basic, with a
+                           secret) whatever the registration request asked for
   --quiet                  no per-request log lines on stderr
   --verbose                keep oidc-provider's development notices/warnings
   -h, --help               this text`;
@@ -46,6 +48,7 @@ try {
       'device-interval': { type: 'string', default: '0' },
       'mcp-json': { type: 'boolean', default: false },
       'challenge-scope': { type: 'boolean', default: false },
+      'dcr-confidential': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -163,6 +166,7 @@ function freshStats() {
     token: { total: 0, by_grant_type: {} },
     authorization: { requests: 0 },
     registration: { requests: 0, ok: 0, errors: {} },
+    client_auth: {},
     revocation: { requests: 0, ok: 0, errors: {} },
     introspection: { requests: 0, ok: 0, errors: {} },
     device_authorization: { requests: 0, ok: 0, errors: {} },
@@ -430,6 +434,27 @@ provider.use(async (ctx, next) => {
     await approveDevice(ctx);
     reqLog(`AS POST /test/device/approve ${ctx.status}`);
     return;
+  }
+
+  if (args['dcr-confidential'] && method === 'POST' && path === ROUTES.reg && ctx.is('application/json')) {
+    // An AS that decides the client type itself: answer every registration with a
+    // client_secret_basic client and a secret, even when `none` was asked for.
+    const chunks = [];
+    for await (const chunk of ctx.req) chunks.push(chunk);
+    let body;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      body = {};
+    }
+    ctx.request.body = { ...body, token_endpoint_auth_method: 'client_secret_basic' };
+  }
+  if (method === 'POST' && (path === ROUTES.token || path === ROUTES.revocation)) {
+    // How the client authenticated (counted per endpoint, never the credentials).
+    const basic = /^basic /i.test(ctx.get('authorization'));
+    const key = path === ROUTES.token ? 'token' : 'revocation';
+    const auth = (stats.client_auth[key] ||= { basic: 0, other: 0 });
+    auth[basic ? 'basic' : 'other'] += 1;
   }
 
   await next();

@@ -1,6 +1,8 @@
 //! A credential store in files: one JSON file per client registration (keyed by issuer) and
 //! per session (keyed by MCP server URL), directory 0700, files 0600, written atomically
 //! (temp file, fsync, rename) so a crash leaves the old record or the new one, never half.
+//! Refreshes take an advisory lock file per session (`locks/<digest>.lock`), so several
+//! processes sharing the directory make one refresh between them.
 
 use std::fs;
 use std::io::Write;
@@ -9,6 +11,7 @@ use std::path::{Path, PathBuf};
 use edge_oauth_core::error::Error;
 use edge_oauth_core::pkce::s256_challenge;
 use edge_oauth_core::registration::ClientCredentials;
+use edge_oauth_core::store::StoreLock;
 use edge_oauth_core::{CredentialStore, Result, Session};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -31,7 +34,7 @@ impl FileStore {
             fs::create_dir_all(&dir).map_err(|e| store_err(&dir.display().to_string(), e))?;
             set_mode(&dir, 0o700)?;
         }
-        for sub in ["clients", "sessions"] {
+        for sub in ["clients", "sessions", "locks"] {
             let d = dir.join(sub);
             fs::create_dir_all(&d).map_err(|e| store_err(&d.display().to_string(), e))?;
             set_mode(&d, 0o700)?;
@@ -48,6 +51,12 @@ impl FileStore {
         self.dir
             .join(kind)
             .join(format!("{}.json", s256_challenge(key)))
+    }
+
+    fn lock_path(&self, server: &str) -> PathBuf {
+        self.dir
+            .join("locks")
+            .join(format!("{}.lock", s256_challenge(server)))
     }
 
     fn read<T: DeserializeOwned>(&self, path: &Path) -> Result<Option<T>> {
@@ -162,6 +171,32 @@ impl CredentialStore for FileStore {
     async fn delete_session(&self, server: &str) -> Result<()> {
         self.remove(&self.path("sessions", server))
     }
+    /// An exclusive advisory lock (flock) on the session's lock file, taken on a blocking
+    /// thread; closing the file on release (or when the process dies) frees it.
+    async fn lock_session(&self, server: &str) -> Result<StoreLock> {
+        let path = self.lock_path(server);
+        let file = tokio::task::spawn_blocking(move || {
+            let file =
+                open_lock_file(&path).map_err(|e| store_err(&path.display().to_string(), e))?;
+            file.lock()
+                .map_err(|e| store_err(&format!("lock {}", path.display()), e))?;
+            Ok::<_, Error>(file)
+        })
+        .await
+        .map_err(|e| store_err("lock", e))??;
+        Ok(StoreLock::on_release(move || drop(file)))
+    }
+}
+
+fn open_lock_file(path: &Path) -> std::io::Result<fs::File> {
+    let mut o = fs::OpenOptions::new();
+    o.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path)
 }
 
 #[cfg(test)]
@@ -187,6 +222,30 @@ mod tests {
                 received_at: 1,
             },
         }
+    }
+
+    #[test]
+    fn refresh_lock_excludes_other_processes() {
+        let dir = std::env::temp_dir().join(format!("edge-oauth-lock-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let store = FileStore::open(dir.clone()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let lock = rt.block_on(store.lock_session("https://a/mcp")).unwrap();
+        // Another open file description (as another process has) cannot take it...
+        let other = open_lock_file(&store.lock_path("https://a/mcp")).unwrap();
+        assert!(matches!(
+            other.try_lock(),
+            Err(fs::TryLockError::WouldBlock)
+        ));
+        // ...another session's lock is independent...
+        let b = open_lock_file(&store.lock_path("https://b/mcp")).unwrap();
+        assert!(b.try_lock().is_ok());
+        // ...and it is free once released.
+        drop(lock);
+        assert!(other.try_lock().is_ok());
+        let _ = fs::remove_dir_all(&dir);
     }
 
     #[test]

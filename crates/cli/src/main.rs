@@ -158,6 +158,12 @@ impl CredentialStore for AnyStore {
             AnyStore::Memory(s) => s.delete_session(server).await,
         }
     }
+    async fn lock_session(&self, server: &str) -> Result<edge_oauth_core::store::StoreLock> {
+        match self {
+            AnyStore::File(s) => s.lock_session(server).await,
+            AnyStore::Memory(s) => s.lock_session(server).await,
+        }
+    }
 }
 
 enum AnyAuthorizer {
@@ -170,6 +176,12 @@ impl Authorizer for AnyAuthorizer {
         match self {
             AnyAuthorizer::Loopback(a) => a.redirect_uri(),
             AnyAuthorizer::Headless(a) => a.redirect_uri(),
+        }
+    }
+    fn redirect_uri_for(&self, issuer: &str) -> String {
+        match self {
+            AnyAuthorizer::Loopback(a) => a.redirect_uri_for(issuer),
+            AnyAuthorizer::Headless(a) => a.redirect_uri_for(issuer),
         }
     }
     async fn authorize(&self, url: &Url) -> Result<String> {
@@ -251,12 +263,18 @@ async fn probe<H: HttpClient>(http: &H, server: &Url) -> Result<(u16, Option<Bea
     Ok((resp.status, challenge))
 }
 
-/// Server-provided text with control characters removed, so no escape sequence reaches the
-/// terminal.
+/// Server-provided text with control characters (but newline and tab) and bidirectional
+/// formatting characters removed, so no escape sequence reaches the terminal and no
+/// right-to-left override reorders what is shown (the "Trojan Source" trick).
 fn clean(s: &str) -> String {
     s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
+        .filter(|c| (!c.is_control() || *c == '\n' || *c == '\t') && !is_bidi_control(*c))
         .collect()
+}
+
+/// Unicode's bidirectional formatting characters: marks, embeddings, overrides, isolates.
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// `println!` for lines that carry server-provided text.
@@ -506,7 +524,7 @@ async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
             .pointer("/serverInfo/name")
             .and_then(Value::as_str)
             .unwrap_or("?");
-        println!("server: {name}");
+        say!("server: {name}");
         let tools = mcp.request("tools/list", json!({})).await?;
         for t in tools
             .get("tools")
@@ -514,10 +532,10 @@ async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
             .into_iter()
             .flatten()
         {
-            println!(
+            say!(
                 "  {:<20} {}",
-                clean(t.get("name").and_then(Value::as_str).unwrap_or("?")),
-                clean(t.get("description").and_then(Value::as_str).unwrap_or(""))
+                t.get("name").and_then(Value::as_str).unwrap_or("?"),
+                t.get("description").and_then(Value::as_str).unwrap_or("")
             );
         }
         Ok::<(), McpError>(())
@@ -675,7 +693,13 @@ async fn cmd_conformance(mut o: Opts) -> std::result::Result<(), String> {
     let result = run.await;
     eprintln!("discovery trace:");
     for s in client.last_trace() {
-        eprintln!("  {:?} {} {} {}", s.status, s.what, s.url, s.outcome);
+        eprintln!(
+            "  {:?} {} {} {}",
+            s.status,
+            s.what,
+            clean(&s.url),
+            clean(&s.outcome)
+        );
     }
     result.map_err(|e| e.to_string())
 }
@@ -736,6 +760,18 @@ fn main() -> ExitCode {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn server_text_is_cleaned_for_the_terminal() {
+        let hostile = "ok\u{1b}[2J\u{7}name\u{202E}txt.exe\u{2066}x\u{2069}\u{200F}\r\nnext\tcol";
+        assert_eq!(super::clean(hostile), "ok[2Jnametxt.exex\nnext\tcol");
+        for c in [
+            '\u{202A}', '\u{202B}', '\u{202C}', '\u{202D}', '\u{202E}', '\u{2066}', '\u{2067}',
+            '\u{2068}', '\u{2069}',
+        ] {
+            assert!(super::clean(&format!("a{c}b")) == "ab", "{c:?}");
+        }
+    }
+
     #[test]
     fn iso8601_dates() {
         assert_eq!(super::iso8601(0), "1970-01-01T00:00:00Z");

@@ -125,14 +125,37 @@ impl ValidatedCallback {
     }
 }
 
-/// Validates the redirect back to the client, in this order: it is the registered redirect URI;
+/// How long a pending authorization may wait for its callback (10 minutes, the upper bound
+/// RFC 6749 §4.1.2 recommends for an authorization code's own lifetime).
+pub const PENDING_MAX_AGE_SECS: u64 = 600;
+
+/// Validates the redirect back to the client, in this order: the pending authorization is
+/// younger than [`PENDING_MAX_AGE_SECS`]; the callback is at the registered redirect URI;
 /// no response parameter is repeated; `iss` equals the issuer exactly (RFC 9207 §2.4, also on
 /// error responses; required when the AS advertises it); `state` matches in constant time;
 /// then `error` (RFC 6749 §4.1.2.1) or `code`.
 pub fn validate_callback(
     callback_url: &str,
     pending: PendingAuthorization,
+    clock: &impl Clock,
 ) -> Result<ValidatedCallback> {
+    validate_callback_within(callback_url, pending, clock, PENDING_MAX_AGE_SECS)
+}
+
+/// [`validate_callback`] with another age limit for the pending authorization.
+pub fn validate_callback_within(
+    callback_url: &str,
+    pending: PendingAuthorization,
+    clock: &impl Clock,
+    max_age_secs: u64,
+) -> Result<ValidatedCallback> {
+    let age_secs = clock.now().saturating_sub(pending.created_at);
+    if age_secs > max_age_secs {
+        return Err(Error::PendingAuthorizationExpired {
+            age_secs,
+            max_age_secs,
+        });
+    }
     let url = Url::parse(callback_url).map_err(|_| Error::InvalidUrl {
         url: String::new(), // the callback holds a code: never echo it
         reason: "callback is not an absolute URL",
@@ -254,6 +277,15 @@ mod tests {
         build_authorization_url(&req, &Counter(Default::default()), &ManualClock::new(100)).unwrap()
     }
 
+    /// 5 minutes after the fixture's request was built.
+    const CLOCK: ManualClockAt = ManualClockAt(400);
+    struct ManualClockAt(u64);
+    impl crate::env::Clock for ManualClockAt {
+        fn now(&self) -> u64 {
+            self.0
+        }
+    }
+
     fn cb(params: &str) -> String {
         format!("http://127.0.0.1:9000/callback?{params}")
     }
@@ -281,10 +313,18 @@ mod tests {
         let (_, p) = fixture(true);
         let st = p.state.secret().to_owned();
         let iss = "https%3A%2F%2Fas.example.com";
-        let ok =
-            validate_callback(&cb(&format!("code=abc&state={st}&iss={iss}")), p.clone()).unwrap();
+        let ok = validate_callback(
+            &cb(&format!("code=abc&state={st}&iss={iss}")),
+            p.clone(),
+            &CLOCK,
+        )
+        .unwrap();
         assert_eq!(ok.code.secret(), "abc");
-        let code = |u: &str| validate_callback(&cb(u), p.clone()).unwrap_err().code();
+        let code = |u: &str| {
+            validate_callback(&cb(u), p.clone(), &CLOCK)
+                .unwrap_err()
+                .code()
+        };
         assert_eq!(code(&format!("code=abc&iss={iss}")), "state_missing");
         assert_eq!(
             code(&format!("code=abc&state=nope&iss={iss}")),
@@ -325,14 +365,15 @@ mod tests {
         assert_eq!(
             validate_callback(
                 &format!("http://127.0.0.1:9001/callback?code=a&state={st}"),
-                p.clone()
+                p.clone(),
+                &CLOCK
             )
             .unwrap_err()
             .code(),
             "callback_mismatch"
         );
         assert_eq!(
-            validate_callback("not a url", p.clone())
+            validate_callback("not a url", p.clone(), &CLOCK)
                 .unwrap_err()
                 .code(),
             "invalid_url"
@@ -341,12 +382,28 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn pending_authorizations_expire() {
+        let (_, p) = fixture(true);
+        let st = p.state.secret().to_owned();
+        let url = cb(&format!(
+            "code=abc&state={st}&iss=https%3A%2F%2Fas.example.com"
+        ));
+        // Built at t=100: valid up to 10 minutes later, refused after.
+        assert!(validate_callback(&url, p.clone(), &ManualClockAt(700)).is_ok());
+        let e = validate_callback(&url, p.clone(), &ManualClockAt(701)).unwrap_err();
+        assert_eq!(e.code(), "authorization_expired");
+        assert_eq!(e.recovery(), crate::error::Recovery::Interaction);
+        assert!(validate_callback_within(&url, p, &ManualClockAt(701), 3600).is_ok());
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn iss_optional_when_not_advertised_but_checked_when_sent() {
         let (_, p) = fixture(false);
         let st = p.state.secret().to_owned();
-        assert!(validate_callback(&cb(&format!("code=abc&state={st}")), p.clone()).is_ok());
+        assert!(validate_callback(&cb(&format!("code=abc&state={st}")), p.clone(), &CLOCK).is_ok());
         assert_eq!(
-            validate_callback(&cb(&format!("code=abc&state={st}&iss=x")), p)
+            validate_callback(&cb(&format!("code=abc&state={st}&iss=x")), p, &CLOCK)
                 .unwrap_err()
                 .code(),
             "iss_mismatch"
@@ -363,6 +420,7 @@ mod tests {
                 "error=access_denied&error_description=%3Cb%3Eno&state={st}"
             )),
             p,
+            &CLOCK,
         )
         .unwrap_err();
         match e {

@@ -8,12 +8,15 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use crate::authorize::PendingAuthorization;
 use crate::authorize::{AuthorizationRequest, build_authorization_url, validate_callback};
 use crate::device::{
     DeviceAuthorization, DevicePoll, device_authorization_request, device_token_request,
     process_device_authorization_response, process_device_token_response,
 };
-use crate::discovery::{AuthorizationServerMetadata, Discovery, DiscoveryStep, discover};
+use crate::discovery::{
+    AuthorizationServerMetadata, Discovery, DiscoveryStep, ResourcePolicy, discover_with,
+};
 use crate::env::{Clock, RandomSource};
 use crate::error::{Error, Recovery, Result};
 use crate::http::{self, HttpClient, HttpRequest, HttpResponse, parse_secure_url};
@@ -36,6 +39,15 @@ use crate::www_authenticate::{BearerChallenge, parse_bearer};
 pub trait Authorizer {
     /// The redirect URI this authorizer receives callbacks at.
     fn redirect_uri(&self) -> String;
+    /// The redirect URI to register with `issuer` when the client registers itself (RFC 7591).
+    /// An authorizer that can receive callbacks at several paths returns one per issuer
+    /// (e.g. `…/callback/<issuer_tag(issuer)>`, see [`issuer_tag`]): a callback then proves
+    /// which authorization server sent it even when that server sends no `iss` (RFC 9700
+    /// §4.4.2). The default is the one [`Authorizer::redirect_uri`].
+    fn redirect_uri_for(&self, issuer: &str) -> String {
+        let _ = issuer;
+        self.redirect_uri()
+    }
     /// Sends the user to `authorization_url`; resolves with the full callback URL.
     fn authorize(&self, authorization_url: &Url) -> impl Future<Output = Result<String>>;
 }
@@ -70,6 +82,8 @@ pub struct ClientConfig {
     pub max_authorizations: u32,
     /// Use this scope instead of the MCP selection strategy.
     pub scope_override: Option<String>,
+    /// How protected resource metadata `resource` is matched (RFC 9728 §3.3 by default).
+    pub resource_policy: ResourcePolicy,
 }
 
 impl ClientConfig {
@@ -82,6 +96,7 @@ impl ClientConfig {
             refresh_buffer_secs: DEFAULT_REFRESH_BUFFER_SECS,
             max_authorizations: 3,
             scope_override: None,
+            resource_policy: ResourcePolicy::Strict,
         }
     }
 }
@@ -106,6 +121,35 @@ pub struct LogoutOutcome {
 struct Unsaved {
     session: Session,
     replaces: Option<crate::secret::RefreshToken>,
+}
+
+/// An authorization in progress, with everything needed to finish it after a full-page
+/// redirect: serialise it (it holds the PKCE verifier: keep it encrypted, or in memory) and
+/// hand it to [`OAuthClient::complete_authorization`] with the callback URL. No client secret
+/// is in it: a confidential client's secret is looked up again when the flow completes.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PendingLogin {
+    /// The authorization request's state, verifier, issuer, redirect URI, resource and scope.
+    pub authorization: PendingAuthorization,
+    /// The MCP server URL the session is for.
+    pub server: String,
+    /// The token endpoint the code is exchanged at.
+    pub token_endpoint: String,
+    /// The revocation endpoint, for logout.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<String>,
+    /// How the client was obtained (to find its credentials again).
+    pub client_source: RegistrationSource,
+    /// How the client authenticates at the token endpoint.
+    pub auth_method: TokenEndpointAuthMethod,
+}
+
+/// A short, stable tag for an issuer, for per-issuer redirect URIs: 16 characters of the
+/// base64url SHA-256 of the issuer string (96 bits).
+pub fn issuer_tag(issuer: &str) -> String {
+    let mut tag = crate::pkce::s256_challenge(issuer);
+    tag.truncate(16);
+    tag
 }
 
 /// The MCP OAuth client over injected transport, store, authorizer, randomness and clock.
@@ -174,9 +218,12 @@ where
             Ok(s) => s,
             Err(_) => return Ok(Some(pending.session)), // the store is still down
         };
-        let superseded = stored
-            .as_ref()
-            .is_some_and(|s| s.tokens.refresh_token != pending.replaces);
+        let superseded = match &stored {
+            Some(s) => s.tokens.refresh_token != pending.replaces,
+            // It replaced a stored session that is gone: logged out elsewhere. Bringing it
+            // back would resurrect a refresh token that logout never saw.
+            None => pending.replaces.is_some(),
+        };
         if superseded {
             self.unsaved.borrow_mut().remove(server);
             return Ok(stored);
@@ -257,7 +304,14 @@ where
         challenge: Option<&BearerChallenge>,
     ) -> Result<Discovery> {
         let mut trace = Vec::new();
-        let result = discover(&self.http, server, challenge, &mut trace).await;
+        let result = discover_with(
+            &self.http,
+            server,
+            challenge,
+            self.config.resource_policy,
+            &mut trace,
+        )
+        .await;
         *self.trace.borrow_mut() = trace;
         result
     }
@@ -296,12 +350,33 @@ where
         }
     }
 
-    /// Refreshes a session (RFC 6749 §6) with its `resource`; a rotated refresh token replaces
-    /// the old one, an absent one keeps it. A rejected refresh token (`invalid_grant`) removes
+    /// Refreshes `seen` — or returns the session another process or tab refreshed meanwhile.
+    /// Runs under the store's lock ([`CredentialStore::lock_session`]) and re-reads the session
+    /// inside it, so everyone sharing the store makes one refresh request between them and
+    /// nobody replays a rotated refresh token. A session deleted meanwhile (logged out
+    /// elsewhere) is [`Error::SessionEnded`].
+    pub async fn refresh(&self, seen: &Session) -> Result<Session> {
+        let _lock = self.store.lock_session(&seen.server).await?;
+        let current =
+            self.load_session(&seen.server)
+                .await?
+                .ok_or_else(|| Error::SessionEnded {
+                    server: seen.server.clone(),
+                })?;
+        if current.tokens.refresh_token != seen.tokens.refresh_token
+            || current.tokens.access_token != seen.tokens.access_token
+        {
+            return Ok(current);
+        }
+        self.refresh_now(&current).await
+    }
+
+    /// Refreshes a session (RFC 6749 §6) with its `resource`, without the lock; a rotated
+    /// refresh token replaces the old one, an absent one keeps it. A rejected refresh token (`invalid_grant`) removes
     /// the session if it still holds that token (another process may have rotated it); any
     /// other failure leaves it untouched, and a new refresh token in an otherwise unusable
     /// response is still kept, since the old one is dead once the server has rotated it.
-    pub async fn refresh(&self, session: &Session) -> Result<Session> {
+    async fn refresh_now(&self, session: &Session) -> Result<Session> {
         let refresh = session
             .tokens
             .refresh_token
@@ -357,53 +432,134 @@ where
 
     /// Authorizes from scratch for `server` after a challenge: discovery, registration,
     /// the authorization request through the [`Authorizer`], callback validation, code
-    /// exchange, and storage. `extra_scope` is unioned in (step-up).
+    /// exchange, and storage. `extra_scope` is unioned in (step-up). One future for the
+    /// whole flow (popup, loopback listener); a flow that leaves the page uses
+    /// [`Self::begin_authorization`] and [`Self::complete_authorization`], which this is
+    /// built on.
     pub async fn authorize(
         &self,
         server: &Url,
         challenge: Option<&BearerChallenge>,
         extra_scope: Option<&str>,
     ) -> Result<Session> {
+        self.authorize_after(server, challenge, extra_scope, None)
+            .await
+    }
+
+    /// [`Self::authorize`], remembering `known`: the session in use before (a failed refresh
+    /// may have deleted it since), whose requested scopes a new authorization keeps.
+    async fn authorize_after(
+        &self,
+        server: &Url,
+        challenge: Option<&BearerChallenge>,
+        extra_scope: Option<&str>,
+        known: Option<&Session>,
+    ) -> Result<Session> {
+        let (url, pending) = self
+            .begin_after(server, challenge, extra_scope, known)
+            .await?;
+        let callback = self.authorizer.authorize(&url).await?;
+        self.complete_authorization(&callback, pending).await
+    }
+
+    /// The first half of an authorization: discovery, registration, and the authorization
+    /// URL with its [`PendingLogin`]. The scope is the challenge's (or the MCP selection),
+    /// unioned with `extra_scope` and with what the current session for this server asked
+    /// of the same authorization server: re-authorization keeps previously requested scopes.
+    pub async fn begin_authorization(
+        &self,
+        server: &Url,
+        challenge: Option<&BearerChallenge>,
+        extra_scope: Option<&str>,
+    ) -> Result<(Url, PendingLogin)> {
+        self.begin_after(server, challenge, extra_scope, None).await
+    }
+
+    async fn begin_after(
+        &self,
+        server: &Url,
+        challenge: Option<&BearerChallenge>,
+        extra_scope: Option<&str>,
+        known: Option<&Session>,
+    ) -> Result<(Url, PendingLogin)> {
         let discovery = self.discover(server, challenge).await?;
-        let issuer = discovery.authorization_server.issuer.clone();
+        let meta = &discovery.authorization_server;
+        let issuer = meta.issuer.clone();
         let server_key = server.as_str();
         let old = self.load_session(server_key).await?;
-        if old.is_some_and(|old| old.issuer != issuer) {
-            // The resource moved to another AS: its tokens and client are not reused there.
+        if old.as_ref().is_some_and(|old| old.issuer != issuer) {
+            // The resource moved to another AS: its tokens, client and scopes stay behind.
             self.delete_session(server_key).await?;
         }
+        let previous_scope = old
+            .as_ref()
+            .or(known)
+            .filter(|s| s.issuer == issuer)
+            .and_then(|s| s.requested_scope.clone().or(s.tokens.scope.clone()));
         let client = self.client_for(&discovery).await?;
         let scope = match &self.config.scope_override {
             Some(s) => Some(s.clone()),
             None => select_scope(
                 challenge.and_then(|c| c.scope.as_deref()),
                 discovery.protected_resource.as_ref(),
-                &discovery.authorization_server,
+                meta,
             ),
         };
-        let scope = match extra_scope {
-            Some(extra) => Some(union(scope.as_deref(), Some(extra))),
-            None => scope,
+        let scope = match (extra_scope, previous_scope.as_deref()) {
+            (None, None) => scope,
+            (extra, previous) => Some(union(Some(&union(scope.as_deref(), extra)), previous)),
         };
-        let redirect_uri = self.authorizer.redirect_uri();
-        let request = AuthorizationRequest {
-            metadata: &discovery.authorization_server,
-            client: &client,
-            redirect_uri: &redirect_uri,
-            scope: scope.as_deref(),
-            resource: Some(&discovery.resource),
-        };
-        let (url, pending) = build_authorization_url(&request, &self.rng, &self.clock)?;
-        let callback = self.authorizer.authorize(&url).await?;
-        let validated = validate_callback(&callback, pending)?;
-        let token_endpoint = discovery
-            .authorization_server
+        let token_endpoint = meta
             .token_endpoint
             .clone()
             .ok_or(Error::UnsupportedByServer {
                 issuer: issuer.clone(),
                 feature: "token_endpoint",
             })?;
+        let redirect_uri = self.redirect_uri_for(&client);
+        let request = AuthorizationRequest {
+            metadata: meta,
+            client: &client,
+            redirect_uri: &redirect_uri,
+            scope: scope.as_deref(),
+            resource: Some(&discovery.resource),
+        };
+        let (url, authorization) = build_authorization_url(&request, &self.rng, &self.clock)?;
+        Ok((
+            url,
+            PendingLogin {
+                authorization,
+                server: server_key.to_owned(),
+                token_endpoint,
+                revocation_endpoint: meta.revocation_endpoint.clone(),
+                client_source: client.source,
+                auth_method: client.auth_method,
+            },
+        ))
+    }
+
+    /// The second half: validates the callback against the pending login (age, redirect URI,
+    /// `iss`, `state`, …), exchanges the code and stores the session.
+    pub async fn complete_authorization(
+        &self,
+        callback_url: &str,
+        pending: PendingLogin,
+    ) -> Result<Session> {
+        let PendingLogin {
+            authorization,
+            server,
+            token_endpoint,
+            revocation_endpoint,
+            client_source,
+            auth_method,
+        } = pending;
+        let issuer = authorization.issuer.clone();
+        let resource = authorization.resource.clone().unwrap_or_default();
+        let scope = authorization.scope.clone();
+        let client = self
+            .client_for_pending(&authorization, client_source, auth_method)
+            .await?;
+        let validated = validate_callback(callback_url, authorization, &self.clock)?;
         let request = authorization_code_request(&token_endpoint, &client, validated)?;
         let response = http::send(&self.http, request).await?;
         let tokens = match process_token_response(
@@ -422,21 +578,76 @@ where
             }
         };
         let session = Session {
-            resource: discovery.resource.clone(),
-            server: server_key.to_owned(),
+            resource,
+            server,
             issuer,
             client_id: client.client_id.clone(),
             token_endpoint,
-            revocation_endpoint: discovery.authorization_server.revocation_endpoint.clone(),
+            revocation_endpoint,
             requested_scope: scope,
             tokens,
         };
         self.save_session(&session).await?;
         if client.source == RegistrationSource::PreRegistered {
-            // Kept per issuer so later runs can refresh and revoke with it.
+            // Kept per issuer: the stored binding lets later runs refresh and revoke with it.
             self.store.save_client(&client).await?;
         }
         Ok(session)
+    }
+
+    /// The redirect URI for an authorization with `client`: the one it registered (per
+    /// issuer, when the authorizer offers that) for a dynamically registered client, the
+    /// authorizer's fixed one otherwise.
+    fn redirect_uri_for(&self, client: &ClientCredentials) -> String {
+        if client.source == RegistrationSource::Dynamic {
+            let wanted = self.authorizer.redirect_uri_for(&client.issuer);
+            if client
+                .redirect_uris
+                .iter()
+                .any(|r| redirect_uri_matches(r, &wanted))
+            {
+                return wanted;
+            }
+        }
+        self.authorizer.redirect_uri()
+    }
+
+    /// The credentials of the client a pending login was started with.
+    async fn client_for_pending(
+        &self,
+        a: &PendingAuthorization,
+        source: RegistrationSource,
+        auth_method: TokenEndpointAuthMethod,
+    ) -> Result<ClientCredentials> {
+        let gone = || Error::Store {
+            message: "the client this authorization was started with is no longer known".into(),
+        };
+        match source {
+            RegistrationSource::PreRegistered => {
+                let mut c = self
+                    .pre_registered_for(&a.issuer, None)
+                    .filter(|c| c.client_id == a.client_id)
+                    .ok_or_else(gone)?;
+                c.auth_method = auth_method;
+                Ok(c)
+            }
+            RegistrationSource::Dynamic => self
+                .store
+                .load_client(&a.issuer)
+                .await?
+                .filter(|c| c.client_id == a.client_id)
+                .ok_or_else(gone),
+            RegistrationSource::MetadataDocument => Ok(ClientCredentials {
+                issuer: a.issuer.clone(),
+                client_id: a.client_id.clone(),
+                client_secret: None,
+                auth_method: TokenEndpointAuthMethod::None,
+                source,
+                redirect_uris: vec![a.redirect_uri.clone()],
+                secret_expires_at: None,
+                registration_access_token: None,
+            }),
+        }
     }
 
     /// Runs the device authorization grant (RFC 8628) for `server`. `show` receives the user
@@ -578,6 +789,7 @@ where
         let mut token = self.access_token(&key).await?;
         let mut authorizations = 0u32;
         let mut refreshed = false;
+        let mut retried_current = false;
         loop {
             let mut attempt = request.clone();
             attempt
@@ -601,6 +813,17 @@ where
             let current = self.load_session(&key).await?;
             if response.status == 401 && authorizations > 0 {
                 return Err(Error::StillUnauthorized { resource: key });
+            }
+            // Another process or tab refreshed since this token was read, and the server
+            // revoked the old access token on rotation: retry with the current one rather
+            // than start a second refresh.
+            if let (401, false, Some(cur)) = (response.status, retried_current, &current) {
+                let now = self.clock.now();
+                if token.as_ref() != Some(&cur.tokens.access_token) && !cur.tokens.is_expired(now) {
+                    retried_current = true;
+                    token = Some(cur.tokens.access_token.clone());
+                    continue;
+                }
             }
             // A token the server stopped accepting: one refresh before asking the user.
             let refreshable = current
@@ -645,13 +868,10 @@ where
                 });
             }
             authorizations += 1;
-            let extra = if insufficient_scope {
-                current.and_then(|s| s.requested_scope.or(s.tokens.scope))
-            } else {
-                None
-            };
+            // The new request keeps what the session asked before (a plain 401 and step-up
+            // alike): begin_authorization unions it in.
             let session = self
-                .authorize(&server, challenge.as_ref(), extra.as_deref())
+                .authorize_after(&server, challenge.as_ref(), None, current.as_ref())
                 .await?;
             token = Some(session.tokens.access_token);
         }
@@ -670,19 +890,25 @@ where
     /// client with that id, or else a public client by id (Client ID Metadata Documents and
     /// public registrations need nothing more).
     async fn client_of(&self, session: &Session) -> Result<ClientCredentials> {
-        // Configured credentials first (a changed secret wins over a stored copy); a client
-        // without an issuer matches only by id here and is never bound by a refresh.
+        // Configured credentials first (a changed secret wins over a stored copy). A client
+        // configured without an issuer is matched only through a binding to this session's
+        // issuer: this instance's, or the one stored when a session was first obtained with
+        // it. Never by id alone: its secret would go to whichever issuer the session names.
+        let stored = self.store.load_client(&session.issuer).await?;
+        let stored_binding = stored.as_ref().is_some_and(|c| {
+            c.source == RegistrationSource::PreRegistered && c.client_id == session.client_id
+        });
         if let Some(p) = self.config.pre_registered.iter().find(|p| {
             p.client_id == session.client_id
                 && match (&p.issuer, self.bound_issuer.borrow().as_deref()) {
                     (Some(i), _) => *i == session.issuer,
                     (None, Some(b)) => b == session.issuer,
-                    (None, None) => true,
+                    (None, None) => stored_binding,
                 }
         }) {
             return Ok(self.pre_registered_credentials(p, &session.issuer, None));
         }
-        if let Some(c) = self.store.load_client(&session.issuer).await?
+        if let Some(c) = stored
             && c.client_id == session.client_id
         {
             return Ok(c);
@@ -780,13 +1006,17 @@ where
             .filter_map(|p| p.issuer.clone())
             .chain(self.bound_issuer.borrow().clone())
             .find(|i| i != issuer);
-        let redirect_uri = self.authorizer.redirect_uri();
         if let (true, Some(url)) = (
             meta.client_id_metadata_document_supported,
             &self.config.client_id_metadata_url,
         ) {
-            return metadata_document_client(issuer, url, &redirect_uri);
+            // One fixed redirect list for every AS: here only `iss` and `state` tell servers
+            // apart.
+            return metadata_document_client(issuer, url, &self.authorizer.redirect_uri());
         }
+        // A registration of our own gets a redirect URI of its own per issuer, where the
+        // authorizer offers that (RFC 9700 §4.4.2: mix-up defence without `iss`).
+        let redirect_uri = self.authorizer.redirect_uri_for(issuer);
         if let Some(c) = self.store.load_client(issuer).await? {
             let usable = c.source == RegistrationSource::Dynamic
                 && !c.is_expired(self.clock.now())

@@ -206,45 +206,128 @@ fn origin_url(url: &Url) -> Url {
     u
 }
 
-/// RFC 9728 §3.3 as MCP clients apply it: the metadata's `resource` must be the server's URL,
-/// or a same-origin parent of it on a path-segment boundary (a root document for `/mcp`).
-pub fn resource_matches(metadata_resource: &str, server: &Url) -> bool {
-    let Ok(r) = Url::parse(metadata_resource) else {
+/// Where a protected resource metadata document came from. RFC 9728 §3.3 ties the `resource`
+/// a document may name to the URL it was fetched from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MetadataSource {
+    /// The `resource_metadata` URL of a `WWW-Authenticate` challenge (RFC 9728 §5.1): the
+    /// document must name exactly the URL whose request was challenged.
+    Challenge,
+    /// A well-known URL built by inserting into the server URL's path (RFC 9728 §3.1): the
+    /// document must name that path's resource.
+    PathInserted,
+    /// The well-known URL at the origin's root: the document may name the origin (or exactly
+    /// the server URL).
+    Root,
+}
+
+/// How a protected resource metadata `resource` is matched against the server.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ResourcePolicy {
+    /// RFC 9728 §3.3 per source ([`MetadataSource`]). The default.
+    #[default]
+    Strict,
+    /// Also accept any same-origin parent of the server URL on a path-segment boundary,
+    /// whatever the source, as some MCP clients do. A co-tenant on the same origin can then
+    /// obtain an origin-wide token for the shared authorization server: only for servers
+    /// that need it, and known to be alone on their origin.
+    DangerousSameOriginParent,
+}
+
+/// The resource identifier a metadata document names, parsed and serialised (lower-case scheme
+/// and host, normalised escapes), keeping the document's choice of a trailing `/` on an empty
+/// path. This value is both compared and sent as RFC 8707 `resource`.
+pub fn resource_identifier(raw: &str) -> Result<Url> {
+    let u = Url::parse(raw).map_err(|_| Error::InvalidUrl {
+        url: http::truncate(raw, 200),
+        reason: "resource is not an absolute URL",
+    })?;
+    if u.fragment().is_some() {
+        return Err(Error::InvalidUrl {
+            url: http::truncate(raw, 200),
+            reason: "resource must not have a fragment (RFC 8707 §2)",
+        });
+    }
+    Ok(u)
+}
+
+fn serialise_resource(u: &Url, raw: &str) -> String {
+    let s = u.to_string();
+    if u.path() == "/" && u.query().is_none() && !raw.ends_with('/') {
+        s.trim_end_matches('/').to_owned()
+    } else {
+        s
+    }
+}
+
+/// RFC 9728 §3.3: does the metadata's `resource` fit the server URL, given where the document
+/// was found? Compared as parsed URLs (an empty path and `/` are the same).
+pub fn resource_matches(
+    metadata_resource: &str,
+    server: &Url,
+    source: MetadataSource,
+    policy: ResourcePolicy,
+) -> bool {
+    let Ok(r) = resource_identifier(metadata_resource) else {
         return false;
     };
-    if r.origin() != server.origin() || r.fragment().is_some() {
+    let mut requested = server.clone();
+    requested.set_fragment(None);
+    if r == requested {
+        return true;
+    }
+    let same_origin = r.origin() == server.origin();
+    let strict = match source {
+        MetadataSource::Challenge => false,
+        // The well-known URL dropped the query and a terminating `/`: that is what it names.
+        MetadataSource::PathInserted => {
+            same_origin
+                && r.query().is_none()
+                && r.path().trim_end_matches('/') == server.path().trim_end_matches('/')
+        }
+        MetadataSource::Root => same_origin && r.path() == "/" && r.query().is_none(),
+    };
+    strict
+        || (policy == ResourcePolicy::DangerousSameOriginParent && same_origin_parent(&r, server))
+}
+
+fn same_origin_parent(r: &Url, server: &Url) -> bool {
+    if r.origin() != server.origin() || (r.query().is_some() && r.query() != server.query()) {
         return false;
     }
     let rp = r.path().trim_end_matches('/');
     let sp = server.path().trim_end_matches('/');
-    if r.query().is_some() && r.query() != server.query() {
-        return false;
-    }
     sp == rp || (sp.starts_with(rp) && sp.as_bytes().get(rp.len()) == Some(&b'/'))
 }
 
-/// Checks a protected resource metadata response (RFC 9728 §3.2, §3.3).
+/// Checks a protected resource metadata response (RFC 9728 §3.2, §3.3): the `resource` must
+/// fit the server for the document's `source` (see [`resource_matches`]).
 pub fn process_protected_resource_metadata(
     response: &HttpResponse,
     url: &str,
     server: &Url,
+    source: MetadataSource,
+    policy: ResourcePolicy,
 ) -> Result<ProtectedResourceMetadata> {
     if response.status != 200 {
         return Err(status_error(response, url));
     }
-    let prm: ProtectedResourceMetadata = parse_json(response, url)?;
+    let mut prm: ProtectedResourceMetadata = parse_json(response, url)?;
     if prm.resource.is_empty() {
         return Err(Error::MissingField {
             url: url.to_owned(),
             field: "resource",
         });
     }
-    if !resource_matches(&prm.resource, server) {
+    if !resource_matches(&prm.resource, server, source, policy) {
         return Err(Error::ResourceMismatch {
             expected: canonical_uri(server),
             found: http::truncate(&prm.resource, 200),
         });
     }
+    // From here on the resource is the checked, serialised value (what is compared is sent).
+    let parsed = resource_identifier(&prm.resource)?;
+    prm.resource = serialise_resource(&parsed, &prm.resource);
     Ok(prm)
 }
 
@@ -353,12 +436,23 @@ pub async fn discover<H: HttpClient + ?Sized>(
     challenge: Option<&BearerChallenge>,
     trace: &mut Vec<DiscoveryStep>,
 ) -> Result<Discovery> {
+    discover_with(http, server, challenge, ResourcePolicy::Strict, trace).await
+}
+
+/// [`discover`] with an explicit [`ResourcePolicy`].
+pub async fn discover_with<H: HttpClient + ?Sized>(
+    http: &H,
+    server: &Url,
+    challenge: Option<&BearerChallenge>,
+    policy: ResourcePolicy,
+    trace: &mut Vec<DiscoveryStep>,
+) -> Result<Discovery> {
     check_secure(server)?;
     let mut candidates = Vec::new();
     let advertised = challenge.and_then(|c| c.resource_metadata.as_deref());
     if let Some(rm) = advertised {
         match parse_secure_url(rm) {
-            Ok(u) => candidates.push(u),
+            Ok(u) => candidates.push((u, MetadataSource::Challenge)),
             // An unusable pointer is no reason to give up: the well-known URLs remain.
             Err(e) => trace.push(DiscoveryStep {
                 what: "resource_metadata from WWW-Authenticate",
@@ -368,21 +462,29 @@ pub async fn discover<H: HttpClient + ?Sized>(
             }),
         }
     }
-    for u in protected_resource_metadata_urls(server) {
-        if !candidates.contains(&u) {
-            candidates.push(u);
+    let well_known = protected_resource_metadata_urls(server);
+    let last = well_known.len().saturating_sub(1);
+    for (i, u) in well_known.into_iter().enumerate() {
+        let source = if i == last {
+            MetadataSource::Root
+        } else {
+            MetadataSource::PathInserted
+        };
+        // A pointer to a well-known URL is held to the pointer's rule (the stricter one).
+        if !candidates.iter().any(|(c, _)| *c == u) {
+            candidates.push((u, source));
         }
     }
 
     let mut prm = None;
-    for url in candidates {
+    for (url, source) in candidates {
         let Some(response) = get(http, &url, "protected resource metadata", trace).await? else {
             continue;
         };
         if !next_candidate(&response, url.as_str(), trace)? {
             continue;
         }
-        match process_protected_resource_metadata(&response, url.as_str(), server) {
+        match process_protected_resource_metadata(&response, url.as_str(), server, source, policy) {
             Ok(m) => {
                 note(trace, &format!("resource {}", m.resource));
                 prm = Some(m);
@@ -654,17 +756,47 @@ mod tests {
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn resource_matching() {
-        let s = u("https://x.com/api/mcp");
-        assert!(resource_matches("https://x.com/api/mcp", &s));
-        assert!(resource_matches("https://x.com/api/mcp/", &s));
-        assert!(resource_matches("https://x.com/api", &s));
-        assert!(resource_matches("https://x.com", &s));
-        assert!(resource_matches("https://x.com/", &s));
-        assert!(!resource_matches("https://x.com/ap", &s));
-        assert!(!resource_matches("https://x.com/api/mcp/other", &s));
-        assert!(!resource_matches("https://evil.com/api/mcp", &s));
-        assert!(!resource_matches("http://x.com/api/mcp", &s));
-        assert!(!resource_matches("not a url", &s));
+        use MetadataSource::*;
+        let strict = |r: &str, src| {
+            resource_matches(r, &u("https://x.com/api/mcp"), src, ResourcePolicy::Strict)
+        };
+        // The pointer from a challenge must name exactly the URL requested.
+        assert!(strict("https://x.com/api/mcp", Challenge));
+        assert!(strict("HTTPS://X.com/api/mcp", Challenge));
+        assert!(!strict("https://x.com/api/mcp/", Challenge));
+        assert!(!strict("https://x.com/api", Challenge));
+        assert!(!strict("https://x.com", Challenge));
+        // A co-tenant cannot claim the origin through its own pointer.
+        assert!(!strict("https://x.com/", Challenge));
+        // A path-inserted well-known URL names that path's resource.
+        assert!(strict("https://x.com/api/mcp", PathInserted));
+        assert!(strict("https://x.com/api/mcp/", PathInserted));
+        assert!(!strict("https://x.com/api", PathInserted));
+        assert!(!strict("https://x.com", PathInserted));
+        // The root document may name the origin.
+        assert!(strict("https://x.com", Root));
+        assert!(strict("https://x.com/", Root));
+        assert!(strict("https://x.com/api/mcp", Root));
+        assert!(!strict("https://x.com/api", Root));
+        for src in [Challenge, PathInserted, Root] {
+            assert!(!strict("https://x.com/ap", src));
+            assert!(!strict("https://x.com/api/mcp/other", src));
+            assert!(!strict("https://evil.com/api/mcp", src));
+            assert!(!strict("http://x.com/api/mcp", src));
+            assert!(!strict("https://x.com/api/mcp#f", src));
+            assert!(!strict("not a url", src));
+        }
+        // The looser rule only when asked for by name.
+        let loose = |r: &str| {
+            resource_matches(
+                r,
+                &u("https://x.com/api/mcp"),
+                Challenge,
+                ResourcePolicy::DangerousSameOriginParent,
+            )
+        };
+        assert!(loose("https://x.com/api") && loose("https://x.com"));
+        assert!(!loose("https://x.com/ap") && !loose("https://evil.com/api"));
     }
 
     fn meta(body: serde_json::Value) -> HttpResponse {
@@ -753,20 +885,24 @@ mod tests {
         let ok = meta(
             serde_json::json!({"resource": "https://x.com/mcp", "authorization_servers": ["https://as"]}),
         );
-        assert!(process_protected_resource_metadata(&ok, "u", &s).is_ok());
+        let check = |r: &HttpResponse| {
+            process_protected_resource_metadata(
+                r,
+                "u",
+                &s,
+                MetadataSource::PathInserted,
+                ResourcePolicy::Strict,
+            )
+        };
+        assert!(check(&ok).is_ok());
+        // What was checked is what is sent: the parsed, serialised form.
+        let odd = meta(
+            serde_json::json!({"resource": "HTTPS://X.COM/mcp", "authorization_servers": ["https://as"]}),
+        );
+        assert_eq!(check(&odd).unwrap().resource, "https://x.com/mcp");
         let bad = meta(serde_json::json!({"resource": "https://evil.com/mcp"}));
-        assert_eq!(
-            process_protected_resource_metadata(&bad, "u", &s)
-                .unwrap_err()
-                .code(),
-            "resource_mismatch"
-        );
+        assert_eq!(check(&bad).unwrap_err().code(), "resource_mismatch");
         let missing = meta(serde_json::json!({"authorization_servers": []}));
-        assert_eq!(
-            process_protected_resource_metadata(&missing, "u", &s)
-                .unwrap_err()
-                .code(),
-            "invalid_json"
-        );
+        assert_eq!(check(&missing).unwrap_err().code(), "invalid_json");
     }
 }

@@ -353,6 +353,14 @@ pub enum Error {
     },
     /// The callback carries neither `code` nor `error`.
     CodeMissing,
+    /// The pending authorization is older than allowed (a saved flow that was never finished,
+    /// or a callback replayed later): start again.
+    PendingAuthorizationExpired {
+        /// Its age in seconds.
+        age_secs: u64,
+        /// The limit in seconds.
+        max_age_secs: u64,
+    },
     /// The authorization endpoint returned an error (`error=` in the callback).
     AuthorizationFailed {
         /// The error.
@@ -377,6 +385,12 @@ pub enum Error {
     },
     /// The device code expired before the user approved it.
     DeviceCodeExpired,
+    /// The session was deleted by another process or tab sharing the store (a logout there):
+    /// it is not brought back.
+    SessionEnded {
+        /// The MCP server URL.
+        server: String,
+    },
     /// The user-facing authorization step failed or was cancelled.
     Authorizer {
         /// What the authorizer said.
@@ -386,6 +400,12 @@ pub enum Error {
     Store {
         /// What the store said.
         message: String,
+    },
+    /// A stored record cannot be read back (its key is gone, or it was tampered with or moved
+    /// to another key); the store deleted it and the user must sign in again.
+    StoreRecordUnreadable {
+        /// Which kind of record (`session`, `client`, `pending`).
+        kind: &'static str,
     },
     /// A `WWW-Authenticate` header that does not parse.
     InvalidChallenge {
@@ -425,14 +445,17 @@ impl Error {
             Error::IssMissing => "iss_missing",
             Error::IssMismatch { .. } => "iss_mismatch",
             Error::CodeMissing => "code_missing",
+            Error::PendingAuthorizationExpired { .. } => "authorization_expired",
             Error::AuthorizationFailed { .. } => "authorization_failed",
             Error::UnsupportedTokenType { .. } => "unsupported_token_type",
             Error::NoRefreshToken => "no_refresh_token",
             Error::StepUpLimit { .. } => "step_up_limit",
             Error::StillUnauthorized { .. } => "still_unauthorized",
             Error::DeviceCodeExpired => "device_code_expired",
+            Error::SessionEnded { .. } => "session_ended",
             Error::Authorizer { .. } => "authorizer_failed",
             Error::Store { .. } => "store_error",
+            Error::StoreRecordUnreadable { .. } => "store_record_unreadable",
             Error::InvalidChallenge { .. } => "invalid_challenge",
         }
     }
@@ -477,10 +500,14 @@ impl Error {
                 }
                 _ => Recovery::Interaction,
             },
-            Error::NoRefreshToken | Error::DeviceCodeExpired | Error::StillUnauthorized { .. } => {
-                Recovery::Reauthenticate
-            }
-            Error::StepUpLimit { .. } | Error::Authorizer { .. } => Recovery::Interaction,
+            Error::NoRefreshToken
+            | Error::DeviceCodeExpired
+            | Error::StillUnauthorized { .. }
+            | Error::SessionEnded { .. }
+            | Error::StoreRecordUnreadable { .. } => Recovery::Reauthenticate,
+            Error::StepUpLimit { .. }
+            | Error::Authorizer { .. }
+            | Error::PendingAuthorizationExpired { .. } => Recovery::Interaction,
             Error::StateMissing
             | Error::StateMismatch
             | Error::IssMissing
@@ -603,6 +630,13 @@ impl fmt::Display for Error {
                 )
             }
             Error::CodeMissing => f.write_str("callback has neither code nor error"),
+            Error::PendingAuthorizationExpired {
+                age_secs,
+                max_age_secs,
+            } => write!(
+                f,
+                "the authorization was started {age_secs} s ago (limit {max_age_secs} s); start again"
+            ),
             Error::AuthorizationFailed { error } => write!(f, "authorization failed: {error}"),
             Error::UnsupportedTokenType { token_type } => {
                 write!(f, "unsupported token_type {token_type:?}")
@@ -615,8 +649,18 @@ impl fmt::Display for Error {
                 write!(f, "{resource} still answers 401 after authorization")
             }
             Error::DeviceCodeExpired => f.write_str("the device code expired"),
+            Error::SessionEnded { server } => {
+                write!(
+                    f,
+                    "the session for {server} was ended elsewhere (logged out)"
+                )
+            }
             Error::Authorizer { message } => write!(f, "authorization step failed: {message}"),
             Error::Store { message } => write!(f, "credential store failed: {message}"),
+            Error::StoreRecordUnreadable { kind } => write!(
+                f,
+                "a stored {kind} record could not be decrypted and was deleted; sign in again"
+            ),
             Error::InvalidChallenge { reason } => {
                 write!(f, "invalid WWW-Authenticate header: {reason}")
             }

@@ -423,12 +423,12 @@ pub fn check_secure(url: &Url) -> Result<()> {
     }
 }
 
-/// `localhost`, `127.0.0.0/8` or `[::1]`.
+/// Exactly `localhost`, an IPv4 literal in `127.0.0.0/8`, or `[::1]`. Names under
+/// `.localhost` are not loopback here: a resolver that does not special-case them would send
+/// codes and tokens off-host in clear.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => {
-            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
-        }
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
@@ -482,6 +482,22 @@ mod tests {
         assert!(parse_secure_url("http://127.0.0.1:8080/").is_ok());
         assert!(parse_secure_url("http://localhost/").is_ok());
         assert!(parse_secure_url("http://[::1]:9/").is_ok());
+        assert!(parse_secure_url("http://127.8.9.10/").is_ok());
+        assert!(parse_secure_url("http://LOCALHOST:1/").is_ok());
+        for off_host in [
+            "http://evil.localhost/",
+            "http://a.b.localhost:8080/",
+            "http://localhost.example.com/",
+            "http://128.0.0.1/",
+            "http://[::2]/",
+            "http://0.0.0.0/",
+        ] {
+            assert_eq!(
+                parse_secure_url(off_host).unwrap_err().code(),
+                "insecure_url",
+                "{off_host}"
+            );
+        }
         assert_eq!(
             parse_secure_url("http://example.com/").unwrap_err().code(),
             "insecure_url"

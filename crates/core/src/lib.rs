@@ -20,7 +20,7 @@
 //!     redirect_uri: "https://app.example.com/cb", scope: None, resource: Some(&d.resource) };
 //! let (url, pending) = authorize::build_authorization_url(&req, &OsRandom, &SystemClock)?;
 //! # let callback_url = url.to_string();
-//! let validated = authorize::validate_callback(&callback_url, pending)?;
+//! let validated = authorize::validate_callback(&callback_url, pending, &SystemClock)?;
 //! let request = token::authorization_code_request(
 //!     d.authorization_server.token_endpoint.as_deref().unwrap_or_default(), &client, validated)?;
 //! # Ok(()) }

@@ -81,9 +81,11 @@ pub struct ClientCredentials {
 }
 
 impl ClientCredentials {
-    /// Adds client authentication to a token-endpoint request (RFC 6749 §2.3.1):
-    /// `client_id` in the body for public clients and `client_secret_post`, HTTP Basic over the
-    /// form-urlencoded id and secret for `client_secret_basic`.
+    /// Adds client authentication to a token-endpoint request (RFC 6749 §2.3.1): HTTP Basic
+    /// over the form-urlencoded id and secret for `client_secret_basic`, `client_secret` in the
+    /// body for `client_secret_post`. `client_id` is in the body in every case: RFC 6749 §3.2.1
+    /// lets a client identify itself that way, and several servers answer
+    /// `invalid_client: Missing client_id` without it even when the Basic header is right.
     pub fn authenticate(
         &self,
         request: HttpRequest,
@@ -100,6 +102,7 @@ impl ClientCredentials {
                 request
                     .headers
                     .push(("Authorization".into(), format!("Basic {basic}")));
+                pairs.push(("client_id", self.client_id.clone()));
             }
             (TokenEndpointAuthMethod::ClientSecretPost, Some(secret)) => {
                 pairs.push(("client_id", self.client_id.clone()));
@@ -424,7 +427,13 @@ mod tests {
         );
         // "a+b:p%3Aw"
         assert_eq!(r.header("authorization"), Some("Basic YStiOnAlM0F3"));
-        assert!(!r.form_pairs().iter().any(|(k, _)| k == "client_id"));
+        // The id is also in the body (RFC 6749 §3.2.1), the secret only in the header.
+        let pairs = r.form_pairs();
+        assert!(
+            pairs.contains(&("client_id".into(), "a b".into())),
+            "{pairs:?}"
+        );
+        assert!(!pairs.iter().any(|(k, _)| k == "client_secret"));
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -35,6 +35,41 @@ pub struct Session {
     pub tokens: TokenSet,
 }
 
+/// An exclusive lock on one session's refresh, held until dropped. Stores shared by several
+/// processes or tabs back it with something they all see (an advisory lock file, a Web Lock,
+/// a Durable Object); a store used by one process alone needs none.
+#[must_use = "the lock is released when this is dropped"]
+pub struct StoreLock(Option<Box<dyn FnOnce()>>);
+
+impl StoreLock {
+    /// No lock: the store is not shared.
+    pub fn none() -> Self {
+        Self(None)
+    }
+    /// A lock released by calling `release` (once, on drop).
+    pub fn on_release(release: impl FnOnce() + 'static) -> Self {
+        Self(Some(Box::new(release)))
+    }
+}
+
+impl Drop for StoreLock {
+    fn drop(&mut self) {
+        if let Some(release) = self.0.take() {
+            release();
+        }
+    }
+}
+
+impl core::fmt::Debug for StoreLock {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "StoreLock(held)"
+        } else {
+            "StoreLock(none)"
+        })
+    }
+}
+
 /// Asynchronous credential storage (IndexedDB, files, a Durable Object, memory). Futures are
 /// not `Send`. Implementations must write atomically: a record is either old or new.
 pub trait CredentialStore {
@@ -50,6 +85,14 @@ pub trait CredentialStore {
     fn save_session(&self, session: &Session) -> impl Future<Output = Result<()>>;
     /// Forgets the session of `server`.
     fn delete_session(&self, server: &str) -> impl Future<Output = Result<()>>;
+    /// Waits for the exclusive right to refresh the session of `server` among everyone
+    /// sharing this store. The client re-reads the session once it holds the lock, so a
+    /// process that waited uses the tokens another one just obtained instead of replaying a
+    /// rotated refresh token. The default is no lock: a store used by one process.
+    fn lock_session(&self, server: &str) -> impl Future<Output = Result<StoreLock>> {
+        let _ = server;
+        core::future::ready(Ok(StoreLock::none()))
+    }
 }
 
 /// A store in memory (tests, short-lived processes, "access tokens in memory only").
@@ -117,5 +160,8 @@ impl<T: CredentialStore + ?Sized> CredentialStore for &T {
     }
     fn delete_session(&self, server: &str) -> impl Future<Output = Result<()>> {
         (**self).delete_session(server)
+    }
+    fn lock_session(&self, server: &str) -> impl Future<Output = Result<StoreLock>> {
+        (**self).lock_session(server)
     }
 }

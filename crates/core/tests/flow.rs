@@ -40,6 +40,18 @@ struct World {
     forgotten_clients: Vec<String>,
     state_override: Option<String>,
     log: Vec<String>,
+    /// The Authorization header of each token-endpoint request.
+    token_auth: Vec<Option<String>>,
+    /// The redirect URIs of each registration.
+    registered_redirects: Vec<Vec<String>>,
+    /// What the protected resource metadata names as `resource` (default: the MCP URL).
+    prm_resource: Option<String>,
+    /// Token requests take a turn of the executor (lets concurrent flows interleave).
+    slow_token: bool,
+    /// So do requests to the MCP server.
+    slow_mcp: bool,
+    /// Rotation also revokes the access tokens issued with the old refresh token.
+    revoke_access_on_rotation: bool,
 }
 
 struct Fake(RefCell<World>);
@@ -144,9 +156,10 @@ impl Fake {
         if url == "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
             || (w.prm_html && url == "https://mcp.example.com/.well-known/oauth-protected-resource")
         {
+            let resource = w.prm_resource.clone().unwrap_or_else(|| MCP.into());
             return HttpResponse::json(
                 200,
-                &json!({"resource": MCP, "authorization_servers": [issuer], "scopes_supported": w.prm_scopes}),
+                &json!({"resource": resource, "authorization_servers": [issuer], "scopes_supported": w.prm_scopes}),
             );
         }
         let base = as_base(&issuer);
@@ -182,12 +195,23 @@ impl Fake {
             w.next += 1;
             let id = format!("client-{}", w.next);
             w.registrations.push(id.clone());
+            let body: serde_json::Value =
+                serde_json::from_slice(r.body.as_deref().unwrap_or_default()).unwrap();
+            let redirects = body["redirect_uris"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|u| u.as_str().unwrap().to_owned())
+                .collect();
+            w.registered_redirects.push(redirects);
             return HttpResponse::json(
                 201,
                 &json!({"client_id": id, "token_endpoint_auth_method": "none"}),
             );
         }
         if url == format!("{base}/token") {
+            w.token_auth
+                .push(r.header("authorization").map(str::to_owned));
             if let Some(f) = w.token_failure.clone() {
                 return f;
             }
@@ -214,7 +238,12 @@ impl Fake {
                 Some("refresh_token") => {
                     let rt = form.get("refresh_token").cloned().unwrap_or_default();
                     match w.refresh.remove(&rt) {
-                        Some(scope) => Fake::issue(&mut w, Some(scope)),
+                        Some(scope) => {
+                            if w.revoke_access_on_rotation {
+                                w.access.clear();
+                            }
+                            Fake::issue(&mut w, Some(scope))
+                        }
                         None => HttpResponse::json(400, &json!({"error": "invalid_grant"})),
                     }
                 }
@@ -236,8 +265,61 @@ impl HttpClient for Fake {
         &self,
         request: HttpRequest,
     ) -> std::result::Result<HttpResponse, TransportError> {
+        let slow = {
+            let w = self.0.borrow();
+            (w.slow_token && request.url.ends_with("/token")) || (w.slow_mcp && request.url == MCP)
+        };
+        if slow {
+            YieldOnce(false).await;
+        }
         Ok(self.handle(&request))
     }
+}
+
+/// Returns `Pending` once (waking itself), so another future gets a turn.
+struct YieldOnce(bool);
+
+impl std::future::Future for YieldOnce {
+    type Output = ();
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if self.0 {
+            return std::task::Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        std::task::Poll::Pending
+    }
+}
+
+/// Runs two futures concurrently on one thread (two processes sharing a store).
+async fn join<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(move |cx| {
+        if ra.is_none()
+            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() {
+            std::task::Poll::Ready((ra.take().unwrap(), rb.take().unwrap()))
+        } else {
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// Plays the user: approves at once, answering as the AS would (code, state, iss).
@@ -704,12 +786,11 @@ flow_test!(a_refresh_lost_to_another_process_keeps_its_session, async {
     let stale = c.store().load_session(MCP).await.unwrap().unwrap();
     // Another process rotates first and saves its result.
     let newer = c.refresh(&stale).await.unwrap();
-    // This process still holds the old session: its refresh is rejected...
-    assert_eq!(
-        c.refresh(&stale).await.unwrap_err().recovery(),
-        Recovery::Reauthenticate
-    );
-    // ...but the newer session stays.
+    let token_requests = fake.0.borrow().token_auth.len();
+    // This process still holds the old session: refreshing it re-reads the store and takes
+    // the newer session instead of replaying the rotated refresh token.
+    assert_eq!(c.refresh(&stale).await.unwrap(), newer);
+    assert_eq!(fake.0.borrow().token_auth.len(), token_requests);
     assert_eq!(c.store().load_session(MCP).await.unwrap(), Some(newer));
 });
 
@@ -849,3 +930,337 @@ flow_test!(
         assert_ne!(q["client_id"], "pre-registered");
     }
 );
+
+/// A store shared by several clients (processes, tabs) with a lock they all see.
+#[derive(Default)]
+struct SharedStore {
+    inner: MemoryStore,
+    locked: std::rc::Rc<std::cell::Cell<bool>>,
+}
+
+impl CredentialStore for SharedStore {
+    async fn load_client(
+        &self,
+        issuer: &str,
+    ) -> Result<Option<edge_oauth_core::registration::ClientCredentials>> {
+        self.inner.load_client(issuer).await
+    }
+    async fn save_client(
+        &self,
+        client: &edge_oauth_core::registration::ClientCredentials,
+    ) -> Result<()> {
+        self.inner.save_client(client).await
+    }
+    async fn delete_client(&self, issuer: &str) -> Result<()> {
+        self.inner.delete_client(issuer).await
+    }
+    async fn load_session(&self, server: &str) -> Result<Option<edge_oauth_core::Session>> {
+        self.inner.load_session(server).await
+    }
+    async fn save_session(&self, session: &edge_oauth_core::Session) -> Result<()> {
+        self.inner.save_session(session).await
+    }
+    async fn delete_session(&self, server: &str) -> Result<()> {
+        self.inner.delete_session(server).await
+    }
+    async fn lock_session(&self, _server: &str) -> Result<edge_oauth_core::store::StoreLock> {
+        let locked = self.locked.clone();
+        std::future::poll_fn(|cx| {
+            if locked.get() {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        locked.set(true);
+        Ok(edge_oauth_core::store::StoreLock::on_release(move || {
+            locked.set(false)
+        }))
+    }
+}
+
+fn shared_client<'a>(
+    fake: &'a Fake,
+    clock: &'a ManualClock,
+    store: &'a SharedStore,
+) -> OAuthClient<&'a Fake, &'a SharedStore, Approve<'a>, Counter, &'a ManualClock> {
+    OAuthClient::new(
+        fake,
+        store,
+        Approve(fake),
+        Counter(Default::default()),
+        clock,
+        ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT)),
+    )
+}
+
+fn refresh_requests(fake: &Fake) -> usize {
+    fake.0
+        .borrow()
+        .log
+        .iter()
+        .filter(|l| l.ends_with("/token"))
+        .count()
+}
+
+flow_test!(two_processes_sharing_a_store_refresh_once, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let store = SharedStore::default();
+    let a = shared_client(&fake, &clock, &store);
+    let b = shared_client(&fake, &clock, &store);
+    a.send(call()).await.unwrap();
+    let exchanges = refresh_requests(&fake);
+    fake.0.borrow_mut().slow_token = true;
+    clock.advance(3600);
+    // Both need a refresh at once; the lock lets one through, the other re-reads the store.
+    let (ta, tb) = join(a.access_token(MCP), b.access_token(MCP)).await;
+    let (ta, tb) = (ta.unwrap().unwrap(), tb.unwrap().unwrap());
+    assert_eq!(ta, tb);
+    assert_eq!(refresh_requests(&fake) - exchanges, 1);
+    // The rotated refresh token is the live one: nothing was replayed, nothing revoked.
+    let stored = store.inner.load_session(MCP).await.unwrap().unwrap();
+    assert!(
+        fake.0
+            .borrow()
+            .refresh
+            .contains_key(stored.tokens.refresh_token.unwrap().secret())
+    );
+    assert_eq!(b.send(call()).await.unwrap().status, 200);
+});
+
+flow_test!(
+    a_401_on_a_superseded_token_retries_with_the_current_one,
+    async {
+        let fake = Fake::new();
+        fake.0.borrow_mut().revoke_access_on_rotation = true;
+        let clock = ManualClock::new(1_000_000);
+        let store = SharedStore::default();
+        let a = shared_client(&fake, &clock, &store);
+        let b = shared_client(&fake, &clock, &store);
+        a.send(call()).await.unwrap();
+        let s = store.inner.load_session(MCP).await.unwrap().unwrap();
+        let before = refresh_requests(&fake);
+        // b's request is in flight with the current token when a refreshes, and the AS revokes
+        // that token on rotation: b's 401 is answered with the token a just stored.
+        fake.0.borrow_mut().slow_mcp = true;
+        let (rb, ra) = join(b.send(call()), a.refresh(&s)).await;
+        assert_eq!(rb.unwrap().status, 200);
+        let newer = ra.unwrap();
+        assert_eq!(refresh_requests(&fake) - before, 1);
+        assert_eq!(store.inner.load_session(MCP).await.unwrap(), Some(newer));
+        // b's second try carried a's new token.
+        let log = fake.0.borrow().log.clone();
+        // a: 401 + retry when logging in; b: 401 with the revoked token + retry.
+        assert_eq!(log.iter().filter(|l| l.ends_with(MCP)).count(), 4);
+    }
+);
+
+flow_test!(a_session_logged_out_elsewhere_does_not_come_back, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let store = FlakyStore {
+        inner: MemoryStore::new(),
+        fail: Default::default(),
+    };
+    let c = OAuthClient::new(
+        &fake,
+        &store,
+        Approve(&fake),
+        Counter(Default::default()),
+        &clock,
+        ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT)),
+    );
+    c.send(call()).await.unwrap();
+    clock.advance(3600);
+    // A refresh this process cannot save: the rotated session waits in memory...
+    store.fail.set(true);
+    assert!(c.access_token(MCP).await.unwrap().is_some());
+    store.fail.set(false);
+    // ...while another process logs out.
+    store.inner.delete_session(MCP).await.unwrap();
+    assert_eq!(c.load_session(MCP).await.unwrap(), None);
+    assert_eq!(c.access_token(MCP).await.unwrap(), None);
+    assert_eq!(store.inner.load_session(MCP).await.unwrap(), None);
+});
+
+flow_test!(
+    reauthorization_after_a_401_keeps_the_requested_scope,
+    async {
+        let fake = Fake::new();
+        fake.0.borrow_mut().required_scope = "mcp:tools mcp:admin".into();
+        let clock = ManualClock::new(1_000_000);
+        let c = client(&fake, &clock);
+        // Step-up to mcp:admin, then the AS forgets every token (no refresh possible).
+        assert_eq!(c.send(call()).await.unwrap().status, 200);
+        let n = fake.0.borrow().authorize_urls.len();
+        {
+            let mut w = fake.0.borrow_mut();
+            w.access.clear();
+            w.refresh.clear();
+        }
+        assert_eq!(c.send(call()).await.unwrap().status, 200);
+        // A plain 401 → one new authorization that still asks for mcp:admin.
+        assert_eq!(fake.0.borrow().authorize_urls.len(), n + 1);
+        let scope = authorize_query(&fake, n)["scope"].clone();
+        assert!(scope.split(' ').any(|s| s == "mcp:admin"), "{scope}");
+        assert!(scope.split(' ').any(|s| s == "mcp:tools"), "{scope}");
+    }
+);
+
+flow_test!(
+    an_issuerless_pre_registered_secret_needs_a_stored_binding,
+    async {
+        let fake = Fake::new();
+        let clock = ManualClock::new(1_000_000);
+        let mut config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+        config
+            .pre_registered
+            .push(edge_oauth_core::PreRegisteredClient {
+                issuer: None,
+                client_id: "pre-registered".into(),
+                client_secret: Some(edge_oauth_core::ClientSecret::new("s3cret")),
+                auth_method: None,
+            });
+        // A fresh process finds a session under an issuer this client was never bound to.
+        let c = client_with(&fake, &clock, config);
+        let session = edge_oauth_core::Session {
+            resource: MCP.into(),
+            server: MCP.into(),
+            issuer: "https://other-as.example.com".into(),
+            client_id: "pre-registered".into(),
+            token_endpoint: "https://as.example.com/tenant/token".into(),
+            revocation_endpoint: None,
+            requested_scope: None,
+            tokens: edge_oauth_core::TokenSet {
+                access_token: edge_oauth_core::AccessToken::new("at-x"),
+                token_type: "Bearer".into(),
+                refresh_token: Some(edge_oauth_core::RefreshToken::new("rt-x")),
+                expires_at: Some(1),
+                scope: None,
+                received_at: 0,
+            },
+        };
+        c.store().save_session(&session).await.unwrap();
+        let _ = c.refresh(&session).await;
+        let w = fake.0.borrow();
+        assert_eq!(w.token_auth.len(), 1);
+        assert_eq!(
+            w.token_auth[0], None,
+            "the secret went to an unbound issuer"
+        );
+    }
+);
+
+/// Receives callbacks at a path per issuer, like the CLI's loopback listener; `misroute`
+/// delivers them at the fixed path instead (a response from another server's flow).
+struct PerIssuer<'a>(&'a Fake, bool);
+
+impl Authorizer for PerIssuer<'_> {
+    fn redirect_uri(&self) -> String {
+        REDIRECT.into()
+    }
+    fn redirect_uri_for(&self, issuer: &str) -> String {
+        format!("{REDIRECT}/{}", edge_oauth_core::client::issuer_tag(issuer))
+    }
+    async fn authorize(&self, url: &Url) -> Result<String> {
+        let cb = Approve(self.0).authorize(url).await?;
+        Ok(if self.1 {
+            cb.replacen(&format!("{REDIRECT}/"), &format!("{REDIRECT}?x="), 1)
+        } else {
+            cb
+        })
+    }
+}
+
+flow_test!(registered_clients_get_a_redirect_uri_per_issuer, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+    let c = OAuthClient::new(
+        &fake,
+        MemoryStore::new(),
+        PerIssuer(&fake, false),
+        Counter(Default::default()),
+        &clock,
+        config.clone(),
+    );
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    let tag = edge_oauth_core::client::issuer_tag("https://as.example.com/tenant");
+    assert_eq!(tag.len(), 16);
+    let expected = format!("{REDIRECT}/{tag}");
+    assert_eq!(
+        fake.0.borrow().registered_redirects[0],
+        vec![expected.clone()]
+    );
+    assert_eq!(authorize_query(&fake, 0)["redirect_uri"], expected);
+    // A response delivered at another URI (another server's flow) is refused.
+    let misrouted = OAuthClient::new(
+        &fake,
+        MemoryStore::new(),
+        PerIssuer(&fake, true),
+        Counter(Default::default()),
+        &clock,
+        config,
+    );
+    assert_eq!(
+        misrouted.send(call()).await.unwrap_err().code(),
+        "callback_mismatch"
+    );
+});
+
+flow_test!(a_challenge_pointer_cannot_claim_the_whole_origin, async {
+    let fake = Fake::new();
+    fake.0.borrow_mut().prm_resource = Some("https://mcp.example.com".into());
+    let clock = ManualClock::new(1_000_000);
+    let c = client(&fake, &clock);
+    assert_eq!(
+        c.send(call()).await.unwrap_err().code(),
+        "resource_mismatch"
+    );
+    assert!(fake.0.borrow().authorize_urls.is_empty());
+    // Only the named opt-out accepts it, and the parsed value is what is sent.
+    let mut config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
+    config.resource_policy = edge_oauth_core::discovery::ResourcePolicy::DangerousSameOriginParent;
+    let c = client_with(&fake, &clock, config);
+    let d = c.discover(&Url::parse(MCP).unwrap(), None).await.unwrap();
+    assert_eq!(d.resource, "https://mcp.example.com");
+});
+
+flow_test!(a_redirect_flow_survives_a_new_page, async {
+    let fake = Fake::new();
+    let clock = ManualClock::new(1_000_000);
+    let server = Url::parse(MCP).unwrap();
+    let store = SharedStore::default();
+    // Page 1 starts the flow and keeps only the serialised pending login.
+    let page1 = shared_client(&fake, &clock, &store);
+    let (url, pending) = page1
+        .begin_authorization(&server, None, None)
+        .await
+        .unwrap();
+    let saved = serde_json::to_string(&pending).unwrap();
+    assert!(!saved.contains("s3cret"));
+    drop(page1);
+    let callback = Approve(&fake).authorize(&url).await.unwrap();
+    // Page 2 (a new client over the same store) finishes it.
+    let page2 = shared_client(&fake, &clock, &store);
+    let pending: edge_oauth_core::client::PendingLogin = serde_json::from_str(&saved).unwrap();
+    let session = page2
+        .complete_authorization(&callback, pending.clone())
+        .await
+        .unwrap();
+    assert_eq!(session.resource, MCP);
+    assert_eq!(page2.send(call()).await.unwrap().status, 200);
+    // A callback replayed after ten minutes is refused before any exchange.
+    clock.advance(601);
+    assert_eq!(
+        page2
+            .complete_authorization(&callback, pending)
+            .await
+            .unwrap_err()
+            .code(),
+        "authorization_expired"
+    );
+});

@@ -4,7 +4,8 @@
 
 use edge_oauth_core::authorize::{PendingAuthorization, validate_callback};
 use edge_oauth_core::discovery::{
-    process_authorization_server_metadata, process_protected_resource_metadata,
+    MetadataSource, ResourcePolicy, process_authorization_server_metadata,
+    process_protected_resource_metadata,
 };
 use edge_oauth_core::env::ManualClock;
 use edge_oauth_core::registration::{ClientMetadata, process_registration_response};
@@ -76,8 +77,8 @@ proptest! {
 
     #[test]
     fn callback_urls(s in ".{0,300}", q in "[a-z_=&%0-9A-F?#]{0,200}") {
-        let _ = validate_callback(&s, pending());
-        let _ = validate_callback(&format!("http://127.0.0.1:9/cb?{q}"), pending());
+        let _ = validate_callback(&s, pending(), &ManualClock::new(0));
+        let _ = validate_callback(&format!("http://127.0.0.1:9/cb?{q}"), pending(), &ManualClock::new(0));
     }
 
     #[test]
@@ -104,7 +105,9 @@ proptest! {
         let server = Url::parse("https://mcp.example.com/mcp").unwrap();
         let r = body(status, "application/json", b);
         let _ = process_authorization_server_metadata(&r, "u", "https://as.example.com");
-        let _ = process_protected_resource_metadata(&r, "u", &server);
+        for source in [MetadataSource::Challenge, MetadataSource::PathInserted, MetadataSource::Root] {
+            let _ = process_protected_resource_metadata(&r, "u", &server, source, ResourcePolicy::DangerousSameOriginParent);
+        }
         let _ = process_registration_response(&r, "u", "https://as", &ClientMetadata::native("n", "http://127.0.0.1/cb"));
     }
 }
