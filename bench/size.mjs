@@ -87,7 +87,7 @@ async function bundle(row) {
 function ours() {
   const row = {
     id: "edge-oauth-browser",
-    pkg: "edge-oauth (crates/browser)",
+    pkg: "edge-oauth (browser wasm)",
     what: OUR_FILES.join(" + ") + " (wasm-pack --target web --release)",
     pkgDir: relative(repo, pkgDir) || ".",
   };
