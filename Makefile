@@ -1,4 +1,4 @@
-# The two commands: `make demo` and `make test`. Both install what they need first.
+# The commands: `make demo`, `make test` and `make bench`. Each installs what it needs first.
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
@@ -11,7 +11,7 @@ WASM_BINDGEN_BIN := $(EDGE_OAUTH_TOOLS)/wasm-bindgen-0.2.130/bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo lint unit wasm-test conformance e2e
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e
 
 all: test
 
@@ -47,3 +47,8 @@ e2e:
 
 demo: bootstrap
 	bash tests/peers/demo.sh
+
+# Size table: bundled MCP SDK auth, oauth4webapi, oidc-client-ts, and our wasm package
+# (EDGE_OAUTH_PKG=DIR for a wasm-pack output other than crates/browser/pkg). See bench/README.md.
+bench: bootstrap
+	node bench/size.mjs

