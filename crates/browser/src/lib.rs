@@ -20,6 +20,8 @@
 
 pub mod env;
 pub mod error;
+pub mod fetch;
 
 pub use env::DateClock;
 pub use error::{Error, JsError};
+pub use fetch::FetchClient;
