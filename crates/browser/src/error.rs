@@ -132,6 +132,20 @@ impl Error {
             Error::Unavailable { .. } | Error::Serialize { .. } => Recovery::Misconfiguration,
         }
     }
+
+    pub(crate) fn idb(op: &'static str, error: impl Into<JsError>) -> Self {
+        Error::IndexedDb {
+            op,
+            error: error.into(),
+        }
+    }
+
+    pub(crate) fn crypto(op: &'static str, error: impl Into<JsError>) -> Self {
+        Error::Crypto {
+            op,
+            error: error.into(),
+        }
+    }
 }
 
 impl fmt::Display for Error {

@@ -18,9 +18,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod crypto;
 pub mod env;
 pub mod error;
 pub mod fetch;
+pub mod idb;
 
 pub use env::DateClock;
 pub use error::{Error, JsError};
