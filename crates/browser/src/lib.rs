@@ -23,7 +23,9 @@ pub mod env;
 pub mod error;
 pub mod fetch;
 pub mod idb;
+pub mod store;
 
 pub use env::DateClock;
 pub use error::{Error, JsError};
 pub use fetch::FetchClient;
+pub use store::{BrowserStore, StorageMode, StoreOptions};
