@@ -1,0 +1,31 @@
+//! # edge-oauth-browser
+//!
+//! The browser side of edge-oauth: the pieces [`edge_oauth_core`] injects, implemented over
+//! Web APIs reached through `globalThis` (so they work in a window, a worker and Node 22).
+//!
+//! Layered like gloo, each layer usable alone:
+//! - [`error`]: JS exceptions as [`JsError`], and the crate's [`Error`] with stable codes;
+//! - [`env`]: [`DateClock`] (`Date.now()`), and why the core's `OsRandom` is the random source;
+//! - [`fetch`]: [`FetchClient`], the core's `HttpClient` over `fetch` (no redirects followed,
+//!   no cookies sent);
+//! - [`idb`]: raw IndexedDB, each request turned into a future;
+//! - [`crypto`]: a non-extractable AES-GCM key kept in IndexedDB, sealing records with AAD;
+//! - [`store`]: [`BrowserStore`], the core's `CredentialStore` over the two layers above,
+//!   falling back to memory when IndexedDB cannot be used.
+//!
+//! Everything is compiled for `wasm32` only; a native build of the workspace sees an empty crate.
+#![cfg(target_arch = "wasm32")]
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod crypto;
+pub mod env;
+pub mod error;
+pub mod fetch;
+pub mod idb;
+pub mod store;
+
+pub use env::DateClock;
+pub use error::{Error, JsError};
+pub use fetch::FetchClient;
+pub use store::{BrowserStore, StorageMode, StoreOptions};
