@@ -105,6 +105,12 @@ pub enum Error {
         /// Its key: the issuer, the server URL, or the hash of the state.
         key: String,
     },
+    /// A Web Lock could not be taken (the document is no longer active, or the request was
+    /// aborted).
+    Lock {
+        /// What the browser said.
+        error: JsError,
+    },
     /// A value could not be serialised for storage.
     Serialize {
         /// The record kind.
@@ -121,13 +127,16 @@ impl Error {
             Error::Crypto { .. } => "crypto_error",
             Error::UnreadableRecord { .. } => "unreadable_record",
             Error::Serialize { .. } => "serialize_failed",
+            Error::Lock { .. } => "lock_failed",
         }
     }
 
     /// How to recover, in the core's terms.
     pub fn recovery(&self) -> Recovery {
         match self {
-            Error::IndexedDb { .. } | Error::Crypto { .. } => Recovery::Transient,
+            Error::IndexedDb { .. } | Error::Crypto { .. } | Error::Lock { .. } => {
+                Recovery::Transient
+            }
             Error::UnreadableRecord { .. } => Recovery::Reauthenticate,
             Error::Unavailable { .. } | Error::Serialize { .. } => Recovery::Misconfiguration,
         }
@@ -160,6 +169,7 @@ impl fmt::Display for Error {
                  altered) and was deleted; authorize again"
             ),
             Error::Serialize { kind } => write!(f, "the {kind} record could not be serialised"),
+            Error::Lock { error } => write!(f, "Web Lock failed: {error}"),
         }
     }
 }
@@ -167,19 +177,25 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// The core's [`CredentialStore`](edge_oauth_core::CredentialStore) speaks the core's error:
-/// every store failure becomes `Error::Store` with this crate's code leading the message
-/// (`"unreadable_record: ..."`), so [`is_unreadable_record`] can still tell it apart.
+/// an unreadable record is the core's `StoreRecordUnreadable` (re-authentication required),
+/// every other store failure `Error::Store` with this crate's code leading the message.
 impl From<Error> for edge_oauth_core::Error {
     fn from(e: Error) -> Self {
-        edge_oauth_core::Error::Store {
-            message: format!("{}: {e}", e.code()),
+        match e {
+            Error::UnreadableRecord { kind, .. } => {
+                edge_oauth_core::Error::StoreRecordUnreadable { kind }
+            }
+            e => edge_oauth_core::Error::Store {
+                message: format!("{}: {e}", e.code()),
+            },
         }
     }
 }
 
-/// True when a core error is this crate's [`Error::UnreadableRecord`] passed through the
-/// `CredentialStore` trait: the record was deleted and the user must authorize again (the
-/// core's `Error::Store` alone classifies as transient).
-pub fn is_unreadable_record(e: &edge_oauth_core::Error) -> bool {
-    matches!(e, edge_oauth_core::Error::Store { message } if message.starts_with("unreadable_record: "))
+/// The record kind when a core error is an unreadable record this store deleted.
+pub fn unreadable_kind(e: &edge_oauth_core::Error) -> Option<&'static str> {
+    match e {
+        edge_oauth_core::Error::StoreRecordUnreadable { kind } => Some(kind),
+        _ => None,
+    }
 }

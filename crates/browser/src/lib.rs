@@ -13,16 +13,24 @@
 //! - [`store`]: [`BrowserStore`], the core's `CredentialStore` over the two layers above,
 //!   falling back to memory when IndexedDB cannot be used.
 //!
+//! - [`locks`]: one refresh at a time per session across tabs (Web Locks);
+//! - [`authorizer`]: popup and redirect authorization in a page;
+//! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`,
+//!   `completePopupCallback`).
+//!
 //! Everything is compiled for `wasm32` only; a native build of the workspace sees an empty crate.
 #![cfg(target_arch = "wasm32")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod api;
+pub mod authorizer;
 pub mod crypto;
 pub mod env;
 pub mod error;
 pub mod fetch;
 pub mod idb;
+pub mod locks;
 pub mod store;
 
 pub use env::DateClock;

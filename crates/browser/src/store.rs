@@ -13,6 +13,7 @@ use core::fmt;
 
 use edge_oauth_core::pkce::s256_challenge;
 use edge_oauth_core::registration::ClientCredentials;
+use edge_oauth_core::store::StoreLock;
 use edge_oauth_core::{AccessToken, CredentialStore, Session, TokenSet};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -140,6 +141,7 @@ pub struct BrowserStore {
     backend: Backend,
     mode: StorageMode,
     persist_access_tokens: bool,
+    db_name: String,
     /// server URL -> the tokens last saved or loaded, access token included, when access
     /// tokens are kept in memory only.
     access: RefCell<Vec<(String, TokenSet)>>,
@@ -169,6 +171,7 @@ impl BrowserStore {
             backend,
             mode,
             persist_access_tokens: options.persist_access_tokens,
+            db_name: options.db_name.clone(),
             access: RefCell::default(),
         }
     }
@@ -441,5 +444,11 @@ impl CredentialStore for BrowserStore {
     }
     async fn delete_session(&self, server: &str) -> edge_oauth_core::Result<()> {
         self.remove_session(server).await.map_err(store_err)
+    }
+    /// A Web Lock per database and session (a lock within this page where Web Locks are
+    /// missing): one refresh among every tab of the origin.
+    async fn lock_session(&self, server: &str) -> edge_oauth_core::Result<StoreLock> {
+        let name = format!("edge-oauth/{}/{}", self.db_name, server);
+        crate::locks::acquire(&name).await.map_err(store_err)
     }
 }

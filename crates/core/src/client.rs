@@ -50,6 +50,17 @@ pub trait Authorizer {
     }
     /// Sends the user to `authorization_url`; resolves with the full callback URL.
     fn authorize(&self, authorization_url: &Url) -> impl Future<Output = Result<String>>;
+    /// [`Authorizer::authorize`] with the login in progress: an authorizer that leaves the
+    /// page (a full-page redirect) keeps `pending` to finish with
+    /// [`OAuthClient::complete_authorization`] after the redirect, and never resolves.
+    fn authorize_pending(
+        &self,
+        authorization_url: &Url,
+        pending: &PendingLogin,
+    ) -> impl Future<Output = Result<String>> {
+        let _ = pending;
+        self.authorize(authorization_url)
+    }
 }
 
 /// A client registered out of band.
@@ -214,6 +225,11 @@ where
     /// The store.
     pub fn store(&self) -> &S {
         &self.store
+    }
+
+    /// The authorizer.
+    pub fn authorizer_ref(&self) -> &A {
+        &self.authorizer
     }
 
     /// The requests made by the last discovery.
@@ -473,7 +489,7 @@ where
         let (url, pending) = self
             .begin_after(server, challenge, extra_scope, known)
             .await?;
-        let callback = self.authorizer.authorize(&url).await?;
+        let callback = self.authorizer.authorize_pending(&url, &pending).await?;
         self.complete_authorization(&callback, pending).await
     }
 

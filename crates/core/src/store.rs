@@ -142,26 +142,33 @@ impl CredentialStore for MemoryStore {
     }
 }
 
-impl<T: CredentialStore + ?Sized> CredentialStore for &T {
-    fn load_client(&self, issuer: &str) -> impl Future<Output = Result<Option<ClientCredentials>>> {
-        (**self).load_client(issuer)
-    }
-    fn save_client(&self, client: &ClientCredentials) -> impl Future<Output = Result<()>> {
-        (**self).save_client(client)
-    }
-    fn delete_client(&self, issuer: &str) -> impl Future<Output = Result<()>> {
-        (**self).delete_client(issuer)
-    }
-    fn load_session(&self, server: &str) -> impl Future<Output = Result<Option<Session>>> {
-        (**self).load_session(server)
-    }
-    fn save_session(&self, session: &Session) -> impl Future<Output = Result<()>> {
-        (**self).save_session(session)
-    }
-    fn delete_session(&self, server: &str) -> impl Future<Output = Result<()>> {
-        (**self).delete_session(server)
-    }
-    fn lock_session(&self, server: &str) -> impl Future<Output = Result<StoreLock>> {
-        (**self).lock_session(server)
-    }
+macro_rules! forward_store {
+    ($($ty:ty),*) => {$(
+        impl<T: CredentialStore + ?Sized> CredentialStore for $ty {
+            fn load_client(&self, issuer: &str) -> impl Future<Output = Result<Option<ClientCredentials>>> {
+                (**self).load_client(issuer)
+            }
+            fn save_client(&self, client: &ClientCredentials) -> impl Future<Output = Result<()>> {
+                (**self).save_client(client)
+            }
+            fn delete_client(&self, issuer: &str) -> impl Future<Output = Result<()>> {
+                (**self).delete_client(issuer)
+            }
+            fn load_session(&self, server: &str) -> impl Future<Output = Result<Option<Session>>> {
+                (**self).load_session(server)
+            }
+            fn save_session(&self, session: &Session) -> impl Future<Output = Result<()>> {
+                (**self).save_session(session)
+            }
+            fn delete_session(&self, server: &str) -> impl Future<Output = Result<()>> {
+                (**self).delete_session(server)
+            }
+            fn lock_session(&self, server: &str) -> impl Future<Output = Result<StoreLock>> {
+                (**self).lock_session(server)
+            }
+        }
+    )*};
 }
+
+// A store shared by reference or by `Rc` (the page's client and its authorizer).
+forward_store!(&T, std::rc::Rc<T>);

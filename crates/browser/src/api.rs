@@ -1,0 +1,512 @@
+//! The JS API: `EdgeOAuth` (login by popup or redirect, `getAccessToken`, an OAuth-aware
+//! `fetch`, `status`, `logout`, change events), `handleRedirectCallback` and
+//! `completePopupCallback` for the callback page. Types are in the hand-written `.d.ts`
+//! section below; errors are `Error`s with the core's stable `.code` and a `.recovery` class.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use edge_oauth_core::client::{PendingLogin, RetryState};
+use edge_oauth_core::env::OsRandom;
+use edge_oauth_core::registration::ClientMetadata;
+use edge_oauth_core::{AccessToken, ClientConfig, OAuthClient, PreRegisteredClient, Recovery, Url};
+use js_sys::{Function, Object, Promise, Reflect};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen_futures::{JsFuture, future_to_promise};
+
+use crate::authorizer::{Mode, PageAuthorizer};
+use crate::env::DateClock;
+use crate::fetch::FetchClient;
+use crate::store::{BrowserStore, StorageMode, StoreOptions};
+
+#[wasm_bindgen(typescript_custom_section)]
+const TS: &'static str = r#"
+export interface EdgeOAuthOptions {
+  /** The MCP server URL (the protected resource). */
+  serverUrl: string;
+  /** This app's callback page (registered as redirect URI). */
+  redirectUri: string;
+  /** Client name for dynamic registration. */
+  clientName?: string;
+  /** "popup" (default) or "redirect". */
+  mode?: "popup" | "redirect";
+  /** Ask for this scope instead of the MCP scope selection. */
+  scope?: string;
+  /** A pre-registered public client: its id, and the issuer it belongs to. */
+  clientId?: string;
+  issuer?: string;
+  /** A Client ID Metadata Document URL, used where the server supports CIMD. */
+  clientMetadataUrl?: string;
+  /** Keep access tokens encrypted in IndexedDB too (default: memory only). */
+  persistAccessTokens?: boolean;
+  /** IndexedDB database name (default "edge-oauth"). */
+  dbName?: string;
+}
+export interface EdgeOAuthStatus {
+  state: "authenticated" | "expired" | "refresh-failed" | "not-authenticated";
+  storage: "indexeddb" | "memory";
+  storageReason?: string;
+  lock: "web-locks" | "tab";
+  issuer?: string;
+  clientId?: string;
+  /** Seconds since the epoch. */
+  expiresAt?: number;
+  scope?: string;
+  refreshCount: number;
+}
+export interface EdgeOAuthLogout {
+  deleted: boolean;
+  revoked: number;
+  notRevocable: number;
+  revocationError?: { code: string; message: string };
+}
+/** Thrown errors: `Error`s with the core's stable code and how to recover. */
+export interface EdgeOAuthError extends Error {
+  code: string;
+  recovery: "interaction" | "reauthenticate" | "transient" | "misconfiguration" | "refused";
+}
+export class EdgeOAuth {
+  private constructor();
+  free(): void;
+  static create(options: EdgeOAuthOptions): Promise<EdgeOAuth>;
+  /** Popup mode: call from a click handler (the window opens before anything else). */
+  login(options?: { returnTo?: string }): Promise<void>;
+  getAccessToken(): Promise<string | null>;
+  /** fetch-compatible; the token goes only to the MCP server. */
+  readonly fetch: typeof globalThis.fetch;
+  status(): Promise<EdgeOAuthStatus>;
+  logout(): Promise<EdgeOAuthLogout>;
+  /** Called after login, refresh and logout (in this tab). */
+  onChange(listener: () => void): void;
+}
+export function createAuthFetch(client: EdgeOAuth): typeof globalThis.fetch;
+export function handleRedirectCallback(options: EdgeOAuthOptions): Promise<{ returnTo: string }>;
+export function completePopupCallback(): void;
+"#;
+
+type Core = OAuthClient<FetchClient, Rc<BrowserStore>, PageAuthorizer, OsRandom, DateClock>;
+
+struct Inner {
+    core: Core,
+    server: Url,
+    store: Rc<BrowserStore>,
+    listeners: RefCell<Vec<Function>>,
+    refresh_count: Cell<u32>,
+    refresh_failed: Cell<bool>,
+}
+
+/// A client for one MCP server.
+#[wasm_bindgen(skip_typescript)]
+pub struct EdgeOAuth {
+    inner: Rc<Inner>,
+    fetch: Function,
+}
+
+/// The core's error as a JS `Error` with `.code` and `.recovery`.
+pub fn js_error(e: &edge_oauth_core::Error) -> JsValue {
+    let (code, recovery) = match crate::error::unreadable_kind(e) {
+        Some(_) => ("store_record_unreadable", Recovery::Reauthenticate),
+        None => (e.code(), e.recovery()),
+    };
+    error_value(code, recovery, &e.to_string())
+}
+
+fn error_value(code: &str, recovery: Recovery, message: &str) -> JsValue {
+    let err = js_sys::Error::new(message);
+    err.set_name("EdgeOAuthError");
+    let recovery = match recovery {
+        Recovery::Interaction => "interaction",
+        Recovery::Reauthenticate => "reauthenticate",
+        Recovery::Transient => "transient",
+        Recovery::Misconfiguration => "misconfiguration",
+        _ => "refused",
+    };
+    let _ = Reflect::set(&err, &"code".into(), &code.into());
+    let _ = Reflect::set(&err, &"recovery".into(), &recovery.into());
+    err.into()
+}
+
+fn invalid(message: &str) -> JsValue {
+    error_value("invalid_input", Recovery::Misconfiguration, message)
+}
+
+fn opt_str(o: &JsValue, k: &str) -> Option<String> {
+    Reflect::get(o, &JsValue::from_str(k))
+        .ok()
+        .and_then(|v| v.as_string())
+        .filter(|s| !s.is_empty())
+}
+
+fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
+    let _ = Reflect::set(o, &JsValue::from_str(k), &v.into());
+}
+
+/// Reads the options and opens the store (shared by `create` and `handleRedirectCallback`).
+async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
+    let server = opt_str(options, "serverUrl").ok_or_else(|| invalid("serverUrl is required"))?;
+    let server = edge_oauth_core::http::parse_secure_url(&server).map_err(|e| js_error(&e))?;
+    let redirect_uri =
+        opt_str(options, "redirectUri").ok_or_else(|| invalid("redirectUri is required"))?;
+    edge_oauth_core::http::parse_secure_url(&redirect_uri).map_err(|e| js_error(&e))?;
+    let mode = match opt_str(options, "mode").as_deref() {
+        None | Some("popup") => Mode::Popup,
+        Some("redirect") => Mode::Redirect,
+        Some(_) => return Err(invalid("mode must be \"popup\" or \"redirect\"")),
+    };
+    let persist = Reflect::get(options, &"persistAccessTokens".into())
+        .ok()
+        .and_then(|v| v.as_bool())
+        .unwrap_or(false);
+    let mut store_options = StoreOptions::new().persist_access_tokens(persist);
+    if let Some(db) = opt_str(options, "dbName") {
+        store_options = store_options.db_name(db);
+    }
+    let store = Rc::new(BrowserStore::open(store_options).await);
+    let name = opt_str(options, "clientName").unwrap_or_else(|| "edge-oauth".into());
+    let mut config = ClientConfig::new(ClientMetadata::web(name, redirect_uri.clone()));
+    config.scope_override = opt_str(options, "scope");
+    config.client_id_metadata_url = opt_str(options, "clientMetadataUrl");
+    if let Some(client_id) = opt_str(options, "clientId") {
+        config.pre_registered.push(PreRegisteredClient {
+            issuer: opt_str(options, "issuer"),
+            client_id,
+            client_secret: None,
+            auth_method: None,
+        });
+    }
+    let authorizer = PageAuthorizer::new(mode, redirect_uri, store.clone());
+    let core = OAuthClient::new(
+        FetchClient::new(),
+        store.clone(),
+        authorizer,
+        OsRandom,
+        DateClock,
+        config,
+    );
+    Ok(Rc::new(Inner {
+        core,
+        server,
+        store,
+        listeners: RefCell::default(),
+        refresh_count: Cell::new(0),
+        refresh_failed: Cell::new(false),
+    }))
+}
+
+impl Inner {
+    fn key(&self) -> &str {
+        self.server.as_str()
+    }
+
+    fn changed(&self) {
+        for l in self.listeners.borrow().iter() {
+            let _ = l.call0(&JsValue::UNDEFINED);
+        }
+    }
+
+    /// The access token, refreshed ahead of expiry; counts refreshes for `status()`.
+    async fn access_token(&self) -> Result<Option<AccessToken>, edge_oauth_core::Error> {
+        let before = self.core.load_session(self.key()).await?;
+        let result = self.core.access_token(self.key()).await;
+        let after = self.core.load_session(self.key()).await.ok().flatten();
+        let rotated = match (&before, &after) {
+            (Some(b), Some(a)) => b.tokens.access_token != a.tokens.access_token,
+            _ => false,
+        };
+        match &result {
+            Ok(Some(_)) if rotated => {
+                self.refresh_count.set(self.refresh_count.get() + 1);
+                self.refresh_failed.set(false);
+                self.changed();
+            }
+            Ok(None) if before.is_some() => {
+                self.refresh_failed.set(true);
+                self.changed();
+            }
+            Err(_) => self.refresh_failed.set(true),
+            _ => {}
+        }
+        result
+    }
+
+    /// Is `url` the protected resource (same origin, path within the server's)?
+    fn protects(&self, url: &Url) -> bool {
+        if url.origin() != self.server.origin() {
+            return false;
+        }
+        let base = self.server.path().trim_end_matches('/');
+        let path = url.path();
+        path == base || path.starts_with(&format!("{base}/")) || base.is_empty()
+    }
+
+    async fn fetch(self: Rc<Self>, input: JsValue, init: JsValue) -> Result<JsValue, JsValue> {
+        let global = js_sys::global();
+        let request_ctor: Function = Reflect::get(&global, &"Request".into())?.unchecked_into();
+        let args = js_sys::Array::of2(&input, &init);
+        let request: web_sys::Request = Reflect::construct(&request_ctor, &args)?.unchecked_into();
+        let fetch: Function = Reflect::get(&global, &"fetch".into())?.unchecked_into();
+        let url = Url::parse(&request.url()).ok();
+        if !url.as_ref().is_some_and(|u| self.protects(u)) {
+            // Not the MCP server: untouched, and never a token.
+            return JsFuture::from(Promise::from(fetch.call1(&global, &request)?)).await;
+        }
+        let mut token = self.access_token().await.map_err(|e| js_error(&e))?;
+        let mut retry = RetryState::default();
+        loop {
+            let attempt = request.clone()?;
+            let headers = attempt.headers();
+            match &token {
+                Some(t) => headers.set("Authorization", &format!("Bearer {}", t.secret()))?,
+                None => headers.delete("Authorization")?,
+            }
+            let response: web_sys::Response =
+                JsFuture::from(Promise::from(fetch.call1(&global, &attempt)?))
+                    .await?
+                    .unchecked_into();
+            let challenge = response.headers().get("www-authenticate")?;
+            let authorizations = retry.authorizations();
+            let next = self
+                .core
+                .recover(
+                    &self.server,
+                    response.status(),
+                    challenge.as_deref(),
+                    token.as_ref(),
+                    &mut retry,
+                )
+                .await
+                .map_err(|e| js_error(&e))?;
+            match next {
+                None => return Ok(response.into()),
+                Some(t) => {
+                    if retry.authorizations() > authorizations {
+                        self.changed();
+                    }
+                    token = Some(t);
+                }
+            }
+        }
+    }
+}
+
+fn make_fetch(inner: &Rc<Inner>) -> Function {
+    let inner = inner.clone();
+    Closure::<dyn Fn(JsValue, JsValue) -> Promise>::new(move |input, init| {
+        future_to_promise(inner.clone().fetch(input, init))
+    })
+    .into_js_value()
+    .unchecked_into()
+}
+
+#[wasm_bindgen]
+impl EdgeOAuth {
+    /// Opens the store and prepares the client (no network).
+    pub async fn create(options: JsValue) -> Result<EdgeOAuth, JsValue> {
+        let inner = build(&options).await?;
+        let fetch = make_fetch(&inner);
+        Ok(EdgeOAuth { inner, fetch })
+    }
+
+    /// Popup: opens the window at once (inside the click handler), then discovers, registers,
+    /// and waits for the callback. Redirect: saves the pending login encrypted and navigates.
+    pub fn login(&self, options: JsValue) -> Promise {
+        let inner = self.inner.clone();
+        let return_to = opt_str(&options, "returnTo");
+        if let Err(e) = inner.core.authorizer_ref().prepare(return_to) {
+            return Promise::reject(&js_error(&e));
+        }
+        future_to_promise(async move {
+            let result = inner.core.authorize(&inner.server, None, None).await;
+            inner.core.authorizer_ref().finish();
+            result.map_err(|e| js_error(&e))?;
+            inner.refresh_failed.set(false);
+            inner.changed();
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
+    /// A valid access token (refreshed ahead of expiry, one refresh across tabs), or `null`
+    /// when the user must log in.
+    #[wasm_bindgen(js_name = getAccessToken)]
+    pub async fn get_access_token(&self) -> Result<JsValue, JsValue> {
+        let t = self.inner.access_token().await.map_err(|e| js_error(&e))?;
+        Ok(t.map(|t| JsValue::from_str(t.secret()))
+            .unwrap_or(JsValue::NULL))
+    }
+
+    /// The OAuth-aware `fetch`.
+    #[wasm_bindgen(getter)]
+    pub fn fetch(&self) -> Function {
+        self.fetch.clone()
+    }
+
+    /// Where things stand.
+    pub async fn status(&self) -> Result<JsValue, JsValue> {
+        let inner = &self.inner;
+        let o = Object::new();
+        let session = inner
+            .core
+            .load_session(inner.key())
+            .await
+            .map_err(|e| js_error(&e))?;
+        let now = edge_oauth_core::env::Clock::now(&DateClock);
+        let state = match &session {
+            None => "not-authenticated",
+            Some(_) if inner.refresh_failed.get() => "refresh-failed",
+            Some(s) if s.tokens.is_expired(now) => "expired",
+            Some(_) => "authenticated",
+        };
+        set(&o, "state", state);
+        match inner.store.storage_mode() {
+            StorageMode::IndexedDb => set(&o, "storage", "indexeddb"),
+            StorageMode::Memory { reason } => {
+                set(&o, "storage", "memory");
+                set(&o, "storageReason", reason.to_string());
+            }
+        }
+        set(&o, "lock", crate::locks::mode().as_str());
+        set(&o, "refreshCount", inner.refresh_count.get());
+        if let Some(s) = session {
+            set(&o, "issuer", s.issuer);
+            set(&o, "clientId", s.client_id);
+            if let Some(t) = s.tokens.expires_at.filter(|t| *t > 0) {
+                set(&o, "expiresAt", t as f64);
+            }
+            if let Some(scope) = s.tokens.scope {
+                set(&o, "scope", scope);
+            }
+        }
+        Ok(o.into())
+    }
+
+    /// Revokes (RFC 7009) then deletes the session; without a revocation endpoint the
+    /// session is still deleted and `revocationError` says so.
+    pub async fn logout(&self) -> Result<JsValue, JsValue> {
+        let out = self
+            .inner
+            .core
+            .logout(self.inner.key())
+            .await
+            .map_err(|e| js_error(&e))?;
+        self.inner.refresh_failed.set(false);
+        self.inner.changed();
+        let o = Object::new();
+        set(&o, "deleted", out.deleted);
+        set(&o, "revoked", out.revoked);
+        set(&o, "notRevocable", out.not_revocable);
+        if let Some(e) = out.revocation_error {
+            let r = Object::new();
+            set(&r, "code", e.code());
+            set(&r, "message", e.to_string());
+            set(&o, "revocationError", r);
+        }
+        Ok(o.into())
+    }
+
+    /// Registers a listener called after login, refresh and logout.
+    #[wasm_bindgen(js_name = onChange)]
+    pub fn on_change(&self, listener: Function) {
+        self.inner.listeners.borrow_mut().push(listener);
+    }
+}
+
+/// The OAuth-aware `fetch` of `client` (the same function as `client.fetch`).
+#[wasm_bindgen(js_name = createAuthFetch, skip_typescript)]
+pub fn create_auth_fetch(client: &EdgeOAuth) -> Function {
+    client.fetch.clone()
+}
+
+/// On the callback page of a redirect flow: validates the callback against the saved pending
+/// login, exchanges the code, stores the session, removes `code`/`state`/`iss` from the
+/// address bar, and gives the same-origin URL to return to.
+#[wasm_bindgen(js_name = handleRedirectCallback, skip_typescript)]
+pub async fn handle_redirect_callback(options: JsValue) -> Result<JsValue, JsValue> {
+    let inner = build(&options).await?;
+    let window = web_sys::window().ok_or_else(|| invalid("no window"))?;
+    let href = window.location().href()?;
+    let url = Url::parse(&href).map_err(|_| invalid("the page URL does not parse"))?;
+    let state = url
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMissing))?;
+    let saved = inner
+        .store
+        .load_pending(&state)
+        .await
+        .map_err(|e| js_error(&e.into()))?
+        .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMismatch))?;
+    // One use only, whatever happens next.
+    let _ = inner.store.delete_pending(&state).await;
+    let (pending, return_to): (PendingLogin, Option<String>) =
+        serde_json::from_str(&saved).map_err(|_| invalid("the saved login does not parse"))?;
+    let mut clean = url.clone();
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_ref(),
+                "code" | "state" | "iss" | "error" | "error_description" | "error_uri"
+            )
+        })
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    clean.set_query(None);
+    if !kept.is_empty() {
+        clean.query_pairs_mut().extend_pairs(kept);
+    }
+    let history = window.history()?;
+    history.replace_state_with_url(&JsValue::NULL, "", Some(clean.as_str()))?;
+    inner
+        .core
+        .complete_authorization(&href, pending)
+        .await
+        .map_err(|e| js_error(&e))?;
+    let origin = url.origin();
+    let return_to = return_to
+        .and_then(|r| url.join(&r).ok())
+        .filter(|r| r.origin() == origin)
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| origin.ascii_serialization() + "/");
+    let o = Object::new();
+    set(&o, "returnTo", return_to);
+    Ok(o.into())
+}
+
+/// On the callback page of a popup flow: hands the URL to the opener (`postMessage` to this
+/// origin only), or, when the opener is gone (Cross-Origin-Opener-Policy), over a
+/// `BroadcastChannel` named after this flow's `state`; then closes the window.
+#[wasm_bindgen(js_name = completePopupCallback, skip_typescript)]
+pub fn complete_popup_callback() -> Result<(), JsValue> {
+    let window = web_sys::window().ok_or_else(|| invalid("no window"))?;
+    let href = window.location().href()?;
+    let origin = window.location().origin()?;
+    let message = Object::new();
+    set(&message, "type", crate::authorizer::CALLBACK_MESSAGE);
+    set(&message, "url", href.clone());
+    let opener = window
+        .opener()
+        .ok()
+        .filter(|o| !o.is_null() && !o.is_undefined());
+    match opener {
+        Some(opener) => {
+            let opener: web_sys::Window = opener.unchecked_into();
+            opener.post_message(&message, &origin)?;
+        }
+        None => {
+            let state = Url::parse(&href)
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "state")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMissing))?;
+            let channel = web_sys::BroadcastChannel::new(&crate::authorizer::channel_name(&state))?;
+            channel.post_message(&message)?;
+            channel.close();
+        }
+    }
+    let _ = window.close();
+    Ok(())
+}
