@@ -25,6 +25,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
+	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
 	@! cargo tree -p edge-oauth-core --target wasm32-unknown-unknown -e normal | grep -E 'tokio|reqwest|hyper'
 
@@ -32,11 +33,15 @@ lint:
 unit:
 	cargo test --workspace
 
-# The core's tests compiled to wasm32, run by wasm-bindgen-test-runner under Node and in
-# headless Chromium (Debian's chromium + chromium-driver).
+# The core's and the browser crate's tests compiled to wasm32, run by wasm-bindgen-test-runner
+# under Node and in headless Chromium (Debian's chromium + chromium-driver).
 wasm-test:
 	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
 	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
+	@# The browser crate: its store and fetch tests run in headless Chromium (fetch against
+	@# tests/echo-server.mjs), tests/anywhere.rs under Node and then in Chromium.
+	bash crates/browser/tests/with-echo-server.sh cargo test -p edge-oauth-browser --target wasm32-unknown-unknown
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-browser --target wasm32-unknown-unknown --test anywhere
 
 conformance:
 	bash tests/conformance/run.sh
