@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use edge_oauth_browser::crypto::{RecordKey, Sealed, aad};
-use edge_oauth_browser::error::is_unreadable_record;
+use edge_oauth_browser::error::unreadable_kind;
 use edge_oauth_browser::idb::{Database, global_factory, request};
 use edge_oauth_browser::store::{
     KEYS_STORE, RECORD_KEY_ID, RECORDS_STORE, RecordKind, pending_id, record_key,
@@ -225,8 +225,9 @@ async fn a_tampered_record_is_deleted_and_needs_reauthentication() {
 
     // Through the core's trait: a store error the caller can recognise, never a panic.
     let err = store.load_session(SERVER).await.unwrap_err();
-    assert_eq!(err.code(), "store_error");
-    assert!(is_unreadable_record(&err), "{err}");
+    assert_eq!(err.code(), "store_record_unreadable");
+    assert_eq!(err.recovery(), edge_oauth_core::Recovery::Reauthenticate);
+    assert_eq!(unreadable_kind(&err), Some("session"), "{err}");
     assert!(!err.to_string().contains(REFRESH));
     // The record is gone; the next load starts clean.
     assert_eq!(raw_sealed(&db, RecordKind::Session, SERVER).await, None);

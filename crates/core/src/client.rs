@@ -352,7 +352,12 @@ where
     /// refresh failure keeps every token and returns the current access token while it is
     /// still valid.
     pub async fn access_token(&self, server: &str) -> Result<Option<AccessToken>> {
-        let Some(session) = self.load_session(server).await? else {
+        let session = match self.load_session(server).await {
+            // The store dropped a record it could not read: sign in again.
+            Err(Error::StoreRecordUnreadable { .. }) => return Ok(None),
+            other => other?,
+        };
+        let Some(session) = session else {
             return Ok(None);
         };
         let now = self.clock.now();
