@@ -13,6 +13,7 @@
 //! - [`store`]: [`BrowserStore`], the core's `CredentialStore` over the two layers above,
 //!   falling back to memory when IndexedDB cannot be used.
 //!
+//! - [`share`]: access tokens kept in memory, shared among tabs over a `BroadcastChannel`;
 //! - [`locks`]: one refresh at a time per session across tabs (Web Locks);
 //! - [`authorizer`]: popup and redirect authorization in a page;
 //! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`,
@@ -31,6 +32,7 @@ pub mod error;
 pub mod fetch;
 pub mod idb;
 pub mod locks;
+pub mod share;
 pub mod store;
 
 pub use env::DateClock;

@@ -68,6 +68,9 @@ pub fn pending_id(state: &str) -> String {
     s256_challenge(state)
 }
 
+/// How long a page waits for another tab to answer for an access token it does not hold.
+const SHARE_WAIT_MS: i32 = 150;
+
 /// How [`BrowserStore::open`] behaves.
 #[derive(Clone, Debug)]
 pub struct StoreOptions {
@@ -144,7 +147,9 @@ pub struct BrowserStore {
     db_name: String,
     /// server URL -> the tokens last saved or loaded, access token included, when access
     /// tokens are kept in memory only.
-    access: RefCell<Vec<(String, TokenSet)>>,
+    access: crate::share::Held,
+    /// The other tabs, for access tokens kept in memory only.
+    share: Option<crate::share::TokenShare>,
 }
 
 impl fmt::Debug for BrowserStore {
@@ -167,12 +172,20 @@ impl BrowserStore {
                 StorageMode::Memory { reason },
             ),
         };
+        let access = crate::share::Held::default();
+        let apart = !options.persist_access_tokens && matches!(backend, Backend::Idb { .. });
+        let share = if apart {
+            crate::share::TokenShare::open(&options.db_name, access.clone())
+        } else {
+            None
+        };
         Self {
             backend,
             mode,
             persist_access_tokens: options.persist_access_tokens,
             db_name: options.db_name.clone(),
-            access: RefCell::default(),
+            access,
+            share,
         }
     }
 
@@ -289,6 +302,17 @@ impl BrowserStore {
             }
         };
         if self.access_tokens_apart() && session.tokens.access_token.secret().is_empty() {
+            let matching = |held: &crate::share::Held| {
+                lookup(&held.borrow(), server)
+                    .filter(|t| without_access_token(t) == session.tokens)
+                    .is_some()
+            };
+            if !matching(&self.access)
+                && let Some(share) = &self.share
+            {
+                // Another tab may hold it (it refreshed, or this tab is new): ask first.
+                share.ask(server, SHARE_WAIT_MS).await;
+            }
             let held = lookup(&self.access.borrow(), server).cloned();
             match held {
                 // Only the tokens this record was saved with: another page may have refreshed.
@@ -319,6 +343,9 @@ impl BrowserStore {
                 session.server.clone(),
                 session.tokens.clone(),
             );
+            if let Some(share) = &self.share {
+                share.publish(&session.server, &session.tokens);
+            }
         }
         Ok(())
     }

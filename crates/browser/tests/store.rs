@@ -159,7 +159,9 @@ async fn access_tokens_stay_in_memory_by_default() {
     assert!(contains(&plaintext, REFRESH.as_bytes()));
     assert!(!contains(&plaintext, ACCESS.as_bytes()));
 
-    // Another page (a reload) gets the session without its access token, marked expired.
+    // A reload, with no other tab of the origin open, gets the session without its access
+    // token, marked expired.
+    drop(store);
     let reloaded = open(&name, false).await;
     let s = reloaded.load_session(SERVER).await.unwrap().unwrap();
     assert_eq!(s.tokens.access_token.secret(), "");
@@ -187,10 +189,46 @@ async fn a_session_rotated_elsewhere_does_not_get_a_stale_access_token() {
         seen.tokens.refresh_token.as_ref().map(|t| t.secret()),
         Some("rt-new")
     );
-    // Not the first page's old access token laid over the newer record.
-    assert_eq!(seen.tokens.access_token.secret(), "");
-    assert_eq!(seen.tokens.expires_at, Some(0));
+    // Not the first page's old access token laid over the newer record: the one the other
+    // page obtained, which it shared.
+    assert_eq!(seen.tokens.access_token.secret(), "at-new");
     assert_eq!(second.load_session(SERVER).await.unwrap(), Some(rotated));
+    // With the other page gone and a newer record written behind everyone's back, the stale
+    // token is still never laid over it.
+    drop(second);
+    let mut newest = session(SERVER);
+    newest.tokens = tokens("at-newest", "rt-newest", 1_700_000_200);
+    let writer = open(&name, true).await; // persists whole, shares nothing
+    writer.save_session(&newest).await.unwrap();
+    drop(writer);
+    let seen = first.load_session(SERVER).await.unwrap().unwrap();
+    assert_eq!(
+        seen.tokens.refresh_token.as_ref().map(|t| t.secret()),
+        Some("rt-newest")
+    );
+    assert!(seen.tokens.access_token.secret() != "at-new");
+}
+
+#[wasm_bindgen_test]
+async fn another_tab_gets_the_access_token_it_does_not_hold() {
+    let name = db_name("share");
+    let first = open(&name, false).await;
+    first.save_session(&session(SERVER)).await.unwrap();
+    // A new tab: the record on disk has no access token; the first tab hands it over in
+    // memory, over the origin's BroadcastChannel.
+    let second = open(&name, false).await;
+    assert_eq!(
+        second.load_session(SERVER).await.unwrap(),
+        Some(session(SERVER))
+    );
+    let db = raw(&name).await;
+    let sealed = raw_sealed(&db, RecordKind::Session, SERVER).await.unwrap();
+    let plaintext = stored_key(&db)
+        .await
+        .open(&aad("session", SERVER), &sealed)
+        .await
+        .unwrap();
+    assert!(!contains(&plaintext, ACCESS.as_bytes()));
 }
 
 #[wasm_bindgen_test]
