@@ -33,6 +33,11 @@ const USAGE = `usage: node mcp-stack.mjs [options]
   --challenge-scope        also put scope="mcp:tools" in the 401 WWW-Authenticate challenge
   --dcr-confidential       register every client as confidential (client_secret_basic, with a
                            secret) whatever the registration request asked for
+  --cors-origin ORIGIN     answer CORS for this browser origin (repeatable or comma-separated):
+                           every MCP server route, and the AS's /reg (registration); without it
+                           the MCP server and /reg send no CORS headers
+  --rotate-revokes-access  a successful refresh_token grant makes the MCP server reject the
+                           access tokens that grant issued before it
   --quiet                  no per-request log lines on stderr
   --verbose                keep oidc-provider's development notices/warnings
   -h, --help               this text`;
@@ -49,6 +54,8 @@ try {
       'mcp-json': { type: 'boolean', default: false },
       'challenge-scope': { type: 'boolean', default: false },
       'dcr-confidential': { type: 'boolean', default: false },
+      'cors-origin': { type: 'string', multiple: true, default: [] },
+      'rotate-revokes-access': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -78,6 +85,24 @@ const MCP_PORT_REQ = intArg('mcp-port', 0, 65535);
 const AT_TTL = intArg('access-token-ttl', 1, 10 * 365 * 24 * 3600);
 const RT_TTL = intArg('refresh-token-ttl', 1, 10 * 365 * 24 * 3600);
 const DEVICE_INTERVAL = intArg('device-interval', 0, 3600);
+
+// --cors-origin: exact origins (scheme://host[:port]) allowed to call from a browser.
+const CORS_ORIGINS = new Set();
+for (const value of args['cors-origin']) {
+  for (const raw of value.split(',').map((v) => v.trim()).filter(Boolean)) {
+    let origin;
+    try {
+      origin = new URL(raw).origin;
+    } catch {
+      origin = undefined;
+    }
+    if (!origin || origin === 'null' || origin !== raw.replace(/\/$/, '')) {
+      process.stderr.write(`--cors-origin: not an origin (scheme://host[:port]): ${raw}\n`);
+      process.exit(2);
+    }
+    CORS_ORIGINS.add(origin);
+  }
+}
 
 {
   const toStderr = (...a) => {
@@ -405,8 +430,52 @@ async function approveDevice(ctx) {
 
 const lastDevicePoll = new Map(); // device_code -> time of last pending poll (--device-interval)
 
+// --rotate-revokes-access: the access tokens (by jti) each grant has issued since its last
+// refresh, and those a later refresh superseded (the MCP server rejects these).
+const grantAccessTokens = new Map(); // gid -> Set(jti)
+const supersededAccessTokens = new Set(); // jti
+function jwtPayload(token) {
+  try {
+    return JSON.parse(Buffer.from(String(token).split('.')[1], 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+function trackAccessToken(grantType, accessToken) {
+  const payload = jwtPayload(accessToken);
+  if (!payload?.gid || !payload.jti) return;
+  const issued = grantAccessTokens.get(payload.gid) || new Set();
+  if (grantType === 'refresh_token') {
+    for (const jti of issued) supersededAccessTokens.add(jti);
+    issued.clear();
+  }
+  issued.add(payload.jti);
+  grantAccessTokens.set(payload.gid, issued);
+}
+
+// CORS for registration (--cors-origin); oidc-provider itself answers CORS on discovery,
+// JWKS, token, revocation, introspection and device authorization, but not on /reg.
+// Answers the preflight itself; returns true when it did.
+function regCors(ctx) {
+  ctx.vary('Origin');
+  const origin = ctx.get('Origin');
+  if (!CORS_ORIGINS.has(origin)) return false;
+  ctx.set('Access-Control-Allow-Origin', origin);
+  if (ctx.method !== 'OPTIONS' || !ctx.get('Access-Control-Request-Method')) return false;
+  ctx.set('Access-Control-Allow-Methods', 'GET, POST, PUT, DELETE, OPTIONS');
+  ctx.set('Access-Control-Allow-Headers', 'authorization, content-type, accept');
+  ctx.set('Access-Control-Max-Age', '600');
+  ctx.status = 204;
+  return true;
+}
+
 provider.use(async (ctx, next) => {
   const { path, method } = ctx;
+
+  if (CORS_ORIGINS.size && (path === ROUTES.reg || path.startsWith(`${ROUTES.reg}/`)) && regCors(ctx)) {
+    reqLog(`AS OPTIONS ${ROUTES.reg} ${ctx.status}`);
+    return;
+  }
 
   if (method === 'GET' && path.startsWith('/interaction/')) {
     try {
@@ -482,6 +551,7 @@ provider.use(async (ctx, next) => {
     const b = (stats.token.by_grant_type[gt] ||= { requests: 0, ok: 0, errors: {} });
     bump(b, ok, error);
     extra = ` grant_type=${gt}`;
+    if (args['rotate-revokes-access'] && ok) trackAccessToken(gt, ctx.body?.access_token);
   } else if (method === 'POST' && path === ROUTES.revocation) {
     bump(stats.revocation, ok, error);
   } else if (method === 'POST' && path === ROUTES.introspection) {
@@ -546,6 +616,9 @@ async function bearerAuth(req, res, next) {
   // refresh token revokes the grant, so a token whose grant is gone is dead.
   if (payload.gid && !(await provider.Grant.find(payload.gid))) {
     return deny401('invalid_token', 'grant revoked');
+  }
+  if (supersededAccessTokens.has(payload.jti)) {
+    return deny401('invalid_token', 'access token superseded by a refresh (--rotate-revokes-access)');
   }
   const scopes = String(payload.scope || '').split(' ').filter(Boolean);
   if (!scopes.includes(MCP_SCOPE)) {
@@ -630,10 +703,33 @@ app.use((err, _req, res, _next) => {
   if (!res.headersSent) res.status(err.status || 500).json({ error: 'server_error' });
 });
 
+// CORS (--cors-origin) on every route of the MCP server. The exposed headers matter: without
+// them a page cannot read the 401/403 challenge (WWW-Authenticate) or a session id.
+const MCP_CORS_METHODS = 'GET, POST, DELETE, OPTIONS';
+const MCP_CORS_HEADERS = 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id, dpop';
+const MCP_CORS_EXPOSE = 'www-authenticate, mcp-session-id, dpop-nonce';
+// Sets the CORS response headers; answers a preflight itself and returns true when it did.
+function mcpCors(req, res) {
+  if (!CORS_ORIGINS.size) return false;
+  res.setHeader('Vary', 'Origin');
+  const { origin } = req.headers;
+  if (!origin || !CORS_ORIGINS.has(origin)) return false;
+  res.setHeader('Access-Control-Allow-Origin', origin);
+  res.setHeader('Access-Control-Expose-Headers', MCP_CORS_EXPOSE);
+  if (req.method !== 'OPTIONS' || !req.headers['access-control-request-method']) return false;
+  res.setHeader('Access-Control-Allow-Methods', MCP_CORS_METHODS);
+  res.setHeader('Access-Control-Allow-Headers', MCP_CORS_HEADERS);
+  res.setHeader('Access-Control-Max-Age', '600');
+  res.statusCode = 204;
+  res.end();
+  return true;
+}
+
 mcpHandler = (req, res) => {
   res.on('finish', () => {
     reqLog(`MCP ${req.method} ${req.url.split('?')[0]} ${res.statusCode}`);
   });
+  if (mcpCors(req, res)) return;
   app(req, res);
 };
 
