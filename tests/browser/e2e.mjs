@@ -1,0 +1,700 @@
+#!/usr/bin/env node
+// Browser end-to-end tests of the edge-oauth wasm package, in Debian's Chromium through
+// playwright-core, against the local MCP deployment (tests/peers/mcp-stack.mjs).
+//
+//   node tests/browser/e2e.mjs [--pkg DIR] [--only a,b,...] [--timeout S] [--verbose]
+//
+// Starts the static server (serve.mjs: pages/ and the wasm-pack output DIR, default
+// crates/browser/pkg), one mcp-stack per scenario (with --cors-origin <static origin>), and one
+// Chromium with a fresh browser context per scenario. Prints one line per scenario on stdout and
+// last exactly `N passed, M failed`; details of failures go to stderr. Exits 1 on any failure.
+// Every process it started is stopped on the way out, failures and signals included.
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import * as path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '../..');
+const STACK = path.join(ROOT, 'tests/peers/mcp-stack.mjs');
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+
+const USAGE = `usage: node tests/browser/e2e.mjs [--pkg DIR] [--only a,b,...] [--timeout S] [--verbose]
+  --pkg DIR      wasm-pack output directory (default crates/browser/pkg)
+  --only LIST    run only these scenarios (ids as printed, comma-separated)
+  --timeout S    per-scenario timeout in seconds (default 60)
+  --verbose      pass the peers' stderr through`;
+
+let args;
+try {
+  ({ values: args } = parseArgs({
+    options: {
+      pkg: { type: 'string', default: path.join(ROOT, 'crates/browser/pkg') },
+      only: { type: 'string', default: '' },
+      timeout: { type: 'string', default: '60' },
+      verbose: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    strict: true,
+  }));
+} catch (err) {
+  process.stderr.write(`${err.message}\n${USAGE}\n`);
+  process.exit(2);
+}
+if (args.help) {
+  process.stderr.write(`${USAGE}\n`);
+  process.exit(0);
+}
+const PKG = path.resolve(args.pkg);
+const TIMEOUT_MS = Number(args.timeout) * 1000;
+if (!(TIMEOUT_MS > 0)) {
+  process.stderr.write(`--timeout must be a positive number\n`);
+  process.exit(2);
+}
+
+// ---------------------------------------------------------------------------
+// Processes we start: each in its own process group, stopped by group on the way out.
+// ---------------------------------------------------------------------------
+const children = new Set();
+
+function killGroup(child, signal) {
+  try {
+    process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
+}
+
+// Spawns `node script ...` and resolves with the JSON of its first stdout line.
+function startNode(name, script, argv) {
+  const child = spawn(process.execPath, [script, ...argv], {
+    cwd: ROOT,
+    detached: true, // own process group: stop() reaches anything it spawns
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.add(child);
+  const tail = [];
+  let stderrBuf = '';
+  child.stderr.on('data', (d) => {
+    if (args.verbose) process.stderr.write(d);
+    stderrBuf += d;
+    const lines = stderrBuf.split('\n');
+    stderrBuf = lines.pop();
+    tail.push(...lines);
+    if (tail.length > 40) tail.splice(0, tail.length - 40);
+  });
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    children.delete(child);
+    resolve({ code, signal });
+  }));
+  const proc = {
+    name,
+    child,
+    tail,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      killGroup(child, 'SIGTERM');
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 3000);
+      await exited;
+      clearTimeout(timer);
+      killGroup(child, 'SIGKILL'); // anything left in the group
+    },
+  };
+  const ready = new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`${name}: no ready line within 20 s\n${tail.join('\n')}`)), 20000);
+    child.stdout.on('data', (d) => {
+      out += d;
+      const nl = out.indexOf('\n');
+      if (nl < 0) return;
+      clearTimeout(timer);
+      try {
+        resolve(JSON.parse(out.slice(0, nl)));
+      } catch (err) {
+        reject(new Error(`${name}: bad ready line ${JSON.stringify(out.slice(0, nl))}: ${err.message}`));
+      }
+    });
+    exited.then(({ code, signal }) => {
+      clearTimeout(timer);
+      reject(new Error(`${name} exited (${code ?? signal}) before it was ready\n${tail.join('\n')}`));
+    });
+  });
+  return ready.then((info) => ({ ...proc, info }), async (err) => { await proc.stop(); throw err; });
+}
+
+process.on('exit', () => {
+  for (const child of children) killGroup(child, 'SIGKILL');
+});
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    process.stderr.write(`e2e: ${signal}, stopping\n`);
+    process.exit(130); // the exit handler above kills our process groups; Playwright kills Chromium
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Small helpers.
+// ---------------------------------------------------------------------------
+class Failure extends Error {}
+function assert(cond, message) {
+  if (!cond) throw new Failure(message);
+}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const json = (v) => JSON.stringify(v);
+
+function jwtPayload(token) {
+  try {
+    return JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+}
+
+// Polls fn until it returns a truthy value; fn may throw to fail at once.
+async function until(fn, timeoutMs, what) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Failure(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+// page.evaluate that yields undefined while the page navigates instead of throwing.
+async function tryEval(page, fn, arg) {
+  try {
+    return await page.evaluate(fn, arg);
+  } catch (err) {
+    if (/context was destroyed|navigat|Target closed|has been closed/i.test(String(err.message))) return undefined;
+    throw err;
+  }
+}
+
+// Token endpoint counters of one grant type.
+function grantCounts(stats, grantType) {
+  const b = stats.token.by_grant_type[grantType] || { requests: 0, ok: 0, errors: {} };
+  return { requests: b.requests, ok: b.ok, errors: Object.values(b.errors).reduce((a, n) => a + n, 0) };
+}
+
+// ---------------------------------------------------------------------------
+// Scenario context.
+// ---------------------------------------------------------------------------
+function makeTest(browser, origin, id) {
+  const t = {
+    id,
+    origin,
+    stack: undefined,
+    context: undefined,
+    pages: [],
+    diagnostics: [],
+    async startStack(extra = []) {
+      t.stack = await startNode('mcp-stack', STACK, ['--cors-origin', origin, ...extra]);
+      return t.stack.info;
+    },
+    async stats() {
+      const res = await fetch(`${t.stack.info.issuer}/test/stats`);
+      assert(res.ok, `GET /test/stats: HTTP ${res.status}`);
+      return res.json();
+    },
+    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}` } = {}) {
+      const q = new URLSearchParams({ mcp: t.stack.info.mcp, mode, redirect, db });
+      if (scope) q.set('scope', scope);
+      return `${origin}/app.html?${q}`;
+    },
+    watch(page, label) {
+      page.on('console', (m) => {
+        if (m.type() === 'error' || m.type() === 'warning') t.diagnostics.push(`[${label} console.${m.type()}] ${m.text()}`);
+      });
+      page.on('pageerror', (e) => t.diagnostics.push(`[${label} pageerror] ${e.message}`));
+      page.on('requestfailed', (r) => t.diagnostics.push(`[${label} requestfailed] ${r.method()} ${r.url().split('?')[0]} ${r.failure()?.errorText}`));
+      page.on('popup', (p) => t.watch(p, `${label} popup`));
+    },
+    // Opens app.html with these options and waits until the client exists.
+    async openApp(opts) {
+      if (!t.context) t.context = await browser.newContext();
+      const page = await t.context.newPage();
+      t.watch(page, `tab${t.pages.length + 1}`);
+      t.pages.push(page);
+      page.navs = [];
+      page.on('framenavigated', (f) => { if (f === page.mainFrame()) page.navs.push(f.url()); });
+      await page.goto(t.appUrl(opts));
+      await t.ready(page);
+      return page;
+    },
+    async ready(page) {
+      const state = await page.evaluate(async () => {
+        if (!window.e2e) return { error: 'window.e2e missing (did /pkg/edge_oauth_browser.js load?)' };
+        try {
+          await window.e2e.ready;
+          return { ok: true };
+        } catch (e) {
+          return { error: `${e?.code ?? ''} ${e?.message ?? e}` };
+        }
+      });
+      assert(state.ok, `app page not ready: ${state.error}`);
+    },
+    // Redirect login from app.html: AS (auto-approve) -> callback.html -> back to app.html.
+    async loginRedirect(page) {
+      const before = page.navs.length;
+      await page.evaluate(() => window.e2e.startLogin());
+      let sawCallback = false;
+      await until(async () => {
+        const navs = page.navs.slice(before).map((u) => new URL(u));
+        sawCallback ||= navs.some((u) => u.pathname.startsWith('/callback') && (u.searchParams.has('code') || u.searchParams.has('error')));
+        const here = new URL(page.url());
+        if (!sawCallback) {
+          const err = await tryEval(page, () => window.e2e?.loginError);
+          if (err) throw new Failure(`login() failed: ${json(err)}`);
+          return false;
+        }
+        if (here.pathname.startsWith('/callback')) {
+          const err = await tryEval(page, () => window.e2eCallbackError);
+          if (err) throw new Failure(`callback failed: ${json(err)}`);
+          return false;
+        }
+        return here.pathname === '/app.html';
+      }, 20000, 'the redirect login to come back to app.html');
+      await page.waitForLoadState('load');
+      await t.ready(page);
+    },
+    // Runs fn (source of a function, over window.e2e) inside a real click on #go; returns its
+    // value. Waits for the page's console line, not by polling: every page.evaluate hands the
+    // page a fresh user activation, which would let a popup opened too late pass.
+    async click(page, fn, timeoutMs = 20000) {
+      await page.evaluate(`window.e2e.onClick = ${fn}`);
+      const settled = page.waitForEvent('console', { predicate: (m) => m.text().startsWith('e2e-clicked '), timeout: timeoutMs })
+        .catch(() => { throw new Failure(`the click handler did not settle within ${timeoutMs / 1000} s`); });
+      await page.click('#go');
+      const r = JSON.parse((await settled).text().slice('e2e-clicked '.length));
+      if (r.error) throw new Failure(`click handler failed: ${json(r.error)}`);
+      return r.value;
+    },
+    async loginPopup(page) {
+      return t.click(page, '() => window.e2e.client.login()');
+    },
+    async status(page) {
+      return page.evaluate(() => window.e2e.client.status());
+    },
+    async token(page) {
+      return page.evaluate(() => window.e2e.client.getAccessToken());
+    },
+    // An MCP request straight from Node (not through the page) with this bearer token.
+    async mcpDirect(token, method = 'tools/list', params = {}) {
+      const res = await fetch(t.stack.info.mcp, {
+        method: 'POST',
+        headers: {
+          authorization: `Bearer ${token}`,
+          'content-type': 'application/json',
+          accept: 'application/json, text/event-stream',
+        },
+        body: json({ jsonrpc: '2.0', id: 1, method, params }),
+      });
+      await res.text();
+      return res.status;
+    },
+    async cleanup() {
+      await t.context?.close().catch(() => {});
+      await t.stack?.stop();
+    },
+  };
+  return t;
+}
+
+async function expectAuthenticated(t, page, what) {
+  const st = await t.status(page);
+  assert(st?.state === 'authenticated', `${what}: status().state is ${json(st?.state)}, want "authenticated" (${json(st)})`);
+  const token = await t.token(page);
+  assert(typeof token === 'string' && token.length > 0, `${what}: getAccessToken() returned ${json(token)}`);
+  return { st, token };
+}
+
+// Every record of every IndexedDB database of the page's origin, flattened to text: strings as
+// they are, bytes as Latin-1 text (so plaintext stored as bytes shows), base64-looking strings
+// also decoded; CryptoKeys described.
+function dumpIndexedDb(page) {
+  return page.evaluate(async () => {
+    const keys = [];
+    const texts = [];
+    const b64 = /^[A-Za-z0-9+/_-]{40,}={0,2}$/;
+    const bytesText = (u8) => Array.from(u8, (c) => String.fromCharCode(c)).join('');
+    const walk = (v, depth) => {
+      if (depth > 20 || v === null || v === undefined) return;
+      if (typeof v === 'string') {
+        texts.push(v);
+        if (b64.test(v)) {
+          try { texts.push(atob(v.replace(/-/g, '+').replace(/_/g, '/'))); } catch { /* not base64 */ }
+        }
+      } else if (typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint') {
+        texts.push(String(v));
+      } else if (v instanceof CryptoKey) {
+        keys.push({ type: v.type, extractable: v.extractable, algorithm: v.algorithm?.name, usages: v.usages });
+      } else if (v instanceof ArrayBuffer) {
+        texts.push(bytesText(new Uint8Array(v)));
+      } else if (ArrayBuffer.isView(v)) {
+        texts.push(bytesText(new Uint8Array(v.buffer, v.byteOffset, v.byteLength)));
+      } else if (v instanceof Blob) {
+        texts.push(`[Blob ${v.size}]`);
+      } else if (v instanceof Map) {
+        for (const [k, x] of v) { walk(k, depth + 1); walk(x, depth + 1); }
+      } else if (Array.isArray(v) || v instanceof Set) {
+        for (const x of v) walk(x, depth + 1);
+      } else if (typeof v === 'object') {
+        for (const [k, x] of Object.entries(v)) { texts.push(k); walk(x, depth + 1); }
+      }
+    };
+    const open = (name) => new Promise((resolve, reject) => {
+      const r = indexedDB.open(name);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const all = (db, store) => new Promise((resolve, reject) => {
+      const tx = db.transaction(store, 'readonly');
+      const s = tx.objectStore(store);
+      const k = s.getAllKeys();
+      const v = s.getAll();
+      tx.oncomplete = () => resolve(k.result.map((key, i) => [key, v.result[i]]));
+      tx.onerror = () => reject(tx.error);
+    });
+    const dbs = [];
+    let records = 0;
+    for (const { name } of await indexedDB.databases()) {
+      const db = await open(name);
+      const stores = Array.from(db.objectStoreNames);
+      for (const store of stores) {
+        for (const [key, value] of await all(db, store)) {
+          records += 1;
+          walk(key, 0);
+          walk(value, 0);
+        }
+      }
+      db.close();
+      dbs.push({ name, stores });
+    }
+    return { dbs, records, keys, text: texts.join('\n') };
+  });
+}
+
+// ---------------------------------------------------------------------------
+// Scenarios. Each asserts on the servers' counters (/test/stats) where it can.
+// ---------------------------------------------------------------------------
+const scenarios = [
+  {
+    id: 'a',
+    name: 'redirect login: AS auto-approves, callback, back at app.html authenticated, no code/state/iss left in the URL',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'redirect' });
+      const s0 = await t.stats();
+      await t.loginRedirect(page);
+      const url = new URL(page.url());
+      for (const p of ['code', 'state', 'iss']) assert(!url.searchParams.has(p), `app URL still holds ${p}: ${page.url()}`);
+      const callback = page.navs.map((u) => new URL(u)).find((u) => u.pathname === '/callback.html' && u.searchParams.has('code'));
+      assert(callback, `the AS never redirected to /callback.html with a code (navigations: ${page.navs.map((u) => u.split('?')[0]).join(' ')})`);
+      assert(callback.searchParams.get('iss') === t.stack.info.issuer, 'the callback had no iss from the AS');
+      const { st, token } = await expectAuthenticated(t, page, 'after the redirect login');
+      assert(st.issuer === t.stack.info.issuer, `status().issuer ${json(st.issuer)} != ${t.stack.info.issuer}`);
+      const s1 = await t.stats();
+      const code = grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok;
+      assert(code === 1, `authorization_code ok +${code}, want +1`);
+      assert(s1.registration.ok - s0.registration.ok >= 1, 'no dynamic client registration reached the AS');
+      assert(await t.mcpDirect(token) === 200, 'the MCP server refused the access token from getAccessToken()');
+    },
+  },
+  {
+    id: 'b',
+    name: 'reload keeps the session (IndexedDB), fetch to the MCP server works, no token in IndexedDB in the clear',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const { token } = await expectAuthenticated(t, page, 'after login');
+      const s0 = await t.stats();
+      await page.reload();
+      await t.ready(page);
+      const { st } = await expectAuthenticated(t, page, 'after reload');
+      assert(st.storage === 'indexeddb', `status().storage is ${json(st.storage)}, want "indexeddb"`);
+      const r = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'after-reload' } }));
+      assert(r.status === 200, `client.fetch to the MCP server after reload: HTTP ${r.status} ${r.body}`);
+      assert(r.result?.content?.[0]?.text === 'after-reload', `echo answered ${r.body}`);
+      const s1 = await t.stats();
+      assert((s1.mcp.tool_calls.echo || 0) - (s0.mcp.tool_calls.echo || 0) === 1, 'the MCP server did not count the echo call');
+      assert(s1.authorization.requests === s0.authorization.requests, 'the reload started a new authorization');
+      assert(grantCounts(s1, 'authorization_code').requests === grantCounts(s0, 'authorization_code').requests, 'the reload exchanged a new code');
+
+      const dump = await dumpIndexedDb(page);
+      assert(dump.records > 0, `IndexedDB holds no records (databases: ${json(dump.dbs)})`);
+      const [, payload, signature] = token.split('.');
+      for (const [label, needle] of [['access token', token], ['its signature', signature], ['its payload', payload], ['its first 24 chars', token.slice(0, 24)]]) {
+        if (needle) assert(!dump.text.includes(needle), `IndexedDB holds ${label} in the clear`);
+      }
+      const extractable = dump.keys.filter((k) => k.extractable);
+      assert(extractable.length === 0, `IndexedDB holds extractable CryptoKeys: ${json(extractable)}`);
+      return `${dump.records} records in ${dump.dbs.map((d) => d.name).join(', ')}; ${dump.keys.length} non-extractable key(s)`;
+    },
+  },
+  {
+    id: 'c1',
+    name: 'popup login from a click',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'popup', redirect: '/callback.html' });
+      const s0 = await t.stats();
+      await t.loginPopup(page);
+      await expectAuthenticated(t, page, 'after the popup login');
+      assert(new URL(page.url()).pathname === '/app.html' && page.navs.length === 1, `the app page navigated: ${page.navs.map((u) => u.split('?')[0]).join(' ')}`);
+      const s1 = await t.stats();
+      const code = grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok;
+      assert(code === 1, `authorization_code ok +${code}, want +1`);
+    },
+  },
+  {
+    id: 'c2',
+    name: 'popup login, callback served with Cross-Origin-Opener-Policy: same-origin',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'popup', redirect: '/callback-coop.html' });
+      const s0 = await t.stats();
+      await t.loginPopup(page);
+      await expectAuthenticated(t, page, 'after the popup login (COOP callback)');
+      const s1 = await t.stats();
+      const code = grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok;
+      assert(code === 1, `authorization_code ok +${code}, want +1`);
+    },
+  },
+  {
+    id: 'd',
+    name: 'refresh with rotation after expiry (access token TTL 8 s)',
+    async run(t) {
+      await t.startStack(['--access-token-ttl', '8']);
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const s0 = await t.stats();
+      const { token: first } = await expectAuthenticated(t, page, 'after login');
+      const exp = jwtPayload(first)?.exp;
+      assert(exp, 'the access token is not a JWT with exp');
+      await sleep(Math.max(0, exp * 1000 - Date.now()) + 700);
+      const second = await t.token(page);
+      assert(typeof second === 'string' && second && second !== first, `getAccessToken() after expiry returned ${second === first ? 'the expired token' : json(second)}`);
+      assert(jwtPayload(second)?.exp * 1000 > Date.now(), 'the new access token is already expired');
+      const s1 = await t.stats();
+      const before = grantCounts(s0, 'refresh_token');
+      const after = grantCounts(s1, 'refresh_token');
+      assert(after.ok - before.ok === 1, `refresh_token ok +${after.ok - before.ok}, want +1`);
+      assert(after.errors - before.errors === 0, `refresh_token errors +${after.errors - before.errors}: ${json(s1.token.by_grant_type.refresh_token?.errors)}`);
+      const st = await t.status(page);
+      assert(st.state === 'authenticated', `status().state after refresh is ${json(st.state)}`);
+      const r = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r.status === 200, `client.fetch after refresh: HTTP ${r.status} ${r.body}`);
+    },
+  },
+  {
+    id: 'e',
+    name: '5 tabs x 20 concurrent getAccessToken() just after expiry: exactly one refresh',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--access-token-ttl', '8']);
+      const first = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(first);
+      const s0 = await t.stats();
+      const { token: old } = await expectAuthenticated(t, first, 'tab 1 after login');
+      const tabs = [first];
+      for (let i = 1; i < 5; i += 1) tabs.push(await t.openApp({ mode: 'redirect' }));
+      const exp = jwtPayload(old)?.exp;
+      assert(exp, 'the access token is not a JWT with exp');
+      const startAt = Math.max(Date.now() + 300, exp * 1000 + 300);
+      const results = await Promise.all(tabs.map((page) => page.evaluate(async (at) => {
+        await new Promise((r) => setTimeout(r, at - Date.now()));
+        const settled = await Promise.allSettled(Array.from({ length: 20 }, () => window.e2e.client.getAccessToken()));
+        return settled.map((s) => (s.status === 'fulfilled' ? { token: s.value } : { error: `${s.reason?.code ?? ''} ${s.reason?.message ?? s.reason}` }));
+      }, startAt)));
+      const flat = results.flat();
+      const errors = flat.filter((r) => r.error);
+      assert(errors.length === 0, `${errors.length}/100 calls threw, e.g. ${errors[0]?.error}`);
+      const tokens = new Set(flat.map((r) => r.token));
+      assert(!tokens.has(null) && !tokens.has(undefined), `${flat.filter((r) => !r.token).length}/100 calls returned no token`);
+      assert(!tokens.has(old), `${flat.filter((r) => r.token === old).length}/100 calls returned the expired token`);
+      assert(tokens.size === 1, `the 100 calls returned ${tokens.size} different tokens`);
+      const s1 = await t.stats();
+      const before = grantCounts(s0, 'refresh_token');
+      const after = grantCounts(s1, 'refresh_token');
+      assert(after.requests - before.requests === 1, `the AS counted ${after.requests - before.requests} refresh_token requests, want exactly 1`);
+      assert(after.errors - before.errors === 0, `refresh_token errors +${after.errors - before.errors}`);
+      const st = await t.status(first);
+      return `lock: ${st.lock}`;
+    },
+  },
+  {
+    id: 'f',
+    name: 'logout revokes at the AS, the old access token dies, status not-authenticated',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const { token } = await expectAuthenticated(t, page, 'after login');
+      assert(await t.mcpDirect(token) === 200, 'the MCP server refused the token before logout');
+      const s0 = await t.stats();
+      const result = await page.evaluate(() => window.e2e.client.logout());
+      assert(result?.revoked === true, `logout() returned ${json(result)}, want revoked: true`);
+      const s1 = await t.stats();
+      assert(s1.revocation.ok - s0.revocation.ok >= 1, `revocation ok +${s1.revocation.ok - s0.revocation.ok} (errors ${json(s1.revocation.errors)})`);
+      const st = await t.status(page);
+      assert(st.state === 'not-authenticated', `status().state after logout is ${json(st.state)}`);
+      const after = await t.token(page);
+      assert(after === null, `getAccessToken() after logout returned ${json(after)}`);
+      assert(await t.mcpDirect(token) === 401, 'the MCP server still accepts the access token of the revoked grant');
+    },
+  },
+  {
+    id: 'g',
+    name: 'MCP SDK Client + StreamableHTTPClientTransport with { fetch: client.fetch }',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const s0 = await t.stats();
+      const r = await page.evaluate(() => window.e2e.sdk('method').catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })));
+      assert(!r.error, `MCP SDK over client.fetch failed: ${r.error}`);
+      assert(r.tools?.includes('echo'), `listTools() gave ${json(r.tools)}`);
+      assert(r.echo === 'hi', `callTool(echo, hi) gave ${json(r.echo)}`);
+      const s1 = await t.stats();
+      assert((s1.mcp.tool_calls.echo || 0) - (s0.mcp.tool_calls.echo || 0) === 1, 'the MCP server did not count the echo call');
+    },
+  },
+  {
+    id: 'g2',
+    name: 'MCP SDK Client + StreamableHTTPClientTransport with { fetch: createAuthFetch(client) }',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const s0 = await t.stats();
+      const r = await page.evaluate(() => window.e2e.sdk('authFetch').catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })));
+      assert(!r.error, `MCP SDK over createAuthFetch(client) failed: ${r.error}`);
+      assert(r.tools?.includes('echo'), `listTools() gave ${json(r.tools)}`);
+      assert(r.echo === 'hi', `callTool(echo, hi) gave ${json(r.echo)}`);
+      const s1 = await t.stats();
+      assert((s1.mcp.tool_calls.echo || 0) - (s0.mcp.tool_calls.echo || 0) === 1, 'the MCP server did not count the echo call');
+    },
+  },
+  {
+    id: 'h',
+    name: 'step-up: a token without mcp:tools gets 403 insufficient_scope, client.fetch re-authorizes (popup) and ends 200',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'popup', scope: 'openid' });
+      await t.loginPopup(page);
+      const { token } = await expectAuthenticated(t, page, 'after the openid-only login');
+      const scope0 = String(jwtPayload(token)?.scope ?? '');
+      assert(!scope0.split(' ').includes('mcp:tools'), `precondition: the first token already has mcp:tools (scope "${scope0}"), nothing to step up`);
+      const s0 = await t.stats();
+      const r = await t.click(page, "() => window.e2e.mcp('tools/call', { name: 'whoami', arguments: {} })", 30000);
+      assert(r.status === 200, `client.fetch ended HTTP ${r.status} (${r.www ?? ''}) ${r.body}`);
+      const who = JSON.parse(r.result?.content?.[0]?.text ?? '{}');
+      assert(who.scopes?.includes('mcp:tools'), `whoami scopes ${json(who.scopes)}`);
+      const s1 = await t.stats();
+      assert(s1.mcp.forbidden - s0.mcp.forbidden >= 1, 'the MCP server never answered 403 insufficient_scope');
+      assert(s1.authorization.requests - s0.authorization.requests === 1, `authorization requests +${s1.authorization.requests - s0.authorization.requests}, want +1 (the step-up)`);
+      const code = grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok;
+      assert(code === 1, `authorization_code ok +${code}, want +1`);
+      const after = await t.token(page);
+      assert(String(jwtPayload(after)?.scope ?? '').split(' ').includes('mcp:tools'), 'getAccessToken() after the step-up still lacks mcp:tools');
+    },
+  },
+];
+
+// ---------------------------------------------------------------------------
+// Main.
+// ---------------------------------------------------------------------------
+const selected = args.only ? new Set(args.only.split(',').map((s) => s.trim()).filter(Boolean)) : undefined;
+if (selected) {
+  const unknown = [...selected].filter((id) => !scenarios.some((s) => s.id === id));
+  if (unknown.length) {
+    process.stderr.write(`unknown scenario(s): ${unknown.join(', ')} (have ${scenarios.map((s) => s.id).join(', ')})\n`);
+    process.exit(2);
+  }
+}
+const toRun = scenarios.filter((s) => !selected || selected.has(s.id));
+
+if (!existsSync(path.join(PKG, 'edge_oauth_browser.js'))) {
+  process.stderr.write(`e2e: no wasm package at ${PKG} (edge_oauth_browser.js missing); build it with \`make browser-pkg\` or pass --pkg DIR\n`);
+  process.stdout.write(`0 passed, ${toRun.length} failed\n`);
+  process.exit(1);
+}
+
+let browser;
+let server;
+let passed = 0;
+let failed = 0;
+try {
+  // The MCP SDK client, bundled for the page.
+  const esbuild = await import('esbuild');
+  await esbuild.build({
+    entryPoints: [path.join(HERE, 'mcp-sdk-entry.mjs')],
+    outfile: path.join(HERE, 'pages/mcp-sdk.js'),
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'chrome120',
+    logLevel: 'error',
+  });
+
+  server = await startNode('serve', path.join(HERE, 'serve.mjs'), ['--port', '0', '--pkg', PKG]);
+  const { origin } = server.info;
+
+  const { chromium } = await import('playwright-core');
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright gives every launch a fresh temporary --user-data-dir itself (and refuses one in args).
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    // Keep Chromium's popup blocker on: a popup login must open the window from the user's click.
+    ignoreDefaultArgs: ['--disable-popup-blocking'],
+  });
+
+  for (const scenario of toRun) {
+    const t = makeTest(browser, origin, scenario.id);
+    const started = Date.now();
+    let error;
+    let note;
+    let timer;
+    try {
+      const running = scenario.run(t);
+      running.catch(() => {}); // after a timeout it fails on its own once its context is closed
+      note = await Promise.race([
+        running,
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Failure(`timed out after ${(scenario.timeoutMs ?? TIMEOUT_MS) / 1000} s`)), scenario.timeoutMs ?? TIMEOUT_MS);
+        }),
+      ]);
+    } catch (err) {
+      error = err;
+    } finally {
+      clearTimeout(timer);
+      await t.cleanup();
+    }
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (!error) {
+      passed += 1;
+      process.stdout.write(`ok   ${scenario.id.padEnd(3)} ${scenario.name} (${secs} s)${note ? ` [${note}]` : ''}\n`);
+    } else {
+      failed += 1;
+      const message = error instanceof Failure ? error.message : (error?.stack || String(error));
+      process.stdout.write(`FAIL ${scenario.id.padEnd(3)} ${scenario.name} (${secs} s): ${message.split('\n')[0]}\n`);
+      const details = [message.includes('\n') ? message : undefined, ...t.diagnostics.slice(-25)];
+      if (t.stack) details.push('mcp-stack stderr (last lines):', ...t.stack.tail.slice(-15).map((l) => `  ${l}`));
+      process.stderr.write(`--- ${scenario.id} details\n${details.filter(Boolean).join('\n')}\n`);
+    }
+  }
+} catch (err) {
+  failed += Math.max(1, toRun.length - passed - failed);
+  process.stderr.write(`e2e: harness error: ${err?.stack || err}\n`);
+} finally {
+  await browser?.close().catch(() => {});
+  await server?.stop();
+  for (const child of [...children]) killGroup(child, 'SIGKILL');
+}
+process.stdout.write(`${passed} passed, ${failed} failed\n`);
+process.exit(failed ? 1 : 0);
