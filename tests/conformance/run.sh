@@ -4,6 +4,8 @@
 #   auth:       @modelcontextprotocol/conformance 0.1.16 (14 scenarios)
 #   auth again: 0.2.0-alpha.7, whose servers advertise RFC 9207 and put `iss` in every redirect.
 #   backcompat: 0.2.0-alpha.7 (2 scenarios).
+#   auth with the wasm build (crates/browser's nodejs package) as the OAuth client, 0.1.16 and
+#               0.2.0-alpha.7: tests/conformance/wasm-client.mjs drives the MCP SDK through its fetch.
 #   refusals:   0.2.0-alpha.7's draft-suite scenarios where a client must refuse a response
 #               (RFC 9207 iss missing/wrong/unexpected/normalised, RFC 8414 issuer mismatch,
 #               RFC 9728 resource mismatch). The draft suite's other scenarios need the
@@ -39,18 +41,27 @@ run 0.1.16 auth "$bin conformance --client-metadata-url https://conformance-test
 run 0.2.0-alpha.7 auth "$bin conformance --client-metadata-url https://conformance-test.local/client-metadata.json"
 run 0.2.0-alpha.7 backcompat "$bin conformance"
 
+# The wasm build as the client (crates/browser, --target nodejs, through the MCP SDK's fetch).
+wasm_client="$root/tests/conformance/wasm-client.mjs"
+[ -f "$root/crates/browser/pkg-node/edge_oauth_browser.js" ] || { echo "conformance: build the nodejs package first (make browser-pkg)" >&2; exit 2; }
+echo "== the wasm build as the client (tests/conformance/wasm-client.mjs):"
+run 0.1.16 auth "$wasm_client"
+run 0.2.0-alpha.7 auth "$wasm_client"
+
 refusals=(auth/iss-supported-missing auth/iss-wrong-issuer auth/iss-unexpected auth/iss-normalized
           auth/metadata-issuer-mismatch auth/resource-mismatch)
-echo "== refusal scenarios (conformance 0.2.0-alpha.7)"
 failed=0
-for s in "${refusals[@]}"; do
-  log="$(mktemp)"
-  if node tests/conformance/node_modules/conformance-0.2.0-alpha.7/dist/index.js client \
-       --command "$bin conformance" --scenario "$s" >"$log" 2>&1 && grep -q 'OVERALL: PASSED' "$log"; then
-    echo "✓ $s: $(grep -o 'Passed: [^,]*, [0-9]* failed, [0-9]* warnings' "$log")"
-  else
-    echo "✗ $s"; cat "$log" >&2; failed=1
-  fi
-  rm -f "$log"
+for client in "$bin conformance" "$wasm_client"; do
+  echo "== refusal scenarios (conformance 0.2.0-alpha.7), client: ${client##*/}"
+  for s in "${refusals[@]}"; do
+    log="$(mktemp)"
+    if node tests/conformance/node_modules/conformance-0.2.0-alpha.7/dist/index.js client \
+         --command "$client" --scenario "$s" >"$log" 2>&1 && grep -q 'OVERALL: PASSED' "$log"; then
+      echo "✓ $s: $(grep -o 'Passed: [^,]*, [0-9]* failed, [0-9]* warnings' "$log")"
+    else
+      echo "✗ $s"; cat "$log" >&2; failed=1
+    fi
+    rm -f "$log"
+  done
 done
 [ "$failed" = 0 ] || { echo "conformance refusal scenarios FAILED" >&2; exit 1; }

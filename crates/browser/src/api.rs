@@ -32,9 +32,14 @@ export interface EdgeOAuthOptions {
   mode?: "popup" | "redirect";
   /** Ask for this scope instead of the MCP scope selection. */
   scope?: string;
-  /** A pre-registered public client: its id, and the issuer it belongs to. */
+  /** A pre-registered client: its id, and the issuer it belongs to. */
   clientId?: string;
   issuer?: string;
+  /** Its secret: only where the code is not shipped to users (Node, a worker), never a page. */
+  clientSecret?: string;
+  /** Your own authorization step (Node, workers, embedded views): open `url`, resolve with the
+   *  callback URL the authorization server redirected to. Overrides `mode`. */
+  authorize?: (url: string) => Promise<string>;
   /** A Client ID Metadata Document URL, used where the server supports CIMD. */
   clientMetadataUrl?: string;
   /** Keep access tokens encrypted in IndexedDB too (default: memory only). */
@@ -148,10 +153,14 @@ async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
     let redirect_uri =
         opt_str(options, "redirectUri").ok_or_else(|| invalid("redirectUri is required"))?;
     edge_oauth_core::http::parse_secure_url(&redirect_uri).map_err(|e| js_error(&e))?;
-    let mode = match opt_str(options, "mode").as_deref() {
-        None | Some("popup") => Mode::Popup,
-        Some("redirect") => Mode::Redirect,
-        Some(_) => return Err(invalid("mode must be \"popup\" or \"redirect\"")),
+    let custom = Reflect::get(options, &"authorize".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<Function>().ok());
+    let mode = match (opt_str(options, "mode").as_deref(), custom) {
+        (_, Some(f)) => Mode::Custom(f),
+        (None | Some("popup"), None) => Mode::Popup,
+        (Some("redirect"), None) => Mode::Redirect,
+        _ => return Err(invalid("mode must be \"popup\" or \"redirect\"")),
     };
     let persist = Reflect::get(options, &"persistAccessTokens".into())
         .ok()
@@ -167,10 +176,19 @@ async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
     config.scope_override = opt_str(options, "scope");
     config.client_id_metadata_url = opt_str(options, "clientMetadataUrl");
     if let Some(client_id) = opt_str(options, "clientId") {
+        // A secret only where the code is not shipped to users (Node, a worker); never in a
+        // page, where anyone can read it.
+        let client_secret =
+            opt_str(options, "clientSecret").map(edge_oauth_core::ClientSecret::new);
+        if client_secret.is_some() && opt_str(options, "issuer").is_none() {
+            return Err(invalid(
+                "a clientSecret is only sent to the issuer you name: set issuer",
+            ));
+        }
         config.pre_registered.push(PreRegisteredClient {
             issuer: opt_str(options, "issuer"),
             client_id,
-            client_secret: None,
+            client_secret,
             auth_method: None,
         });
     }

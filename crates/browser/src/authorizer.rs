@@ -26,13 +26,16 @@ pub fn channel_name(state: &str) -> String {
     format!("edge-oauth-callback/{state}")
 }
 
-/// Popup or full-page redirect.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Popup, full-page redirect, or the app's own function.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// A popup window; the page stays.
     Popup,
     /// The page navigates to the authorization server and back.
     Redirect,
+    /// `authorize(url) => Promise<callbackUrl>` from the app (Node, a worker, a test, an
+    /// embedded browser view).
+    Custom(js_sys::Function),
 }
 
 fn fail(message: &str) -> Error {
@@ -213,15 +216,26 @@ impl Authorizer for PageAuthorizer {
     }
 
     async fn authorize(&self, url: &Url) -> Result<String> {
-        match self.mode {
+        match &self.mode {
             Mode::Popup => self.popup_flow(url).await,
             Mode::Redirect => Err(fail("a redirect needs the pending login")),
+            Mode::Custom(f) => {
+                let returned = f
+                    .call1(&JsValue::UNDEFINED, &JsValue::from_str(url.as_str()))
+                    .map_err(|e| fail(&crate::error::JsError::from_js(&e).to_string()))?;
+                let callback = JsFuture::from(Promise::resolve(&returned))
+                    .await
+                    .map_err(|e| fail(&crate::error::JsError::from_js(&e).to_string()))?;
+                callback
+                    .as_string()
+                    .ok_or_else(|| fail("authorize() must resolve with the callback URL"))
+            }
         }
     }
 
     async fn authorize_pending(&self, url: &Url, pending: &PendingLogin) -> Result<String> {
-        if self.mode == Mode::Popup {
-            return self.popup_flow(url).await;
+        if self.mode != Mode::Redirect {
+            return self.authorize(url).await;
         }
         let window = web_sys::window().ok_or_else(|| fail("no window"))?;
         let return_to = self
