@@ -14,14 +14,14 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e
 
 all: test
 
 bootstrap:
 	@bash .ci/bootstrap.sh
 
-test: bootstrap lint unit wasm-test conformance
+test: bootstrap lint unit wasm-test typecheck browser-e2e conformance
 	@echo "make test: all green"
 
 lint:
@@ -51,6 +51,16 @@ wasm-test:
 browser-pkg:
 	wasm-pack --quiet build crates/browser --target web --release --out-dir pkg
 	wasm-pack --quiet build crates/browser --target nodejs --release --out-dir pkg-node
+
+# The package's hand-written TypeScript types, compile-only (tests/browser/types.ts).
+typecheck: browser-pkg
+	cd tests/browser && tsc -p tsconfig.json
+
+# The browser package in headless Chromium (Playwright) against the local oidc-provider and MCP
+# server: redirect and popup logins (COOP too), reload, rotation, 5 tabs x 20 calls -> one
+# refresh, logout, the MCP SDK over our fetch, step-up.
+browser-e2e: browser-pkg
+	node tests/browser/e2e.mjs
 
 conformance: browser-pkg
 	bash tests/conformance/run.sh

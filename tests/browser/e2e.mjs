@@ -537,7 +537,7 @@ const scenarios = [
       assert(await t.mcpDirect(token) === 200, 'the MCP server refused the token before logout');
       const s0 = await t.stats();
       const result = await page.evaluate(() => window.e2e.client.logout());
-      assert(result?.revoked === true, `logout() returned ${json(result)}, want revoked: true`);
+      assert(result?.revoked >= 1 && result?.deleted === true, `logout() returned ${json(result)}, want revoked >= 1 and deleted`);
       const s1 = await t.stats();
       assert(s1.revocation.ok - s0.revocation.ok >= 1, `revocation ok +${s1.revocation.ok - s0.revocation.ok} (errors ${json(s1.revocation.errors)})`);
       const st = await t.status(page);

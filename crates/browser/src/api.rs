@@ -48,6 +48,8 @@ export interface EdgeOAuthOptions {
   dbName?: string;
 }
 export interface EdgeOAuthStatus {
+  /** authenticated: a valid access token, or a refresh token to get one; expired: the access
+   *  token ran out and cannot be renewed; refresh-failed: the last refresh was refused. */
   state: "authenticated" | "expired" | "refresh-failed" | "not-authenticated";
   storage: "indexeddb" | "memory";
   storageReason?: string;
@@ -368,10 +370,12 @@ impl EdgeOAuth {
             .await
             .map_err(|e| js_error(&e))?;
         let now = edge_oauth_core::env::Clock::now(&DateClock);
+        // A session with a refresh token is usable (getAccessToken refreshes it); one whose
+        // access token ran out without a way to renew it needs a login.
         let state = match &session {
             None => "not-authenticated",
             Some(_) if inner.refresh_failed.get() => "refresh-failed",
-            Some(s) if s.tokens.is_expired(now) => "expired",
+            Some(s) if s.tokens.is_expired(now) && s.tokens.refresh_token.is_none() => "expired",
             Some(_) => "authenticated",
         };
         set(&o, "state", state);
@@ -475,11 +479,13 @@ pub async fn handle_redirect_callback(options: JsValue) -> Result<JsValue, JsVal
     }
     let history = window.history()?;
     history.replace_state_with_url(&JsValue::NULL, "", Some(clean.as_str()))?;
-    inner
+    let session = inner
         .core
         .complete_authorization(&href, pending)
         .await
         .map_err(|e| js_error(&e))?;
+    // The page returned to is a new document: hand it the access token (sealed, read once).
+    let _ = inner.store.hand_off(&session).await;
     let origin = url.origin();
     let return_to = return_to
         .and_then(|r| url.join(&r).ok())

@@ -43,6 +43,9 @@ pub enum RecordKind {
     Session,
     /// A pending authorization, keyed by the hash of its state.
     Pending,
+    /// The tokens of a redirect login, handed from the callback page to the page it returns
+    /// to (the same tab, a new document); read once, within seconds, then deleted.
+    Handoff,
 }
 
 impl RecordKind {
@@ -52,6 +55,7 @@ impl RecordKind {
             RecordKind::Client => "client",
             RecordKind::Session => "session",
             RecordKind::Pending => "pending",
+            RecordKind::Handoff => "handoff",
         }
     }
 }
@@ -313,6 +317,9 @@ impl BrowserStore {
                 // Another tab may hold it (it refreshed, or this tab is new): ask first.
                 share.ask(server, SHARE_WAIT_MS).await;
             }
+            if !matching(&self.access) {
+                self.take_handoff(server, &session.tokens).await;
+            }
             let held = lookup(&self.access.borrow(), server).cloned();
             match held {
                 // Only the tokens this record was saved with: another page may have refreshed.
@@ -371,6 +378,18 @@ impl BrowserStore {
         .await
     }
 
+    /// Hands the session's tokens to the next document of this tab (the page a redirect login
+    /// returns to), when access tokens are kept in memory only: sealed like every record,
+    /// read once by [`Self::session`] within [`HANDOFF_MAX_AGE_SECS`], and deleted then.
+    pub async fn hand_off(&self, session: &Session) -> Result<(), Error> {
+        if !self.access_tokens_apart() {
+            return Ok(());
+        }
+        let plaintext = to_json(&session.tokens, RecordKind::Handoff)?;
+        self.save_record(RecordKind::Handoff, &session.server, plaintext)
+            .await
+    }
+
     /// Forgets the pending authorization saved under `state` (do it once the callback is
     /// handled: a state is used once).
     pub async fn delete_pending(&self, state: &str) -> Result<(), Error> {
@@ -378,6 +397,29 @@ impl BrowserStore {
             .await
     }
 }
+
+impl BrowserStore {
+    /// Reads and deletes the hand-off record of `server`; keeps its tokens when they belong
+    /// to the persisted record and are fresh.
+    async fn take_handoff(&self, server: &str, persisted: &TokenSet) {
+        let Ok(Some(tokens)) = self
+            .load_record(RecordKind::Handoff, server, json::<TokenSet>)
+            .await
+        else {
+            return;
+        };
+        let _ = self.delete_record(RecordKind::Handoff, server).await;
+        let now = edge_oauth_core::env::Clock::now(&crate::env::DateClock);
+        if without_access_token(&tokens) == *persisted
+            && now.saturating_sub(tokens.received_at) <= HANDOFF_MAX_AGE_SECS
+        {
+            crate::share::keep(&self.access, server, tokens);
+        }
+    }
+}
+
+/// How long a hand-off record is honoured.
+pub const HANDOFF_MAX_AGE_SECS: u64 = 60;
 
 // A handful of entries: a vector is smaller in wasm than a map, and fast enough.
 fn lookup<'a, T>(entries: &'a [(String, T)], key: &str) -> Option<&'a T> {

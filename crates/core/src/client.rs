@@ -533,13 +533,11 @@ where
             .filter(|s| s.issuer == issuer)
             .and_then(|s| s.requested_scope.clone().or(s.tokens.scope.clone()));
         let client = self.client_for(&discovery).await?;
+        let challenged = challenge.and_then(|c| c.scope.as_deref());
         let scope = match &self.config.scope_override {
-            Some(s) => Some(s.clone()),
-            None => select_scope(
-                challenge.and_then(|c| c.scope.as_deref()),
-                discovery.protected_resource.as_ref(),
-                meta,
-            ),
+            // The resource's challenge still counts: it names what this request needs.
+            Some(s) => Some(union(Some(s), challenged)),
+            None => select_scope(challenged, discovery.protected_resource.as_ref(), meta),
         };
         let scope = match (extra_scope, previous_scope.as_deref()) {
             (None, None) => scope,

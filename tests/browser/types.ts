@@ -1,0 +1,49 @@
+// Compile-only check of the hand-written TypeScript types of the browser package (`make
+// typecheck`): every call a web MCP client makes, typed as documented. Never run.
+import init, {
+  EdgeOAuth,
+  completePopupCallback,
+  createAuthFetch,
+  handleRedirectCallback,
+  type EdgeOAuthError,
+  type EdgeOAuthLogout,
+  type EdgeOAuthOptions,
+  type EdgeOAuthStatus,
+} from '../../crates/browser/pkg/edge_oauth_browser.js';
+
+export async function typed(): Promise<void> {
+  await init();
+  const options: EdgeOAuthOptions = {
+    serverUrl: 'https://mcp.example.com/mcp',
+    redirectUri: 'https://app.example.com/callback.html',
+    clientName: 'typed',
+    mode: 'redirect',
+    scope: 'mcp:tools',
+    persistAccessTokens: false,
+    dbName: 'edge-oauth',
+  };
+  const client: EdgeOAuth = await EdgeOAuth.create(options);
+  await client.login({ returnTo: '/' });
+  const token: string | null = await client.getAccessToken();
+  const status: EdgeOAuthStatus = await client.status();
+  const state: 'authenticated' | 'expired' | 'refresh-failed' | 'not-authenticated' = status.state;
+  const lock: 'web-locks' | 'tab' = status.lock;
+  const response: Response = await client.fetch('https://mcp.example.com/mcp', { method: 'POST' });
+  const authFetch: typeof fetch = createAuthFetch(client);
+  await authFetch(new URL('https://mcp.example.com/mcp'));
+  client.onChange(() => undefined);
+  const out: EdgeOAuthLogout = await client.logout();
+  const revoked: number = out.revoked;
+  const { returnTo }: { returnTo: string } = await handleRedirectCallback(options);
+  completePopupCallback();
+  try {
+    await EdgeOAuth.create({ ...options, authorize: async (url: string) => url });
+  } catch (e) {
+    const err = e as EdgeOAuthError;
+    const code: string = err.code;
+    const recovery: EdgeOAuthError['recovery'] = err.recovery;
+    void code;
+    void recovery;
+  }
+  void [token, state, lock, response, revoked, returnTo];
+}
