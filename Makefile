@@ -14,14 +14,14 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg browser-e2e
 
 all: test
 
 bootstrap:
 	@bash .ci/bootstrap.sh
 
-test: bootstrap lint unit wasm-test conformance
+test: bootstrap lint unit wasm-test browser-e2e conformance
 	@echo "make test: all green"
 
 lint:
@@ -51,6 +51,12 @@ wasm-test:
 browser-pkg:
 	wasm-pack --quiet build crates/browser --target web --release --out-dir pkg
 	wasm-pack --quiet build crates/browser --target nodejs --release --out-dir pkg-node
+
+# The package end to end in headless Chromium (playwright-core) against the local peers:
+# redirect and popup login, reload, refresh, multi-tab refresh, logout, MCP SDK, step-up.
+# One scenario: node tests/browser/e2e.mjs --only d   (see tests/browser/e2e.mjs).
+browser-e2e: browser-pkg
+	node tests/browser/e2e.mjs
 
 conformance: browser-pkg
 	bash tests/conformance/run.sh
