@@ -72,7 +72,11 @@ e2e:
 demo: bootstrap
 	bash tests/peers/demo.sh
 
-# Size table: bundled MCP SDK auth, oauth4webapi, oidc-client-ts, and our wasm package
-# (EDGE_OAUTH_PKG=DIR for a wasm-pack output other than crates/browser/pkg). See bench/README.md.
+# Size table: bundled MCP SDK auth, oauth4webapi, oidc-client-ts, and our wasm package; then
+# browser timings in headless Chromium against the local stack (warm token, cold start after a
+# reload, refreshes under 5 tabs x 20 calls), each next to the MCP SDK 1.x pattern measured in the
+# same run. Neither builds the package: EDGE_OAUTH_PKG=DIR for a wasm-pack output other than
+# crates/browser/pkg. See bench/README.md.
 bench: bootstrap
 	node bench/size.mjs
+	node bench/browser.mjs
