@@ -48,6 +48,8 @@ wasm-test:
 
 # The browser package: an ES module for pages (pkg/) and a CommonJS build for Node (pkg-node/),
 # both through wasm-opt -Oz.
+# opt-level "z" for the wasm only (14 KB gzip less than the workspace's "s"; the CLI keeps "s").
+browser-pkg: export CARGO_PROFILE_RELEASE_OPT_LEVEL = z
 browser-pkg:
 	wasm-pack --quiet build crates/browser --target web --release --out-dir pkg
 	wasm-pack --quiet build crates/browser --target nodejs --release --out-dir pkg-node

@@ -100,6 +100,8 @@ struct Inner {
     listeners: RefCell<Vec<Function>>,
     refresh_count: Cell<u32>,
     refresh_failed: Cell<bool>,
+    /// The access token `getAccessToken` returned last.
+    last_token: RefCell<Option<AccessToken>>,
 }
 
 /// A client for one MCP server.
@@ -210,6 +212,7 @@ async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
         listeners: RefCell::default(),
         refresh_count: Cell::new(0),
         refresh_failed: Cell::new(false),
+        last_token: RefCell::default(),
     }))
 }
 
@@ -226,20 +229,21 @@ impl Inner {
 
     /// The access token, refreshed ahead of expiry; counts refreshes for `status()`.
     async fn access_token(&self) -> Result<Option<AccessToken>, edge_oauth_core::Error> {
-        let before = self.core.load_session(self.key()).await?;
+        // One store read per call (the core's): the refresh count and the change event come
+        // from comparing with the token this page handed out last.
         let result = self.core.access_token(self.key()).await;
-        let after = self.core.load_session(self.key()).await.ok().flatten();
-        let rotated = match (&before, &after) {
-            (Some(b), Some(a)) => b.tokens.access_token != a.tokens.access_token,
-            _ => false,
-        };
+        let last = self.last_token.borrow().clone();
         match &result {
-            Ok(Some(_)) if rotated => {
-                self.refresh_count.set(self.refresh_count.get() + 1);
+            Ok(Some(t)) if last.as_ref() != Some(t) => {
+                if last.is_some() {
+                    self.refresh_count.set(self.refresh_count.get() + 1);
+                }
+                *self.last_token.borrow_mut() = Some(t.clone());
                 self.refresh_failed.set(false);
                 self.changed();
             }
-            Ok(None) if before.is_some() => {
+            Ok(None) if last.is_some() => {
+                *self.last_token.borrow_mut() = None;
                 self.refresh_failed.set(true);
                 self.changed();
             }

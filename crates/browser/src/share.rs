@@ -16,6 +16,9 @@ use web_sys::{BroadcastChannel, MessageEvent};
 /// Tokens held by this page, by server URL.
 pub type Held = Rc<RefCell<Vec<(String, TokenSet)>>>;
 
+/// Decrypted sessions a page keeps, by server URL; another tab's write or delete drops one.
+pub type Cache = Rc<RefCell<Vec<(String, edge_oauth_core::Session)>>>;
+
 type Waiters = Rc<RefCell<Vec<(String, Function)>>>;
 
 /// The channel of one database.
@@ -23,7 +26,56 @@ pub struct TokenShare {
     channel: BroadcastChannel,
     held: Held,
     waiters: Waiters,
+    /// The shared Web Lock every page of this database holds while it lives: counting its
+    /// holders tells whether any other page could answer.
+    presence: String,
     _on_message: Closure<dyn Fn(MessageEvent)>,
+}
+
+/// `navigator.locks`, when this global has it.
+fn lock_manager() -> Option<JsValue> {
+    let navigator = Reflect::get(&js_sys::global(), &"navigator".into()).ok()?;
+    let locks = Reflect::get(&navigator, &"locks".into()).ok()?;
+    (!locks.is_undefined() && !locks.is_null()).then_some(locks)
+}
+
+/// Holds the shared lock `name` until the page goes away.
+fn join_presence(name: &str) {
+    let Some(locks) = lock_manager() else { return };
+    let Ok(request) = Reflect::get(&locks, &"request".into()) else {
+        return;
+    };
+    let Ok(request) = request.dyn_into::<Function>() else {
+        return;
+    };
+    let options = Object::new();
+    let _ = Reflect::set(&options, &"mode".into(), &"shared".into());
+    // Never settles: the lock is released when the page unloads.
+    let hold =
+        Closure::<dyn FnMut(JsValue) -> Promise>::new(|_: JsValue| Promise::new(&mut |_, _| {}));
+    let _ = request.call3(&locks, &name.into(), &options, hold.as_ref());
+    hold.forget();
+}
+
+/// How many pages hold the presence lock `name`; `None` when it cannot be known.
+async fn present(name: &str) -> Option<usize> {
+    let locks = lock_manager()?;
+    let query: Function = Reflect::get(&locks, &"query".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    let snapshot = JsFuture::from(Promise::from(query.call0(&locks).ok()?))
+        .await
+        .ok()?;
+    let held: js_sys::Array = Reflect::get(&snapshot, &"held".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
+    Some(
+        held.iter()
+            .filter(|l| get(l, "name").as_deref() == Some(name))
+            .count(),
+    )
 }
 
 fn get(o: &JsValue, k: &str) -> Option<String> {
@@ -55,7 +107,7 @@ pub fn keep(held: &Held, server: &str, tokens: TokenSet) {
 
 impl TokenShare {
     /// Joins the channel `edge-oauth-tokens/<db>`; `None` where `BroadcastChannel` is missing.
-    pub fn open(db_name: &str, held: Held) -> Option<Self> {
+    pub fn open(db_name: &str, held: Held, cache: Cache) -> Option<Self> {
         let channel = BroadcastChannel::new(&format!("edge-oauth-tokens/{db_name}")).ok()?;
         let waiters: Waiters = Rc::default();
         let on_message = {
@@ -67,7 +119,10 @@ impl TokenShare {
                 let (Some(kind), Some(server)) = (get(&data, "t"), get(&data, "server")) else {
                     return;
                 };
+                // Any news from another tab about this session makes a cached copy stale.
+                cache.borrow_mut().retain(|(s, _)| *s != server);
                 match kind.as_str() {
+                    "gone" => held.borrow_mut().retain(|(s, _)| *s != server),
                     "tokens" => {
                         let Some(tokens) = get(&data, "tokens")
                             .and_then(|j| serde_json::from_str::<TokenSet>(&j).ok())
@@ -100,12 +155,22 @@ impl TokenShare {
             })
         };
         channel.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        let presence = format!("edge-oauth-presence/{db_name}");
+        join_presence(&presence);
         Some(Self {
             channel,
             held,
             waiters,
+            presence,
             _on_message: on_message,
         })
+    }
+
+    /// Tells the other tabs that the session of `server` was deleted (a logout).
+    pub fn publish_gone(&self, server: &str) {
+        if let Some(m) = message("gone", server, None) {
+            let _ = self.channel.post_message(&m);
+        }
     }
 
     /// Tells the other tabs about new tokens for `server`.
@@ -118,6 +183,10 @@ impl TokenShare {
     /// Asks the other tabs for the tokens of `server`; returns after the first answer or
     /// `wait_ms`, whichever comes first (the answer, if any, is then in the held tokens).
     pub async fn ask(&self, server: &str, wait_ms: i32) {
+        // Alone (no other page of this database holds the presence lock): nobody to ask.
+        if present(&self.presence).await.is_some_and(|n| n <= 1) {
+            return;
+        }
         let Some(m) = message("need", server, None) else {
             return;
         };

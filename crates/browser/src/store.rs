@@ -154,6 +154,13 @@ pub struct BrowserStore {
     access: crate::share::Held,
     /// The other tabs, for access tokens kept in memory only.
     share: Option<crate::share::TokenShare>,
+    /// Persisted tokens (without access token) other tabs were asked about in vain.
+    unanswered: RefCell<Vec<(String, TokenSet)>>,
+    /// Decrypted sessions (see [`Self::session`]); the token channel drops an entry when
+    /// another tab writes or deletes it.
+    cache: crate::share::Cache,
+    /// Refresh locks this page holds now.
+    locks_held: std::rc::Rc<std::cell::Cell<u32>>,
 }
 
 impl fmt::Debug for BrowserStore {
@@ -177,9 +184,10 @@ impl BrowserStore {
             ),
         };
         let access = crate::share::Held::default();
+        let cache = crate::share::Cache::default();
         let apart = !options.persist_access_tokens && matches!(backend, Backend::Idb { .. });
         let share = if apart {
-            crate::share::TokenShare::open(&options.db_name, access.clone())
+            crate::share::TokenShare::open(&options.db_name, access.clone(), cache.clone())
         } else {
             None
         };
@@ -190,6 +198,9 @@ impl BrowserStore {
             db_name: options.db_name.clone(),
             access,
             share,
+            unanswered: RefCell::default(),
+            cache,
+            locks_held: std::rc::Rc::default(),
         }
     }
 
@@ -293,6 +304,26 @@ impl BrowserStore {
     /// session whose access token this page does not hold comes back with an empty access
     /// token marked expired (`expires_at` 0): the core then refreshes, or authorizes again.
     pub async fn session(&self, server: &str) -> Result<Option<Session>, Error> {
+        // Decrypted sessions are kept in memory while the other tabs can tell this page about
+        // their writes (the token channel); never while this page refreshes (inside the lock a
+        // read must see what another tab wrote last).
+        let cacheable = self.share.is_some() && self.locks_held.get() == 0;
+        if cacheable && let Some(s) = lookup(&self.cache.borrow(), server) {
+            return Ok(Some(s.clone()));
+        }
+        let session = self.session_from_disk(server).await?;
+        if self.share.is_some() {
+            match &session {
+                Some(s) if !s.tokens.access_token.secret().is_empty() => {
+                    insert(&mut self.cache.borrow_mut(), server.to_owned(), s.clone())
+                }
+                _ => remove(&mut self.cache.borrow_mut(), server),
+            }
+        }
+        Ok(session)
+    }
+
+    async fn session_from_disk(&self, server: &str) -> Result<Option<Session>, Error> {
         let loaded = self
             .load_record(RecordKind::Session, server, |pt| {
                 json::<Session>(pt).filter(|s| s.server == server)
@@ -311,11 +342,21 @@ impl BrowserStore {
                     .filter(|t| without_access_token(t) == session.tokens)
                     .is_some()
             };
+            let asked_before = lookup(&self.unanswered.borrow(), server) == Some(&session.tokens);
             if !matching(&self.access)
+                && !asked_before
                 && let Some(share) = &self.share
             {
-                // Another tab may hold it (it refreshed, or this tab is new): ask first.
+                // Another tab may hold it (it refreshed, or this tab is new): ask first, once
+                // per record.
                 share.ask(server, SHARE_WAIT_MS).await;
+                if !matching(&self.access) {
+                    insert(
+                        &mut self.unanswered.borrow_mut(),
+                        server.to_owned(),
+                        session.tokens.clone(),
+                    );
+                }
             }
             if !matching(&self.access) {
                 self.take_handoff(server, &session.tokens).await;
@@ -352,6 +393,11 @@ impl BrowserStore {
             );
             if let Some(share) = &self.share {
                 share.publish(&session.server, &session.tokens);
+                insert(
+                    &mut self.cache.borrow_mut(),
+                    session.server.clone(),
+                    session.clone(),
+                );
             }
         }
         Ok(())
@@ -360,7 +406,12 @@ impl BrowserStore {
     /// Forgets the session of `server`.
     pub async fn remove_session(&self, server: &str) -> Result<(), Error> {
         remove(&mut self.access.borrow_mut(), server);
-        self.delete_record(RecordKind::Session, server).await
+        remove(&mut self.cache.borrow_mut(), server);
+        let deleted = self.delete_record(RecordKind::Session, server).await;
+        if let Some(share) = &self.share {
+            share.publish_gone(server);
+        }
+        deleted
     }
 
     /// Keeps a pending authorization (an opaque JSON string, e.g. the core's
@@ -518,6 +569,12 @@ impl CredentialStore for BrowserStore {
     /// missing): one refresh among every tab of the origin.
     async fn lock_session(&self, server: &str) -> edge_oauth_core::Result<StoreLock> {
         let name = format!("edge-oauth/{}/{}", self.db_name, server);
-        crate::locks::acquire(&name).await.map_err(store_err)
+        let lock = crate::locks::acquire(&name).await.map_err(store_err)?;
+        let held = self.locks_held.clone();
+        held.set(held.get() + 1);
+        Ok(StoreLock::on_release(move || {
+            held.set(held.get().saturating_sub(1));
+            drop(lock);
+        }))
     }
 }

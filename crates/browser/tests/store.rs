@@ -173,6 +173,16 @@ async fn access_tokens_stay_in_memory_by_default() {
     );
 }
 
+/// Lets the event loop run other tasks (message events) for a moment.
+async fn next_tasks() {
+    let promise = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = web_sys::window()
+            .unwrap()
+            .set_timeout_with_callback_and_timeout_and_arguments_0(&resolve, 20);
+    });
+    wasm_bindgen_futures::JsFuture::from(promise).await.unwrap();
+}
+
 #[wasm_bindgen_test]
 async fn a_session_rotated_elsewhere_does_not_get_a_stale_access_token() {
     let name = db_name("rotated");
@@ -183,6 +193,8 @@ async fn a_session_rotated_elsewhere_does_not_get_a_stale_access_token() {
     let mut rotated = session(SERVER);
     rotated.tokens = tokens("at-new", "rt-new", 1_700_000_100);
     second.save_session(&rotated).await.unwrap();
+    // The other page's message arrives on a later task of the event loop.
+    next_tasks().await;
 
     let seen = first.load_session(SERVER).await.unwrap().unwrap();
     assert_eq!(
@@ -201,6 +213,9 @@ async fn a_session_rotated_elsewhere_does_not_get_a_stale_access_token() {
     let writer = open(&name, true).await; // persists whole, shares nothing
     writer.save_session(&newest).await.unwrap();
     drop(writer);
+    // Under the refresh lock a read always goes to the disk (what the core does before it
+    // refreshes), whatever this page remembers.
+    let _lock = first.lock_session(SERVER).await.unwrap();
     let seen = first.load_session(SERVER).await.unwrap().unwrap();
     assert_eq!(
         seen.tokens.refresh_token.as_ref().map(|t| t.secret()),
@@ -620,4 +635,19 @@ async fn raw_layer_get_put_add_delete() {
     // An unknown object store is an error, not a panic.
     let err = db.get("nope", "k").await.unwrap_err();
     assert_eq!(err.code(), "indexeddb_error");
+}
+
+#[wasm_bindgen_test]
+async fn a_logout_in_another_tab_reaches_this_one() {
+    let name = db_name("gone");
+    let first = open(&name, false).await;
+    first.save_session(&session(SERVER)).await.unwrap();
+    let second = open(&name, false).await;
+    // Read, decrypted and remembered by the second page...
+    assert!(second.load_session(SERVER).await.unwrap().is_some());
+    assert!(second.load_session(SERVER).await.unwrap().is_some());
+    // ...until the first logs out: its message drops the copy, the disk has nothing.
+    first.delete_session(SERVER).await.unwrap();
+    next_tasks().await;
+    assert_eq!(second.load_session(SERVER).await.unwrap(), None);
 }

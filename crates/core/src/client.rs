@@ -4,7 +4,6 @@
 
 use core::cell::RefCell;
 use core::future::Future;
-use std::collections::BTreeMap;
 
 use url::Url;
 
@@ -134,6 +133,29 @@ struct Unsaved {
     replaces: Option<crate::secret::RefreshToken>,
 }
 
+/// Unsaved sessions by server URL: a handful at most, so a vector (smaller in wasm than a map).
+#[derive(Default)]
+struct UnsavedSessions(Vec<Unsaved>);
+
+impl UnsavedSessions {
+    fn get(&self, server: &str) -> Option<&Unsaved> {
+        self.0.iter().find(|u| u.session.server == server)
+    }
+    fn contains_key(&self, server: &str) -> bool {
+        self.get(server).is_some()
+    }
+    fn remove(&mut self, server: &str) {
+        self.0.retain(|u| u.session.server != server);
+    }
+    fn insert(&mut self, server: String, unsaved: Unsaved) {
+        self.remove(&server);
+        self.0.push(unsaved);
+    }
+    fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|u| &u.session.server)
+    }
+}
+
 /// An authorization in progress, with everything needed to finish it after a full-page
 /// redirect: serialise it (it holds the PKCE verifier: keep it encrypted, or in memory) and
 /// hand it to [`OAuthClient::complete_authorization`] with the callback URL. No client secret
@@ -189,7 +211,7 @@ pub struct OAuthClient<H, S, A, R, C> {
     trace: RefCell<Vec<DiscoveryStep>>,
     /// Sessions the store failed to save (e.g. a rotated refresh token): kept here and saved
     /// again on next use, so a store hiccup never loses the only valid refresh token.
-    unsaved: RefCell<BTreeMap<String, Unsaved>>,
+    unsaved: RefCell<UnsavedSessions>,
     /// The issuer a pre-registered client without one got bound to on first use.
     bound_issuer: RefCell<Option<String>>,
 }
@@ -212,7 +234,7 @@ where
             clock,
             config,
             trace: RefCell::new(Vec::new()),
-            unsaved: RefCell::new(BTreeMap::new()),
+            unsaved: RefCell::new(UnsavedSessions::default()),
             bound_issuer: RefCell::new(None),
         }
     }
