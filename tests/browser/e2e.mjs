@@ -190,6 +190,13 @@ function makeTest(browser, origin, id) {
     context: undefined,
     pages: [],
     diagnostics: [],
+    async newPage(label) {
+      if (!t.context) t.context = await browser.newContext();
+      const page = await t.context.newPage();
+      t.watch(page, label);
+      t.pages.push(page);
+      return page;
+    },
     async startStack(extra = []) {
       t.stack = await startNode('mcp-stack', STACK, ['--cors-origin', origin, ...extra]);
       return t.stack.info;
@@ -615,6 +622,48 @@ const scenarios = [
       assert(r.echo === 'hi', `callTool(echo, hi) gave ${json(r.echo)}`);
       const s1 = await t.stats();
       assert((s1.mcp.tool_calls.echo || 0) - (s0.mcp.tool_calls.echo || 0) === 1, 'the MCP server did not count the echo call');
+    },
+  },
+  {
+    id: 'i',
+    name: 'the MCP SDK drives (authProvider = EdgeOAuthProvider): sealed storage, and the state the SDK never checks is checked',
+    async run(t) {
+      await t.startStack();
+      const page = await t.newPage('sdk');
+      const q = new URLSearchParams({ mcp: t.stack.info.mcp, db: `e2e-${t.id}` });
+      const s0 = await t.stats();
+      await page.goto(`${t.origin}/sdk-provider.html?${q}`);
+      let result;
+      await until(async () => {
+        result = await tryEval(page, () => window.e2eResult);
+        return Boolean(result);
+      }, 30000, 'the SDK flow never finished');
+      assert(!result.error, `SDK flow failed: ${json(result.error)}`);
+      assert(result.tools?.includes('echo'), `tools ${json(result.tools)}`);
+      const url = new URL(result.url);
+      for (const p of ['code', 'state', 'iss']) assert(!url.searchParams.has(p), `the page URL still holds ${p}`);
+      const s1 = await t.stats();
+      assert(s1.authorization.requests - s0.authorization.requests === 1, 'want exactly one authorization');
+      // The tokens the SDK saved are sealed: nothing of the access token in IndexedDB.
+      const token = await page.evaluate(async () => {
+        const { EdgeOAuthProvider } = await import('/pkg/edge_oauth_browser.js');
+        const cfg = JSON.parse(localStorage.getItem('sdk-provider:cfg'));
+        const p = await EdgeOAuthProvider.create({ serverUrl: cfg.mcp, redirectUri: `${location.origin}/sdk-provider.html`, dbName: cfg.db });
+        return (await p.tokens())?.access_token;
+      });
+      assert(typeof token === 'string' && token.length > 20, 'the provider returned no access token');
+      const dump = await dumpIndexedDb(page);
+      assert(dump.records > 0, 'IndexedDB holds no records');
+      assert(!dump.text.includes(token) && !dump.text.includes(token.slice(0, 24)), 'the access token is in IndexedDB in the clear');
+      assert(dump.keys.every((k) => !k.extractable), 'an extractable CryptoKey is in IndexedDB');
+      // A callback with a forged state is refused before any token request.
+      const before = grantCounts(await t.stats(), 'authorization_code').requests;
+      await page.goto(`${t.origin}/sdk-provider.html?code=forged&state=forged`);
+      await until(async () => Boolean(await tryEval(page, () => window.e2eResult)), 30000, 'no result for the forged callback');
+      const forged = await page.evaluate(() => window.e2eResult);
+      assert(forged.error?.code === 'state_mismatch', `forged callback: ${json(forged)}`);
+      const after = grantCounts(await t.stats(), 'authorization_code').requests;
+      assert(after === before, 'the forged code reached the token endpoint');
     },
   },
   {

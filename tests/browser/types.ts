@@ -2,12 +2,14 @@
 // typecheck`): every call a web MCP client makes, typed as documented. Never run.
 import init, {
   EdgeOAuth,
+  EdgeOAuthProvider,
   completePopupCallback,
   createAuthFetch,
   handleRedirectCallback,
   type EdgeOAuthError,
   type EdgeOAuthLogout,
   type EdgeOAuthOptions,
+  type EdgeOAuthProviderOptions,
   type EdgeOAuthStatus,
 } from '../../crates/browser/pkg/edge_oauth_browser.js';
 
@@ -45,5 +47,13 @@ export async function typed(): Promise<void> {
     void code;
     void recovery;
   }
-  void [token, state, lock, response, revoked, returnTo];
+  // The SDK drives: EdgeOAuthProvider is its OAuthClientProvider.
+  const providerOptions: EdgeOAuthProviderOptions = { serverUrl: options.serverUrl, redirectUri: options.redirectUri };
+  const provider: EdgeOAuthProvider = await EdgeOAuthProvider.create(providerOptions);
+  const redirectUrl: string = provider.redirectUrl;
+  const verifier: string = await provider.codeVerifier();
+  const code: string = await provider.handleCallback();
+  await provider.invalidateCredentials('tokens');
+  const saved: Record<string, unknown> | undefined = await provider.tokens();
+  void [token, state, lock, response, revoked, returnTo, redirectUrl, verifier, code, saved];
 }

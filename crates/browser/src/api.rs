@@ -139,7 +139,7 @@ fn invalid(message: &str) -> JsValue {
     error_value("invalid_input", Recovery::Misconfiguration, message)
 }
 
-fn opt_str(o: &JsValue, k: &str) -> Option<String> {
+pub(crate) fn opt_str(o: &JsValue, k: &str) -> Option<String> {
     Reflect::get(o, &JsValue::from_str(k))
         .ok()
         .and_then(|v| v.as_string())

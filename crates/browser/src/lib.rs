@@ -16,6 +16,8 @@
 //! - [`share`]: access tokens kept in memory, shared among tabs over a `BroadcastChannel`;
 //! - [`locks`]: one refresh at a time per session across tabs (Web Locks);
 //! - [`authorizer`]: popup and redirect authorization in a page;
+//! - [`provider`]: an `OAuthClientProvider` over the store, for apps that let the MCP SDK
+//!   drive (it checks the `state` the SDK does not);
 //! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`,
 //!   `completePopupCallback`).
 //!
@@ -32,6 +34,7 @@ pub mod error;
 pub mod fetch;
 pub mod idb;
 pub mod locks;
+pub mod provider;
 pub mod share;
 pub mod store;
 

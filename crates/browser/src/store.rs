@@ -46,6 +46,8 @@ pub enum RecordKind {
     /// The tokens of a redirect login, handed from the callback page to the page it returns
     /// to (the same tab, a new document); read once, within seconds, then deleted.
     Handoff,
+    /// What an `OAuthClientProvider` keeps for the MCP SDK, keyed by `<server>|<what>`.
+    Provider,
 }
 
 impl RecordKind {
@@ -56,6 +58,7 @@ impl RecordKind {
             RecordKind::Session => "session",
             RecordKind::Pending => "pending",
             RecordKind::Handoff => "handoff",
+            RecordKind::Provider => "provider",
         }
     }
 }
@@ -439,6 +442,25 @@ impl BrowserStore {
         let plaintext = to_json(&session.tokens, RecordKind::Handoff)?;
         self.save_record(RecordKind::Handoff, &session.server, plaintext)
             .await
+    }
+
+    /// Keeps an opaque string (sealed) under `id`, for the SDK provider.
+    pub async fn save_blob(&self, id: &str, value: &str) -> Result<(), Error> {
+        self.save_record(RecordKind::Provider, id, value.into())
+            .await
+    }
+
+    /// The string kept under `id`.
+    pub async fn load_blob(&self, id: &str) -> Result<Option<String>, Error> {
+        self.load_record(RecordKind::Provider, id, |pt| {
+            String::from_utf8(pt.to_vec()).ok()
+        })
+        .await
+    }
+
+    /// Forgets the string kept under `id`.
+    pub async fn delete_blob(&self, id: &str) -> Result<(), Error> {
+        self.delete_record(RecordKind::Provider, id).await
     }
 
     /// Forgets the pending authorization saved under `state` (do it once the callback is
