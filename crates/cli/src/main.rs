@@ -14,8 +14,8 @@ use edge_oauth_core::env::{OsRandom, SystemClock};
 use edge_oauth_core::registration::{ClientCredentials, ClientMetadata};
 use edge_oauth_core::www_authenticate::{BearerChallenge, parse_bearer};
 use edge_oauth_core::{
-    Authorizer, ClientConfig, ClientSecret, CredentialStore, Error, HttpClient, HttpRequest,
-    MemoryStore, OAuthClient, PreRegisteredClient, Result, Session, Url,
+    Authorizer, ClientConfig, ClientSecret, CredentialStore, Error, HttpClient, MemoryStore,
+    OAuthClient, PreRegisteredClient, Result, Session, Url,
 };
 use serde_json::{Value, json};
 
@@ -242,18 +242,10 @@ fn parse_server(o: &Opts, idx: usize) -> std::result::Result<Url, String> {
     Ok(u)
 }
 
-/// An unauthenticated `initialize` to read the server's challenge.
+/// An unauthenticated request to read the server's challenge: a modern `server/discover`
+/// (servers of either era answer it with 401 when they want a token).
 async fn probe<H: HttpClient>(http: &H, server: &Url) -> Result<(u16, Option<BearerChallenge>)> {
-    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": mcp::PROTOCOL_VERSION, "capabilities": {},
-        "clientInfo": {"name": "edge-oauth", "version": env!("CARGO_PKG_VERSION")}}});
-    let mut req = HttpRequest::post_json(server.as_str(), &body);
-    req.headers
-        .retain(|(n, _)| !n.eq_ignore_ascii_case("accept"));
-    req.headers.push((
-        "Accept".into(),
-        "application/json, text/event-stream".into(),
-    ));
+    let req = mcp::probe_request(server.as_str());
     let resp = http.send(req).await.map_err(|e| Error::Transport {
         url: server.to_string(),
         message: e.message,
@@ -437,7 +429,7 @@ async fn cmd_discover(o: &Opts) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())?;
     say!(
         "  {status:>3}  {:<36} {server}",
-        "unauthenticated initialize"
+        "unauthenticated server/discover"
     );
     if let Some(c) = &challenge {
         say!(
@@ -520,24 +512,18 @@ async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
     let client = file_client(o).await?;
     let mcp = McpSession::new(&client, server.as_str());
     let run = async {
-        let init = mcp.initialize().await?;
-        let name = init
-            .pointer("/serverInfo/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        say!("server: {name}");
-        let tools = mcp.request("tools/list", json!({})).await?;
-        for t in tools
-            .get("tools")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            say!(
-                "  {:<20} {}",
-                t.get("name").and_then(Value::as_str).unwrap_or("?"),
-                t.get("description").and_then(Value::as_str).unwrap_or("")
-            );
+        let server = mcp.connect().await?;
+        say!(
+            "server: {} (protocol {})",
+            server.name.as_deref().unwrap_or("?"),
+            server.protocol_version
+        );
+        let list = mcp.list_tools().await?;
+        for t in &list.tools {
+            say!("  {:<20} {}", t.name, t.description());
+        }
+        for (name, why) in &list.rejected {
+            eprintln!("warning: tool {} left out: {}", clean(name), clean(why));
         }
         Ok::<(), McpError>(())
     };
@@ -556,10 +542,7 @@ async fn cmd_call(o: &Opts) -> std::result::Result<(), String> {
     let client = file_client(o).await?;
     let mcp = McpSession::new(&client, server.as_str());
     let run = async {
-        mcp.initialize().await?;
-        let result = mcp
-            .request("tools/call", json!({"name": tool, "arguments": args}))
-            .await?;
+        let result = mcp.call_tool(&tool, args).await?;
         say!(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()
