@@ -535,3 +535,6 @@ pub fn probe_request(url: &str) -> HttpRequest {
         headers::standard_headers("server/discover", &params),
     )
 }
+
+#[cfg(test)]
+mod tests;
