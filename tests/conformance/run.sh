@@ -8,10 +8,15 @@
 #               0.2.0-alpha.7: tests/conformance/wasm-client.mjs drives the MCP SDK through its fetch.
 #   refusals:   0.2.0-alpha.7's draft-suite scenarios where a client must refuse a response
 #               (RFC 9207 iss missing/wrong/unexpected/normalised, RFC 8414 issuer mismatch,
-#               RFC 9728 resource mismatch). The draft suite's other scenarios need the
-#               2026 stateless MCP transport (server/discover, _meta), which the CLI does not speak. 0.1.16's `2025-03-26-oauth-metadata-backcompat`
+#               RFC 9728 resource mismatch), for the CLI and the wasm build.
+#               0.1.16's `2025-03-26-oauth-metadata-backcompat`
 #               serves root metadata whose issuer is <origin>/oauth, which RFC 8414 §3.3 (and the
 #               MCP spec) require a client to refuse; the suite fixed it in 0.2.0-alpha.5.
+#   2026-07-28: 0.2.0-alpha.12's frozen requirement set, run at the 2026-07-28 wire (stateless,
+#               _meta on every request) against the CLI: every scored client scenario must pass
+#               with no failed check and no warning. The auth extensions it runs unscored
+#               (client credentials, private_key_jwt, workload identity, enterprise-managed
+#               authorization, DPoP) are listed for information only.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 target="${CARGO_TARGET_DIR:-$root/target}"
@@ -37,9 +42,38 @@ run() { # version suite command
   rm -f "$log"
 }
 
+requirements() { # version revision command
+  local pkg="tests/conformance/node_modules/conformance-$1/dist/index.js"
+  local spec="tests/conformance/node_modules/conformance-$1/requirements/$2.yaml"
+  local out rc=0 expected unscored scored bad passed total
+  out="$(mktemp -d)"
+  node "$pkg" client --command "$3" --requirements "$2" -o "$out" >"$out/log" 2>&1 || rc=$?
+  # The scenario names the set runs unscored, from the run's own "Not scored" list.
+  unscored="$(sed -n '/^Not scored for/,$p' "$out/log" | sed -n 's/^ *[✓✗] \([^ ]*\) (.*/\1/p')"
+  scored="$(sed -n '/=== SUITE SUMMARY ===/,/^Total:/p' "$out/log" | grep -E '^[✓✗] ' |
+            grep -vFf <(printf '%s\n' $unscored | sed 's/.*/ &:/') || true)"
+  expected="$(sed -n '/^client:/,/^[a-z_]*:$/p' "$spec" | grep -c '^  - ')"
+  total="$(grep -c . <<<"$scored" || true)"
+  bad="$(grep -vE ': [0-9]+ passed, 0 failed$' <<<"$scored" || true)"
+  passed=$((total - $(grep -c . <<<"$bad" || true)))
+  echo "== requirement set $2 (conformance $1), scored client scenarios:"
+  echo "$scored"
+  echo "scored: $passed/$expected passed"
+  echo "not scored (informational):"
+  sed -n '/^Not scored for/,$p' "$out/log" | sed -n 's/^ *\([✓✗] .*\)/  \1/p'
+  if [ "$rc" -ne 0 ] || [ -n "$bad" ] || [ "$total" -ne "$expected" ]; then
+    echo "conformance requirement set $2 FAILED (exit $rc, $passed/$expected scored scenarios clean); full log:" >&2
+    cat "$out/log" >&2
+    rm -rf "$out"
+    return 1
+  fi
+  rm -rf "$out"
+}
+
 run 0.1.16 auth "$bin conformance --client-metadata-url https://conformance-test.local/client-metadata.json"
 run 0.2.0-alpha.7 auth "$bin conformance --client-metadata-url https://conformance-test.local/client-metadata.json"
 run 0.2.0-alpha.7 backcompat "$bin conformance"
+requirements 0.2.0-alpha.12 2026-07-28 "$bin conformance --client-metadata-url https://conformance-test.local/client-metadata.json"
 
 # The wasm build as the client (crates/browser, --target nodejs, through the MCP SDK's fetch).
 wasm_client="$root/tests/conformance/wasm-client.mjs"
@@ -65,3 +99,4 @@ for client in "$bin conformance" "$wasm_client"; do
   done
 done
 [ "$failed" = 0 ] || { echo "conformance refusal scenarios FAILED" >&2; exit 1; }
+

@@ -339,7 +339,7 @@ fn short_lived_tokens_are_refreshed_before_use() {
     );
     std::thread::sleep(Duration::from_millis(4_500));
     let unauthorized_before = stack.stats()["mcp"]["unauthorized"].as_u64().unwrap_or(0);
-    cli.ok(&["tools", &stack.mcp]); // initialize, initialized, tools/list: three requests
+    cli.ok(&["tools", &stack.mcp]); // server/discover (a 2025-11-25 server refuses it), initialize, initialized, tools/list
     assert_eq!(
         grants(&stack, "refresh_token"),
         before + 1,

@@ -1,6 +1,7 @@
 //! `edge-oauth`: an OAuth 2.1 client for MCP servers on the command line.
 
 mod authorizer;
+mod conformance;
 mod filestore;
 mod mcp;
 mod transport;
@@ -13,8 +14,8 @@ use edge_oauth_core::env::{OsRandom, SystemClock};
 use edge_oauth_core::registration::{ClientCredentials, ClientMetadata};
 use edge_oauth_core::www_authenticate::{BearerChallenge, parse_bearer};
 use edge_oauth_core::{
-    Authorizer, ClientConfig, ClientSecret, CredentialStore, Error, HttpClient, HttpRequest,
-    MemoryStore, OAuthClient, PreRegisteredClient, Result, Session, Url,
+    Authorizer, ClientConfig, ClientSecret, CredentialStore, Error, HttpClient, MemoryStore,
+    OAuthClient, PreRegisteredClient, Result, Session, Url,
 };
 use serde_json::{Value, json};
 
@@ -241,18 +242,10 @@ fn parse_server(o: &Opts, idx: usize) -> std::result::Result<Url, String> {
     Ok(u)
 }
 
-/// An unauthenticated `initialize` to read the server's challenge.
+/// An unauthenticated request to read the server's challenge: a modern `server/discover`
+/// (servers of either era answer it with 401 when they want a token).
 async fn probe<H: HttpClient>(http: &H, server: &Url) -> Result<(u16, Option<BearerChallenge>)> {
-    let body = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
-        "protocolVersion": mcp::PROTOCOL_VERSION, "capabilities": {},
-        "clientInfo": {"name": "edge-oauth", "version": env!("CARGO_PKG_VERSION")}}});
-    let mut req = HttpRequest::post_json(server.as_str(), &body);
-    req.headers
-        .retain(|(n, _)| !n.eq_ignore_ascii_case("accept"));
-    req.headers.push((
-        "Accept".into(),
-        "application/json, text/event-stream".into(),
-    ));
+    let req = mcp::probe_request(server.as_str());
     let resp = http.send(req).await.map_err(|e| Error::Transport {
         url: server.to_string(),
         message: e.message,
@@ -436,7 +429,7 @@ async fn cmd_discover(o: &Opts) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())?;
     say!(
         "  {status:>3}  {:<36} {server}",
-        "unauthenticated initialize"
+        "unauthenticated server/discover"
     );
     if let Some(c) = &challenge {
         say!(
@@ -519,24 +512,18 @@ async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
     let client = file_client(o).await?;
     let mcp = McpSession::new(&client, server.as_str());
     let run = async {
-        let init = mcp.initialize().await?;
-        let name = init
-            .pointer("/serverInfo/name")
-            .and_then(Value::as_str)
-            .unwrap_or("?");
-        say!("server: {name}");
-        let tools = mcp.request("tools/list", json!({})).await?;
-        for t in tools
-            .get("tools")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            say!(
-                "  {:<20} {}",
-                t.get("name").and_then(Value::as_str).unwrap_or("?"),
-                t.get("description").and_then(Value::as_str).unwrap_or("")
-            );
+        let server = mcp.connect().await?;
+        say!(
+            "server: {} (protocol {})",
+            server.name.as_deref().unwrap_or("?"),
+            server.protocol_version
+        );
+        let list = mcp.list_tools().await?;
+        for t in &list.tools {
+            say!("  {:<20} {}", t.name, t.description());
+        }
+        for (name, why) in &list.rejected {
+            eprintln!("warning: tool {} left out: {}", clean(name), clean(why));
         }
         Ok::<(), McpError>(())
     };
@@ -555,10 +542,7 @@ async fn cmd_call(o: &Opts) -> std::result::Result<(), String> {
     let client = file_client(o).await?;
     let mcp = McpSession::new(&client, server.as_str());
     let run = async {
-        mcp.initialize().await?;
-        let result = mcp
-            .request("tools/call", json!({"name": tool, "arguments": args}))
-            .await?;
+        let result = mcp.call_tool(&tool, args).await?;
         say!(
             "{}",
             serde_json::to_string_pretty(&result).unwrap_or_default()
@@ -641,69 +625,6 @@ async fn cmd_logout(o: &Opts) -> std::result::Result<(), String> {
     Ok(())
 }
 
-/// The conformance suite's client: a fresh in-memory store, headless authorization, and the
-/// usual MCP traffic (initialize, tools/list, tools/call).
-async fn cmd_conformance(mut o: Opts) -> std::result::Result<(), String> {
-    let server_idx = o
-        .positional
-        .len()
-        .checked_sub(1)
-        .ok_or("missing <mcp-url>")?;
-    o.positional = vec!["conformance".into(), o.positional[server_idx].clone()];
-    o.headless = true;
-    if let Ok(ctx) = std::env::var("MCP_CONFORMANCE_CONTEXT") {
-        let v: Value =
-            serde_json::from_str(&ctx).map_err(|e| format!("MCP_CONFORMANCE_CONTEXT: {e}"))?;
-        if let Some(id) = v.get("client_id").and_then(Value::as_str) {
-            o.client_id = Some(id.to_owned());
-            o.client_secret = v
-                .get("client_secret")
-                .and_then(Value::as_str)
-                .map(str::to_owned);
-        }
-    }
-    let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
-    eprintln!("scenario {scenario}");
-    let server = parse_server(&o, 1)?;
-    // A free loopback port per run: scenarios run in parallel.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap_or(33418);
-    o.port = port;
-    let client = build_client(&o, AnyStore::Memory(MemoryStore::new()))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut mcp = McpSession::new(&client, server.as_str());
-    if let Ok(v) = std::env::var("MCP_CONFORMANCE_PROTOCOL_VERSION") {
-        mcp = mcp.with_protocol_version(&v);
-    }
-    let run = async {
-        mcp.initialize().await?;
-        let tools = mcp.request("tools/list", json!({})).await?;
-        let name = tools
-            .pointer("/tools/0/name")
-            .and_then(Value::as_str)
-            .unwrap_or("test-tool")
-            .to_owned();
-        mcp.request("tools/call", json!({"name": name, "arguments": {}}))
-            .await?;
-        Ok::<(), McpError>(())
-    };
-    let result = run.await;
-    eprintln!("discovery trace:");
-    for s in client.last_trace() {
-        eprintln!(
-            "  {:?} {} {} {}",
-            s.status,
-            s.what,
-            clean(&s.url),
-            clean(&s.outcome)
-        );
-    }
-    result.map_err(|e| e.to_string())
-}
-
 fn main() -> ExitCode {
     let o = match parse_args() {
         Ok(o) => o,
@@ -744,7 +665,7 @@ fn main() -> ExitCode {
             "refresh" => cmd_refresh(&o).await,
             "list" => cmd_list(&o).await,
             "logout" => cmd_logout(&o).await,
-            "conformance" => cmd_conformance(o).await,
+            "conformance" => conformance::run(o).await,
             "" => Err("no command given".into()),
             other => Err(format!("unknown command {other}")),
         }
