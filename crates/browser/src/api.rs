@@ -83,7 +83,7 @@ export class EdgeOAuth {
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
   logout(): Promise<EdgeOAuthLogout>;
-  /** Called after login, refresh and logout (in this tab). */
+  /** Called after login, refresh and logout, in this tab or another tab of the origin. */
   onChange(listener: () => void): void;
 }
 export function createAuthFetch(client: EdgeOAuth): typeof globalThis.fetch;
@@ -429,9 +429,10 @@ impl EdgeOAuth {
         Ok(o.into())
     }
 
-    /// Registers a listener called after login, refresh and logout.
+    /// Registers a listener called after login, refresh and logout, here or in another tab.
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: Function) {
+        self.inner.store.on_change_elsewhere(listener.clone());
         self.inner.listeners.borrow_mut().push(listener);
     }
 }

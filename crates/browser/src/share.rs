@@ -29,6 +29,7 @@ pub struct TokenShare {
     /// The shared Web Lock every page of this database holds while it lives: counting its
     /// holders tells whether any other page could answer.
     presence: String,
+    listeners: Rc<RefCell<Vec<Function>>>,
     _on_message: Closure<dyn Fn(MessageEvent)>,
 }
 
@@ -110,7 +111,9 @@ impl TokenShare {
     pub fn open(db_name: &str, held: Held, cache: Cache) -> Option<Self> {
         let channel = BroadcastChannel::new(&format!("edge-oauth-tokens/{db_name}")).ok()?;
         let waiters: Waiters = Rc::default();
+        let listeners: Rc<RefCell<Vec<Function>>> = Rc::default();
         let on_message = {
+            let listeners = listeners.clone();
             let held = held.clone();
             let waiters = waiters.clone();
             let reply = channel.clone();
@@ -121,6 +124,11 @@ impl TokenShare {
                 };
                 // Any news from another tab about this session makes a cached copy stale.
                 cache.borrow_mut().retain(|(s, _)| *s != server);
+                if kind != "need" {
+                    for l in listeners.borrow().iter() {
+                        let _ = l.call0(&JsValue::UNDEFINED);
+                    }
+                }
                 match kind.as_str() {
                     "gone" => held.borrow_mut().retain(|(s, _)| *s != server),
                     "tokens" => {
@@ -162,8 +170,14 @@ impl TokenShare {
             held,
             waiters,
             presence,
+            listeners,
             _on_message: on_message,
         })
+    }
+
+    /// Calls `listener` on news from another tab (tokens saved, session deleted).
+    pub fn listen(&self, listener: Function) {
+        self.listeners.borrow_mut().push(listener);
     }
 
     /// Tells the other tabs that the session of `server` was deleted (a logout).

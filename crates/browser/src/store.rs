@@ -188,8 +188,9 @@ impl BrowserStore {
         };
         let access = crate::share::Held::default();
         let cache = crate::share::Cache::default();
-        let apart = !options.persist_access_tokens && matches!(backend, Backend::Idb { .. });
-        let share = if apart {
+        // The channel to the other tabs: access tokens (when kept in memory), and news of every
+        // write and logout (cache invalidation, change events).
+        let share = if matches!(backend, Backend::Idb { .. }) {
             crate::share::TokenShare::open(&options.db_name, access.clone(), cache.clone())
         } else {
             None
@@ -204,6 +205,14 @@ impl BrowserStore {
             unanswered: RefCell::default(),
             cache,
             locks_held: std::rc::Rc::default(),
+        }
+    }
+
+    /// Calls `listener` when another tab of this origin saves or deletes a session (a refresh,
+    /// a login, a logout there). Nothing is reported where the store keeps to memory.
+    pub fn on_change_elsewhere(&self, listener: js_sys::Function) {
+        if let Some(share) = &self.share {
+            share.listen(listener);
         }
     }
 
@@ -394,14 +403,14 @@ impl BrowserStore {
                 session.server.clone(),
                 session.tokens.clone(),
             );
-            if let Some(share) = &self.share {
-                share.publish(&session.server, &session.tokens);
-                insert(
-                    &mut self.cache.borrow_mut(),
-                    session.server.clone(),
-                    session.clone(),
-                );
-            }
+        }
+        if let Some(share) = &self.share {
+            share.publish(&session.server, &session.tokens);
+            insert(
+                &mut self.cache.borrow_mut(),
+                session.server.clone(),
+                session.clone(),
+            );
         }
         Ok(())
     }

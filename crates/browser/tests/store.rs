@@ -276,7 +276,9 @@ async fn a_tampered_record_is_deleted_and_needs_reauthentication() {
     .await
     .unwrap();
 
-    // Through the core's trait: a store error the caller can recognise, never a panic.
+    // A later page (this one remembers what it wrote) reads it back. Through the core's
+    // trait: a store error the caller can recognise, never a panic.
+    let store = open(&name, true).await;
     let err = store.load_session(SERVER).await.unwrap_err();
     assert_eq!(err.code(), "store_record_unreadable");
     assert_eq!(err.recovery(), edge_oauth_core::Recovery::Reauthenticate);
@@ -649,5 +651,35 @@ async fn a_logout_in_another_tab_reaches_this_one() {
     // ...until the first logs out: its message drops the copy, the disk has nothing.
     first.delete_session(SERVER).await.unwrap();
     next_tasks().await;
+    assert_eq!(second.load_session(SERVER).await.unwrap(), None);
+}
+
+#[wasm_bindgen_test]
+async fn other_tabs_hear_of_writes_and_logouts() {
+    let name = db_name("events");
+    let first = open(&name, true).await;
+    let second = open(&name, true).await;
+    let count = || {
+        js_sys::Reflect::get(&js_sys::global(), &"__edgeOauthChanges".into())
+            .ok()
+            .and_then(|v| v.as_f64())
+            .unwrap_or(0.0)
+    };
+    second.on_change_elsewhere(js_sys::Function::new_no_args(
+        "globalThis.__edgeOauthChanges = (globalThis.__edgeOauthChanges || 0) + 1",
+    ));
+    let before = count();
+    first.save_session(&session(SERVER)).await.unwrap();
+    next_tasks().await;
+    assert_eq!(count() - before, 1.0);
+    // The second page's copy follows the first page's writes, also with access tokens
+    // persisted.
+    assert_eq!(
+        second.load_session(SERVER).await.unwrap(),
+        Some(session(SERVER))
+    );
+    first.delete_session(SERVER).await.unwrap();
+    next_tasks().await;
+    assert_eq!(count() - before, 2.0);
     assert_eq!(second.load_session(SERVER).await.unwrap(), None);
 }
