@@ -276,8 +276,16 @@ impl Inner {
         }
         let mut token = self.access_token().await.map_err(|e| js_error(&e))?;
         let mut retry = RetryState::default();
+        // Redirects are not followed with the token: a redirect answer comes back as it is
+        // (an opaque redirect), never re-sent elsewhere carrying Authorization.
+        let manual = Object::new();
+        set(&manual, "redirect", "manual");
         loop {
-            let attempt = request.clone()?;
+            let attempt: web_sys::Request = Reflect::construct(
+                &request_ctor,
+                &js_sys::Array::of2(&request.clone()?.into(), &manual),
+            )?
+            .unchecked_into();
             let headers = attempt.headers();
             match &token {
                 Some(t) => headers.set("Authorization", &format!("Bearer {}", t.secret()))?,
@@ -459,12 +467,11 @@ pub async fn handle_redirect_callback(options: JsValue) -> Result<JsValue, JsVal
         .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMissing))?;
     let saved = inner
         .store
-        .load_pending(&state)
+        .take_pending(&state)
         .await
         .map_err(|e| js_error(&e.into()))?
         .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMismatch))?;
-    // One use only, whatever happens next.
-    let _ = inner.store.delete_pending(&state).await;
+    // Taken: one use only, whatever happens next.
     let (pending, return_to): (PendingLogin, Option<String>) =
         serde_json::from_str(&saved).map_err(|_| invalid("the saved login does not parse"))?;
     let mut clean = url.clone();

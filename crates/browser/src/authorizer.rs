@@ -21,6 +21,9 @@ pub const CALLBACK_MESSAGE: &str = "edge-oauth-callback";
 /// How long a popup may stay open before the flow is abandoned (ms).
 const POPUP_TIMEOUT_MS: f64 = 5.0 * 60.0 * 1000.0;
 
+/// How long the flow still waits for the callback after the popup looks closed (ms).
+const POPUP_CLOSED_GRACE_MS: f64 = 60.0 * 1000.0;
+
 /// The `BroadcastChannel` of one popup flow.
 pub fn channel_name(state: &str) -> String {
     format!("edge-oauth-callback/{state}")
@@ -72,7 +75,8 @@ impl PageAuthorizer {
         if self.mode == Mode::Popup {
             let window = web_sys::window().ok_or_else(|| fail("no window"))?;
             let popup = window
-                .open_with_url_and_target_and_features("", "edge-oauth", "popup,width=520,height=700")
+                // A new window per flow: two flows never share (or close) one window.
+                .open_with_url_and_target_and_features("", "_blank", "popup,width=520,height=700")
                 .ok()
                 .flatten()
                 .ok_or(Error::Authorizer {
@@ -91,15 +95,16 @@ impl PageAuthorizer {
     }
 
     async fn popup_flow(&self, url: &Url) -> Result<String> {
-        let popup = self.popup.borrow().clone();
-        let popup = match popup {
+        // The window opened by login() for this flow; or, for a step-up from fetch, one opened
+        // now (which the browser allows only shortly after a user gesture).
+        let opened = self.popup.borrow_mut().take();
+        let popup = match opened {
             Some(p) => p,
-            // A step-up from fetch, not from a click: try to open one now.
             None => {
                 self.prepare(None)?;
                 self.popup
-                    .borrow()
-                    .clone()
+                    .borrow_mut()
+                    .take()
                     .ok_or_else(|| fail("no popup"))?
             }
         };
@@ -168,12 +173,22 @@ async fn wait_for_callback(popup: &web_sys::Window, state: &str, origin: &str) -
         .add_event_listener_with_callback("message", on_message.as_ref().unchecked_ref())
         .map_err(|_| fail("cannot listen for messages"))?;
     channel.set_onmessage(Some(on_channel.as_ref().unchecked_ref()));
-    // The popup closed by the user, or the time up: poll twice a second.
+    // The popup closed by the user, or the time up: poll twice a second. A window that looks
+    // closed may only have been cut off from this page by Cross-Origin-Opener-Policy (on the
+    // authorization server or the callback page), its callback still to come over the
+    // channel: it is given POPUP_CLOSED_GRACE_MS before the flow counts as abandoned.
     let started = js_sys::Date::now();
     let watch_popup = popup.clone();
+    let closed_since = std::cell::Cell::new(None::<f64>);
     let on_tick = Closure::<dyn Fn()>::new(move || {
-        let closed = watch_popup.closed().unwrap_or(true);
-        if closed || js_sys::Date::now() - started > POPUP_TIMEOUT_MS {
+        let now = js_sys::Date::now();
+        if closed_since.get().is_none() && watch_popup.closed().unwrap_or(true) {
+            closed_since.set(Some(now));
+        }
+        let closed = closed_since
+            .get()
+            .is_some_and(|t| now - t > POPUP_CLOSED_GRACE_MS);
+        if closed || now - started > POPUP_TIMEOUT_MS {
             let code = if closed {
                 "popup_closed"
             } else {
@@ -213,6 +228,20 @@ async fn wait_for_callback(popup: &web_sys::Window, state: &str, origin: &str) -
 impl Authorizer for PageAuthorizer {
     fn redirect_uri(&self) -> String {
         self.redirect_uri.clone()
+    }
+
+    /// A client this page registers gets its redirect URI tagged per authorization server
+    /// (`?as=<issuer tag>`, the same callback page): a callback proves which server's flow it
+    /// ends even when the server sends no `iss` (RFC 9700 §4.4.2).
+    fn redirect_uri_for(&self, issuer: &str) -> String {
+        let tag = edge_oauth_core::client::issuer_tag(issuer);
+        match Url::parse(&self.redirect_uri) {
+            Ok(mut u) => {
+                u.query_pairs_mut().append_pair("as", &tag);
+                u.to_string()
+            }
+            Err(_) => self.redirect_uri.clone(),
+        }
     }
 
     async fn authorize(&self, url: &Url) -> Result<String> {

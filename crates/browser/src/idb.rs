@@ -226,6 +226,22 @@ impl Database {
         }
     }
 
+    /// Reads and deletes the value under `key` in one transaction: of two pages taking the same
+    /// record at once, one gets it and the other nothing. Returns once committed.
+    pub async fn take(&self, store: &str, key: &str) -> Result<Option<JsValue>, Error> {
+        let (tx, os) = self.object_store(store, IdbTransactionMode::Readwrite, "take")?;
+        let k = JsValue::from_str(key);
+        let get = os.get(&k).map_err(|e| Error::idb("take", e))?;
+        os.delete(&k).map_err(|e| Error::idb("take", e))?;
+        let value = request(&get)
+            .await
+            .map_err(|error| Error::IndexedDb { op: "take", error })?;
+        transaction_done(&tx)
+            .await
+            .map_err(|error| Error::IndexedDb { op: "take", error })?;
+        Ok((!value.is_undefined()).then_some(value))
+    }
+
     /// Deletes the value under `key` (nothing there is not an error); returns once committed.
     pub async fn delete(&self, store: &str, key: &str) -> Result<(), Error> {
         let (tx, os) = self.object_store(store, IdbTransactionMode::Readwrite, "delete")?;

@@ -169,7 +169,9 @@ impl EdgeOAuthProvider {
     pub async fn state(&self) -> Result<String, JsValue> {
         let state = edge_oauth_core::pkce::random_token(&edge_oauth_core::env::OsRandom, 32)
             .map_err(|e| js_error(&e))?;
-        self.put(STATE, &state).await?;
+        let now = edge_oauth_core::env::Clock::now(&crate::env::DateClock);
+        // Kept with its birth time: a callback more than ten minutes later is refused.
+        self.put(STATE, &format!("{now}|{state}")).await?;
         Ok(state)
     }
 
@@ -212,8 +214,11 @@ impl EdgeOAuthProvider {
             .and_then(|h| h.as_string())
             .or_else(|| url.as_string())
             .ok_or_else(|| JsValue::from_str("not a URL"))?;
+        // Only an https (or loopback http) authorization endpoint: never a javascript: URL
+        // from server metadata.
+        let checked = edge_oauth_core::http::parse_secure_url(&href).map_err(|e| js_error(&e))?;
         let window = web_sys::window().ok_or_else(|| JsValue::from_str("no window"))?;
-        window.location().assign(&href)
+        window.location().assign(checked.as_str())
     }
 
     /// Keeps the PKCE verifier.
@@ -297,6 +302,10 @@ impl EdgeOAuthProvider {
                 name: if repeated_state { "state" } else { "code" }.into(),
             }));
         }
+        let (born, expected) = match expected.as_deref().and_then(|e| e.split_once('|')) {
+            Some((born, e)) => (born.parse::<u64>().ok(), Some(e.to_owned())),
+            None => (None, None),
+        };
         let matches = match (&expected, &state) {
             (Some(e), Some(s)) => State::new(e.clone()).matches(s),
             _ => false,
@@ -308,22 +317,41 @@ impl EdgeOAuthProvider {
                 edge_oauth_core::Error::StateMismatch
             }));
         }
-        if let (Some(found), Some(discovery)) = (param("iss").0, self.get(DISCOVERY).await?) {
-            let discovered = Reflect::get(
-                &parse_json(&discovery),
-                &"authorizationServerMetadata".into(),
-            )
-            .ok()
-            .and_then(|m| Reflect::get(&m, &"issuer".into()).ok())
+        let now = edge_oauth_core::env::Clock::now(&crate::env::DateClock);
+        let age_secs = now.saturating_sub(born.unwrap_or(0));
+        if age_secs > edge_oauth_core::authorize::PENDING_MAX_AGE_SECS {
+            return Err(js_error(
+                &edge_oauth_core::Error::PendingAuthorizationExpired {
+                    age_secs,
+                    max_age_secs: edge_oauth_core::authorize::PENDING_MAX_AGE_SECS,
+                },
+            ));
+        }
+        // RFC 9207 against the issuer the SDK discovered (its discovery state): equal when
+        // sent, required when the server advertises it.
+        let metadata = self.get(DISCOVERY).await?.and_then(|d| {
+            Reflect::get(&parse_json(&d), &"authorizationServerMetadata".into()).ok()
+        });
+        let issuer = metadata
+            .as_ref()
+            .and_then(|m| Reflect::get(m, &"issuer".into()).ok())
             .and_then(|i| i.as_string());
-            if let Some(issuer) = discovered
-                && issuer != found
-            {
+        let advertised = metadata
+            .as_ref()
+            .and_then(|m| {
+                Reflect::get(m, &"authorization_response_iss_parameter_supported".into()).ok()
+            })
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
+        match (param("iss").0, issuer) {
+            (Some(found), Some(issuer)) if found != issuer => {
                 return Err(js_error(&edge_oauth_core::Error::IssMismatch {
                     expected: issuer,
                     found,
                 }));
             }
+            (None, _) if advertised => return Err(js_error(&edge_oauth_core::Error::IssMissing)),
+            _ => {}
         }
         if let Some(code) = param("error").0 {
             return Err(js_error(&edge_oauth_core::Error::AuthorizationFailed {

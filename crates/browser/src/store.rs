@@ -354,6 +354,11 @@ impl BrowserStore {
                     .filter(|t| without_access_token(t) == session.tokens)
                     .is_some()
             };
+            // A redirect login's tokens, handed over by the callback page of this tab: taken
+            // (and deleted) on the first read that needs them.
+            if !matching(&self.access) {
+                self.take_handoff(server, &session.tokens).await;
+            }
             let asked_before = lookup(&self.unanswered.borrow(), server) == Some(&session.tokens);
             if !matching(&self.access)
                 && !asked_before
@@ -369,9 +374,6 @@ impl BrowserStore {
                         session.tokens.clone(),
                     );
                 }
-            }
-            if !matching(&self.access) {
-                self.take_handoff(server, &session.tokens).await;
             }
             let held = lookup(&self.access.borrow(), server).cloned();
             match held {
@@ -470,6 +472,41 @@ impl BrowserStore {
     /// Forgets the string kept under `id`.
     pub async fn delete_blob(&self, id: &str) -> Result<(), Error> {
         self.delete_record(RecordKind::Provider, id).await
+    }
+
+    /// Takes (reads and deletes, atomically) the pending authorization saved under `state`:
+    /// a callback handled twice at once (two loads of the callback page) exchanges its code
+    /// once.
+    pub async fn take_pending(&self, state: &str) -> Result<Option<String>, Error> {
+        let id = pending_id(state);
+        let name = record_key(RecordKind::Pending, &id);
+        let plaintext = match &self.backend {
+            Backend::Memory(records) => {
+                let v = lookup(&records.borrow(), &name).cloned();
+                remove(&mut records.borrow_mut(), &name);
+                v
+            }
+            Backend::Idb { db, key } => {
+                let Some(raw) = db.take(RECORDS_STORE, &name).await? else {
+                    return Ok(None);
+                };
+                match Sealed::from_js(&raw) {
+                    Some(sealed) => key.open(&aad("pending", &id), &sealed).await.ok(),
+                    None => None,
+                }
+            }
+        };
+        match plaintext.map(String::from_utf8) {
+            None => Err(Error::UnreadableRecord {
+                kind: "pending",
+                key: id,
+            }),
+            Some(Ok(s)) => Ok(Some(s)),
+            Some(Err(_)) => Err(Error::UnreadableRecord {
+                kind: "pending",
+                key: id,
+            }),
+        }
     }
 
     /// Forgets the pending authorization saved under `state` (do it once the callback is

@@ -251,7 +251,8 @@ impl Authorizer for HeadlessAuthorizer {
                 .get(url.clone())
                 .send()
                 .await
-                .map_err(|e| authz_err(format!("GET {}: {e}", url.path())))?;
+                // Without the URL: its query holds the state (or a code).
+                .map_err(|e| authz_err(format!("GET {}: {}", url.path(), e.without_url())))?;
             let status = resp.status();
             if !status.is_redirection() {
                 return Err(authz_err(format!(

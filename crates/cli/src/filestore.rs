@@ -74,7 +74,10 @@ impl FileStore {
 
     fn write<T: Serialize>(&self, path: &Path, value: &T) -> Result<()> {
         let bytes = serde_json::to_vec_pretty(value).map_err(|e| store_err("serialize", e))?;
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        // A fresh name per write: a temp file left by a crashed process (whose pid may come
+        // back) never blocks a later save.
+        let nonce = edge_oauth_core::pkce::random_token(&edge_oauth_core::env::OsRandom, 9)?;
+        let tmp = path.with_extension(format!("tmp-{}-{nonce}", std::process::id()));
         let result = (|| -> std::io::Result<()> {
             let mut f = open_private(&tmp)?;
             f.write_all(&bytes)?;

@@ -168,7 +168,13 @@ pub fn validate_callback_within(
         && url.host() == expected.host()
         && url.port_or_known_default() == expected.port_or_known_default()
         && url.path() == expected.path();
-    if !same_endpoint {
+    // A redirect URI with a query (e.g. a tag per authorization server) must arrive with
+    // each of its parameters exactly once and unchanged.
+    let same_query = expected.query_pairs().all(|(k, v)| {
+        let mut found = url.query_pairs().filter(|(ck, _)| *ck == k);
+        matches!((found.next(), found.next()), (Some((_, cv)), None) if cv == v)
+    });
+    if !same_endpoint || !same_query {
         return Err(Error::CallbackMismatch {
             expected: pending.redirect_uri.clone(),
         });
@@ -378,6 +384,26 @@ mod tests {
                 .code(),
             "invalid_url"
         );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn a_redirect_uri_query_must_come_back_unchanged() {
+        let (_, mut p) = fixture(true);
+        p.redirect_uri = "http://127.0.0.1:9000/callback?as=tag-a".into();
+        let st = p.state.secret().to_owned();
+        let iss = "https%3A%2F%2Fas.example.com";
+        let at = |q: &str| validate_callback(&cb(q), p.clone(), &CLOCK).map(|_| ());
+        assert!(at(&format!("as=tag-a&code=c&state={st}&iss={iss}")).is_ok());
+        for other in ["as=tag-b&", "", "as=tag-a&as=tag-b&", "as=&"] {
+            assert_eq!(
+                at(&format!("{other}code=c&state={st}&iss={iss}"))
+                    .unwrap_err()
+                    .code(),
+                "callback_mismatch",
+                "{other}"
+            );
+        }
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -421,9 +421,16 @@ where
                 .ok_or_else(|| Error::SessionEnded {
                     server: seen.server.clone(),
                 })?;
-        if current.tokens.refresh_token != seen.tokens.refresh_token
-            || current.tokens.access_token != seen.tokens.access_token
-        {
+        let changed = current.tokens.refresh_token != seen.tokens.refresh_token
+            || current.tokens.access_token != seen.tokens.access_token;
+        // Someone else refreshed: take theirs, unless it is no use here (its access token
+        // expired, or not handed to this process) — then refresh it, with its own refresh
+        // token, so nothing is replayed.
+        let usable = !current
+            .tokens
+            .needs_refresh(self.clock.now(), self.config.refresh_buffer_secs)
+            && !current.tokens.access_token.secret().is_empty();
+        if changed && usable {
             return Ok(current);
         }
         self.refresh_now(&current).await
@@ -789,6 +796,9 @@ where
     /// Revokes the session's refresh and access tokens (RFC 7009), then deletes it locally.
     pub async fn logout(&self, server: &str) -> Result<LogoutOutcome> {
         let mut out = LogoutOutcome::default();
+        // Under the refresh lock: a refresh running elsewhere cannot save a rotated session
+        // after this logout deleted it.
+        let _lock = self.store.lock_session(server).await?;
         let Some(session) = self.load_session(server).await? else {
             return Ok(out);
         };
@@ -799,10 +809,14 @@ where
                 if let Some(rt) = &session.tokens.refresh_token {
                     tokens.push((rt.secret(), TokenTypeHint::RefreshToken));
                 }
-                tokens.push((
-                    session.tokens.access_token.secret(),
-                    TokenTypeHint::AccessToken,
-                ));
+                // An access token this process does not hold (kept in another tab's memory)
+                // is not sent as an empty one.
+                if !session.tokens.access_token.secret().is_empty() {
+                    tokens.push((
+                        session.tokens.access_token.secret(),
+                        TokenTypeHint::AccessToken,
+                    ));
+                }
                 for (token, hint) in tokens {
                     let result = async {
                         let request = revocation_request(endpoint, &client, token, hint)?;

@@ -1264,3 +1264,51 @@ flow_test!(a_redirect_flow_survives_a_new_page, async {
         "authorization_expired"
     );
 });
+
+flow_test!(
+    a_logout_waits_for_a_refresh_in_flight_and_stays_logged_out,
+    async {
+        let fake = Fake::new();
+        let clock = ManualClock::new(1_000_000);
+        let store = SharedStore::default();
+        let a = shared_client(&fake, &clock, &store);
+        let b = shared_client(&fake, &clock, &store);
+        a.send(call()).await.unwrap();
+        let s = store.inner.load_session(MCP).await.unwrap().unwrap();
+        fake.0.borrow_mut().slow_token = true;
+        // a refreshes (its token request in flight) while b logs out.
+        let (refreshed, out) = join(a.refresh(&s), b.logout(MCP)).await;
+        refreshed.unwrap();
+        assert!(out.unwrap().deleted);
+        // The refresh finished first and logout revoked what it saved: nothing comes back.
+        assert_eq!(store.inner.load_session(MCP).await.unwrap(), None);
+        assert!(
+            fake.0.borrow().refresh.is_empty(),
+            "a live refresh token survived the logout"
+        );
+    }
+);
+
+flow_test!(
+    another_process_refresh_without_a_usable_access_token_is_refreshed_again,
+    async {
+        let fake = Fake::new();
+        let clock = ManualClock::new(1_000_000);
+        let store = SharedStore::default();
+        let a = shared_client(&fake, &clock, &store);
+        let b = shared_client(&fake, &clock, &store);
+        a.send(call()).await.unwrap();
+        let seen = store.inner.load_session(MCP).await.unwrap().unwrap();
+        // a refreshes; the store hands its result to b without the access token (kept in a's
+        // memory only), marked expired.
+        let mut newer = a.refresh(&seen).await.unwrap();
+        newer.tokens.access_token = edge_oauth_core::AccessToken::new("");
+        newer.tokens.expires_at = Some(0);
+        store.inner.save_session(&newer).await.unwrap();
+        // b does not take the empty token: it refreshes with the current refresh token.
+        let mine = b.refresh(&seen).await.unwrap();
+        assert!(!mine.tokens.access_token.secret().is_empty());
+        assert_ne!(mine.tokens.refresh_token, newer.tokens.refresh_token);
+        assert_eq!(b.send(call()).await.unwrap().status, 200);
+    }
+);
