@@ -173,6 +173,18 @@ async fn access_tokens_stay_in_memory_by_default() {
     );
 }
 
+/// Copies a raw sealed record to another key, as someone with access to the database could.
+async fn copy_record(db: &Database, from: (RecordKind, &str), to: (RecordKind, &str)) {
+    let value = db
+        .get(RECORDS_STORE, &record_key(from.0, from.1))
+        .await
+        .unwrap()
+        .unwrap();
+    db.put(RECORDS_STORE, &record_key(to.0, to.1), &value)
+        .await
+        .unwrap();
+}
+
 /// Lets the event loop run other tasks (message events) for a moment.
 async fn next_tasks() {
     let promise = js_sys::Promise::new(&mut |resolve, _| {
@@ -339,18 +351,12 @@ async fn a_record_moved_to_another_server_or_kind_does_not_decrypt() {
     let db = raw(&name).await;
 
     // The session of SERVER copied under OTHER_SERVER.
-    let value = db
-        .get(RECORDS_STORE, &record_key(RecordKind::Session, SERVER))
-        .await
-        .unwrap()
-        .unwrap();
-    db.put(
-        RECORDS_STORE,
-        &record_key(RecordKind::Session, OTHER_SERVER),
-        &value,
+    copy_record(
+        &db,
+        (RecordKind::Session, SERVER),
+        (RecordKind::Session, OTHER_SERVER),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         store.session(OTHER_SERVER).await.unwrap_err(),
         unreadable("session", OTHER_SERVER)
@@ -363,18 +369,12 @@ async fn a_record_moved_to_another_server_or_kind_does_not_decrypt() {
     assert_eq!(store.session(SERVER).await.unwrap(), Some(session(SERVER)));
 
     // The client of ISSUER copied to the session slot with the same id: another kind.
-    let value = db
-        .get(RECORDS_STORE, &record_key(RecordKind::Client, ISSUER))
-        .await
-        .unwrap()
-        .unwrap();
-    db.put(
-        RECORDS_STORE,
-        &record_key(RecordKind::Session, ISSUER),
-        &value,
+    copy_record(
+        &db,
+        (RecordKind::Client, ISSUER),
+        (RecordKind::Session, ISSUER),
     )
-    .await
-    .unwrap();
+    .await;
     assert_eq!(
         store.session(ISSUER).await.unwrap_err(),
         unreadable("session", ISSUER)

@@ -703,10 +703,12 @@ flow_test!(a_catch_all_html_page_is_skipped, async {
     );
 });
 
-/// A store whose saves can be made to fail.
+/// A store whose saves can be made to fail, with a lock every client sharing it sees.
+#[derive(Default)]
 struct FlakyStore {
     inner: MemoryStore,
     fail: std::cell::Cell<bool>,
+    locked: std::rc::Rc<std::cell::Cell<bool>>,
 }
 
 impl CredentialStore for FlakyStore {
@@ -739,6 +741,22 @@ impl CredentialStore for FlakyStore {
     async fn delete_session(&self, server: &str) -> Result<()> {
         self.inner.delete_session(server).await
     }
+    async fn lock_session(&self, _server: &str) -> Result<edge_oauth_core::store::StoreLock> {
+        let locked = self.locked.clone();
+        std::future::poll_fn(|cx| {
+            if locked.get() {
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            } else {
+                std::task::Poll::Ready(())
+            }
+        })
+        .await;
+        locked.set(true);
+        Ok(edge_oauth_core::store::StoreLock::on_release(move || {
+            locked.set(false)
+        }))
+    }
 }
 
 flow_test!(
@@ -747,10 +765,7 @@ flow_test!(
         let fake = Fake::new();
         let clock = ManualClock::new(1_000_000);
         let config = ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
-        let store = FlakyStore {
-            inner: MemoryStore::new(),
-            fail: Default::default(),
-        };
+        let store = FlakyStore::default();
         let c = OAuthClient::new(
             &fake,
             store,
@@ -866,10 +881,7 @@ flow_test!(a_client_the_server_forgot_is_registered_again, async {
 flow_test!(an_unsaved_session_never_overwrites_a_newer_one, async {
     let fake = Fake::new();
     let clock = ManualClock::new(1_000_000);
-    let store = FlakyStore {
-        inner: MemoryStore::new(),
-        fail: Default::default(),
-    };
+    let store = FlakyStore::default();
     let config = || ClientConfig::new(ClientMetadata::native("flow-test", REDIRECT));
     // Two processes sharing one store.
     let a = OAuthClient::new(
@@ -931,55 +943,8 @@ flow_test!(
     }
 );
 
-/// A store shared by several clients (processes, tabs) with a lock they all see.
-#[derive(Default)]
-struct SharedStore {
-    inner: MemoryStore,
-    locked: std::rc::Rc<std::cell::Cell<bool>>,
-}
-
-impl CredentialStore for SharedStore {
-    async fn load_client(
-        &self,
-        issuer: &str,
-    ) -> Result<Option<edge_oauth_core::registration::ClientCredentials>> {
-        self.inner.load_client(issuer).await
-    }
-    async fn save_client(
-        &self,
-        client: &edge_oauth_core::registration::ClientCredentials,
-    ) -> Result<()> {
-        self.inner.save_client(client).await
-    }
-    async fn delete_client(&self, issuer: &str) -> Result<()> {
-        self.inner.delete_client(issuer).await
-    }
-    async fn load_session(&self, server: &str) -> Result<Option<edge_oauth_core::Session>> {
-        self.inner.load_session(server).await
-    }
-    async fn save_session(&self, session: &edge_oauth_core::Session) -> Result<()> {
-        self.inner.save_session(session).await
-    }
-    async fn delete_session(&self, server: &str) -> Result<()> {
-        self.inner.delete_session(server).await
-    }
-    async fn lock_session(&self, _server: &str) -> Result<edge_oauth_core::store::StoreLock> {
-        let locked = self.locked.clone();
-        std::future::poll_fn(|cx| {
-            if locked.get() {
-                cx.waker().wake_by_ref();
-                std::task::Poll::Pending
-            } else {
-                std::task::Poll::Ready(())
-            }
-        })
-        .await;
-        locked.set(true);
-        Ok(edge_oauth_core::store::StoreLock::on_release(move || {
-            locked.set(false)
-        }))
-    }
-}
+/// A store shared by several clients (processes, tabs), with a lock they all see.
+type SharedStore = FlakyStore;
 
 fn shared_client<'a>(
     fake: &'a Fake,
@@ -1061,10 +1026,7 @@ flow_test!(
 flow_test!(a_session_logged_out_elsewhere_does_not_come_back, async {
     let fake = Fake::new();
     let clock = ManualClock::new(1_000_000);
-    let store = FlakyStore {
-        inner: MemoryStore::new(),
-        fail: Default::default(),
-    };
+    let store = FlakyStore::default();
     let c = OAuthClient::new(
         &fake,
         &store,
