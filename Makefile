@@ -28,6 +28,7 @@ lint:
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
+	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
 	@! cargo tree -p edge-oauth-core --target wasm32-unknown-unknown -e normal | grep -E 'tokio|reqwest|hyper'
@@ -41,6 +42,9 @@ unit:
 wasm-test:
 	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
 	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
+	@# Again with URLs parsed by the JS engine's URL (the js-url feature the browser package uses).
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow
 	@# The browser crate: its store and fetch tests run in headless Chromium (fetch against
 	@# tests/echo-server.mjs), tests/anywhere.rs under Node and then in Chromium.
 	bash crates/browser/tests/with-echo-server.sh cargo test -p edge-oauth-browser --target wasm32-unknown-unknown

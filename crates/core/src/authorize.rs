@@ -1,8 +1,8 @@
 //! The authorization request (RFC 6749 §4.1.1 with PKCE, RFC 8707 `resource`) and the
 //! validation of the redirect back (state, RFC 9207 `iss`, duplicates, `error`).
 
+use crate::url::Url;
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::discovery::AuthorizationServerMetadata;
 use crate::env::{Clock, RandomSource};

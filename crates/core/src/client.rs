@@ -5,7 +5,7 @@
 use core::cell::RefCell;
 use core::future::Future;
 
-use url::Url;
+use crate::url::Url;
 
 use crate::authorize::PendingAuthorization;
 use crate::authorize::{AuthorizationRequest, build_authorization_url, validate_callback};
@@ -1163,7 +1163,10 @@ pub fn redirect_uri_matches(registered: &str, actual: &str) -> bool {
     }
     match (Url::parse(registered), Url::parse(actual)) {
         (Ok(a), Ok(b)) => {
-            let ip_literal = matches!(a.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_)));
+            let ip_literal = matches!(
+                a.host(),
+                Some(crate::url::Host::Ipv4(_) | crate::url::Host::Ipv6(_))
+            );
             ip_literal
                 && http::is_loopback(&a)
                 && a.scheme() == "http"

@@ -1,8 +1,8 @@
 //! Discovery: RFC 9728 protected resource metadata, then RFC 8414 / OpenID Connect
 //! authorization server metadata, in the order the MCP authorization spec gives.
 
+use crate::url::Url;
 use serde::{Deserialize, Serialize};
-use url::Url;
 
 use crate::error::{Error, Result};
 use crate::http::{

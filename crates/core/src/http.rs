@@ -4,8 +4,8 @@
 use core::fmt;
 use core::future::Future;
 
+use crate::url::Url;
 use serde::de::DeserializeOwned;
-use url::Url;
 
 use crate::error::{Endpoint, Error, OAuthError, OAuthErrorCode, Result};
 
@@ -62,7 +62,7 @@ impl HttpRequest {
         url: impl Into<String>,
         pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
     ) -> Self {
-        let body = url::form_urlencoded::Serializer::new(String::new())
+        let body = crate::url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs)
             .finish();
         Self {
@@ -106,7 +106,9 @@ impl HttpRequest {
     /// The body decoded as form pairs (for tests and fakes).
     pub fn form_pairs(&self) -> Vec<(String, String)> {
         let body = self.body.as_deref().unwrap_or_default();
-        url::form_urlencoded::parse(body).into_owned().collect()
+        crate::url::form_urlencoded::parse(body)
+            .into_owned()
+            .collect()
     }
 }
 
@@ -428,9 +430,9 @@ pub fn check_secure(url: &Url) -> Result<()> {
 /// codes and tokens off-host in clear.
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(crate::url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(crate::url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(crate::url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
 }

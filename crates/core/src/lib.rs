@@ -12,7 +12,7 @@
 //! ```no_run
 //! # async fn demo(http: impl edge_oauth_core::HttpClient) -> edge_oauth_core::Result<()> {
 //! use edge_oauth_core::{discovery, authorize, token, env::*, registration::*};
-//! let server = url::Url::parse("https://mcp.example.com/mcp").unwrap();
+//! let server = edge_oauth_core::Url::parse("https://mcp.example.com/mcp").unwrap();
 //! let d = discovery::discover(&http, &server, None, &mut Vec::new()).await?;
 //! let client = metadata_document_client(&d.authorization_server.issuer,
 //!     "https://app.example.com/oauth/client.json", "https://app.example.com/cb")?;
@@ -41,6 +41,7 @@ pub mod scope;
 pub mod secret;
 pub mod store;
 pub mod token;
+pub mod url;
 pub mod www_authenticate;
 
 pub use client::{Authorizer, ClientConfig, OAuthClient, PreRegisteredClient};
@@ -49,4 +50,4 @@ pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken, State};
 pub use store::{CredentialStore, MemoryStore, Session};
 pub use token::TokenSet;
-pub use url::{self, Url};
+pub use url::Url;

@@ -95,7 +95,7 @@ impl ClientCredentials {
         match (self.auth_method, &self.client_secret) {
             (TokenEndpointAuthMethod::ClientSecretBasic, Some(secret)) => {
                 let enc = |s: &str| {
-                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                    crate::url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
                 let basic =
                     STANDARD.encode(format!("{}:{}", enc(&self.client_id), enc(secret.secret())));
@@ -110,7 +110,7 @@ impl ClientCredentials {
             }
             _ => pairs.push(("client_id", self.client_id.clone())),
         }
-        let body = url::form_urlencoded::Serializer::new(String::new())
+        let body = crate::url::form_urlencoded::Serializer::new(String::new())
             .extend_pairs(pairs.iter().map(|(k, v)| (*k, v.as_str())))
             .finish();
         request.body = Some(body.into_bytes());
