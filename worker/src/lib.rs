@@ -20,5 +20,12 @@ pub mod proxy;
 pub mod reply;
 pub mod session;
 
+#[cfg(target_arch = "wasm32")]
+mod durable;
+#[cfg(target_arch = "wasm32")]
+mod entry;
+#[cfg(target_arch = "wasm32")]
+mod fetch;
+
 pub use config::{Config, ConfigError};
 pub use error::ProxyError;
