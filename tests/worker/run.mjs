@@ -469,7 +469,8 @@ async function main() {
   await check('bad configuration: every request gets 500 server_error naming the problem, never the secret', async () => {
     const bad = await startWorker({
       ALLOWED_ORIGINS: `${PAGE}, ${EVIL}/path`,
-      PROVIDERS: JSON.stringify([{ name: 'peer', issuer, client_id: 'x', client_secret_binding: basicClient.client_secret, redirect_uris: [REDIRECT_URI] }]),
+      // An object binding this time (a TOML array under [vars]), not a JSON string.
+      PROVIDERS: [{ name: 'peer', issuer, client_id: 'x', client_secret_binding: basicClient.client_secret, redirect_uris: [REDIRECT_URI] }],
       INSECURE_ALLOW_LOOPBACK: 'true',
     });
     try {
