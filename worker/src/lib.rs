@@ -1,0 +1,31 @@
+//! # edge-oauth-worker
+//!
+//! A Cloudflare Worker that mediates OAuth tokens for browser MCP clients (RFC 10017's
+//! token-mediating backend): `POST /token` exchanges a code with the worker's confidential
+//! client credentials and keeps the refresh token in a Durable Object per session, handing the
+//! page an access token and an opaque session handle; a refresh with that handle happens inside
+//! the session's Durable Object, one at a time; `POST /revoke` ends a session upstream.
+//!
+//! Every request and response to the authorization server goes through `edge-oauth-core`.
+//! The modules other than `entry`, `durable` and `fetch` are plain Rust and tested natively;
+//! those three exist only on wasm32.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod config;
+pub mod error;
+pub mod form;
+pub mod lock;
+pub mod proxy;
+pub mod reply;
+pub mod session;
+
+#[cfg(target_arch = "wasm32")]
+mod durable;
+#[cfg(target_arch = "wasm32")]
+mod entry;
+#[cfg(target_arch = "wasm32")]
+mod fetch;
+
+pub use config::{Config, ConfigError};
+pub use error::ProxyError;

@@ -1,0 +1,295 @@
+//! What the front worker asks of a session's Durable Object, and the upstream requests the
+//! session builds. Upstream requests are built from scratch with the core (form body, client
+//! authentication from the configured secret), so nothing of the page's request — `Origin`,
+//! `Cookie`, other headers, unknown parameters — reaches the authorization server.
+
+use core::cell::RefCell;
+
+use edge_oauth_core::discovery::fetch_authorization_server_metadata;
+use edge_oauth_core::registration::ClientCredentials;
+use edge_oauth_core::url::Url;
+use edge_oauth_core::{AuthorizationCode, CodeVerifier, HttpClient, HttpRequest, Recovery};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, Provider, check_upstream_url};
+use crate::error::ProxyError;
+use crate::session::HandleSecret;
+
+/// A command to a session's Durable Object (the body of the internal request).
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Command {
+    /// Exchange a code; keep the refresh token if one comes back.
+    Exchange {
+        /// The provider's configured name.
+        provider: String,
+        /// The authorization code.
+        code: AuthorizationCode,
+        /// The redirect URI (already checked against the provider's list).
+        redirect_uri: String,
+        /// The PKCE verifier.
+        code_verifier: CodeVerifier,
+        /// The resource indicator (RFC 8707).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resource: Option<String>,
+    },
+    /// Answer with a fresh access token, refreshing upstream if the held one is due.
+    Refresh {
+        /// The presented handle's secret.
+        secret: HandleSecret,
+    },
+    /// End the session and revoke its refresh token upstream.
+    Revoke {
+        /// The presented handle's secret.
+        secret: HandleSecret,
+    },
+}
+
+/// The authorization code grant (RFC 6749 §4.1.3) for a code the page obtained, with the
+/// page's PKCE verifier (RFC 7636 §4.5), `resource` (RFC 8707 §2.2) and the worker's client
+/// authentication (RFC 6749 §2.3.1). The core's own builder takes only a callback it validated
+/// itself; here the page validated `state` and `iss`, so the request is assembled from the
+/// checked parameters with the core's authentication.
+pub fn authorization_code_request(
+    token_endpoint: &str,
+    client: &ClientCredentials,
+    code: &AuthorizationCode,
+    redirect_uri: &str,
+    code_verifier: &CodeVerifier,
+    resource: Option<&str>,
+) -> HttpRequest {
+    let mut pairs = vec![
+        ("grant_type", "authorization_code".to_owned()),
+        ("code", code.secret().to_owned()),
+        ("redirect_uri", redirect_uri.to_owned()),
+        ("code_verifier", code_verifier.secret().to_owned()),
+    ];
+    if let Some(r) = resource {
+        pairs.push(("resource", r.to_owned()));
+    }
+    client.authenticate(HttpRequest::post_form(token_endpoint, []), pairs)
+}
+
+/// A provider's endpoints, configured or discovered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// Token endpoint.
+    pub token: String,
+    /// Revocation endpoint, if the provider has one.
+    pub revocation: Option<String>,
+}
+
+/// How long a definitive discovery failure is remembered before discovery is tried again.
+pub const DISCOVERY_FAILURE_SECS: u64 = 60;
+
+/// Discovered endpoints, or a definitive failure and when it happened.
+type CacheEntry = Result<Endpoints, (ProxyError, u64)>;
+
+/// Discovered endpoints per provider name, for this isolate.
+#[derive(Default)]
+pub struct EndpointCache(RefCell<Vec<(String, CacheEntry)>>);
+
+impl EndpointCache {
+    /// An empty cache.
+    pub const fn new() -> Self {
+        Self(RefCell::new(Vec::new()))
+    }
+
+    /// The provider's endpoints: configured ones as they are, else discovered from the issuer
+    /// through the core (RFC 8414 / OIDC metadata, issuer equality, S256, no redirects) and
+    /// checked against the same address policy as configured URLs. A transient failure is not
+    /// remembered; a definitive one is, for [`DISCOVERY_FAILURE_SECS`], as a configuration error.
+    pub async fn resolve<H: HttpClient>(
+        &self,
+        config: &Config,
+        provider: &Provider,
+        http: &H,
+        now: u64,
+    ) -> Result<Endpoints, ProxyError> {
+        if let (Some(token), Some(revocation)) =
+            (&provider.token_endpoint, &provider.revocation_endpoint)
+        {
+            return Ok(Endpoints {
+                token: token.clone(),
+                revocation: Some(revocation.clone()),
+            });
+        }
+        if let Some(hit) = self.cached(&provider.name, now) {
+            return hit;
+        }
+        let result = discover(config, provider, http).await;
+        match &result {
+            Ok(e) => self.store(&provider.name, Ok(e.clone())),
+            Err(e @ ProxyError::Misconfigured { .. }) => {
+                self.store(&provider.name, Err((e.clone(), now)))
+            }
+            Err(_) => {}
+        }
+        result
+    }
+
+    fn cached(&self, name: &str, now: u64) -> Option<Result<Endpoints, ProxyError>> {
+        let cache = self.0.borrow();
+        let (_, entry) = cache.iter().find(|(n, _)| n == name)?;
+        match entry {
+            Ok(e) => Some(Ok(e.clone())),
+            Err((e, at)) if now.saturating_sub(*at) < DISCOVERY_FAILURE_SECS => {
+                Some(Err(e.clone()))
+            }
+            Err(_) => None,
+        }
+    }
+
+    fn store(&self, name: &str, entry: CacheEntry) {
+        let mut cache = self.0.borrow_mut();
+        cache.retain(|(n, _)| n != name);
+        cache.push((name.to_owned(), entry));
+    }
+}
+
+async fn discover<H: HttpClient>(
+    config: &Config,
+    provider: &Provider,
+    http: &H,
+) -> Result<Endpoints, ProxyError> {
+    let misconfigured = |problem: String| ProxyError::Misconfigured { problem };
+    let issuer = Url::parse(&provider.issuer).map_err(|_| {
+        misconfigured(format!(
+            "provider {}: the issuer is not a URL",
+            provider.name
+        ))
+    })?;
+    let mut trace = Vec::new();
+    let meta = match fetch_authorization_server_metadata(
+        http,
+        &issuer,
+        &provider.issuer,
+        &mut trace,
+    )
+    .await
+    {
+        Ok(Some(meta)) => meta,
+        // A configured token endpoint is enough; revocation then stays local only.
+        Ok(None) if provider.token_endpoint.is_some() => Default::default(),
+        Ok(None) => {
+            return Err(misconfigured(format!(
+                "provider {}: no authorization server metadata at {} (configure token_endpoint and revocation_endpoint)",
+                provider.name, provider.issuer
+            )));
+        }
+        Err(e) if e.recovery() == Recovery::Transient => {
+            return Err(ProxyError::UpstreamUnavailable {
+                retry_after: e.retry_after(),
+            });
+        }
+        Err(e) => {
+            return Err(misconfigured(format!(
+                "provider {}: discovery failed: {e}",
+                provider.name
+            )));
+        }
+    };
+    // Configured endpoints win over discovered ones.
+    let token = match &provider.token_endpoint {
+        Some(t) => t.clone(),
+        None => meta.token_endpoint.clone().unwrap_or_default(),
+    };
+    let revocation = provider
+        .revocation_endpoint
+        .clone()
+        .or(meta.revocation_endpoint.clone());
+    for (what, url) in [
+        ("token_endpoint", Some(&token)),
+        ("revocation_endpoint", revocation.as_ref()),
+    ] {
+        if let Some(u) = url
+            && let Err(why) = check_upstream_url(u, config.allow_loopback)
+        {
+            return Err(misconfigured(format!(
+                "provider {}: the discovered {what} {u:?} {why}",
+                provider.name
+            )));
+        }
+    }
+    Ok(Endpoints { token, revocation })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use edge_oauth_core::ClientSecret;
+    use edge_oauth_core::registration::{RegistrationSource, TokenEndpointAuthMethod};
+
+    fn client(method: TokenEndpointAuthMethod) -> ClientCredentials {
+        ClientCredentials {
+            issuer: "https://as".into(),
+            client_id: "c 1".into(),
+            client_secret: Some(ClientSecret::new("s:x")),
+            auth_method: method,
+            source: RegistrationSource::PreRegistered,
+            redirect_uris: vec![],
+            secret_expires_at: None,
+            registration_access_token: None,
+        }
+    }
+
+    #[test]
+    fn code_exchange_carries_the_secret_and_nothing_else() {
+        let r = authorization_code_request(
+            "https://as/token",
+            &client(TokenEndpointAuthMethod::ClientSecretBasic),
+            &AuthorizationCode::new("code-1"),
+            "https://app/cb",
+            &CodeVerifier::new("v-1"),
+            Some("https://mcp/"),
+        );
+        // RFC 6749 §2.3.1: id and secret form-encoded before base64.
+        assert_eq!(r.header("authorization"), Some("Basic YysxOnMlM0F4"));
+        let pairs = r.form_pairs();
+        let names: Vec<&str> = pairs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "grant_type",
+                "code",
+                "redirect_uri",
+                "code_verifier",
+                "resource",
+                "client_id"
+            ]
+        );
+        assert_eq!(r.headers.len(), 3, "{r:?}");
+        let r = authorization_code_request(
+            "https://as/token",
+            &client(TokenEndpointAuthMethod::ClientSecretPost),
+            &AuthorizationCode::new("code-1"),
+            "https://app/cb",
+            &CodeVerifier::new("v-1"),
+            None,
+        );
+        assert!(r.header("authorization").is_none());
+        assert!(
+            r.form_pairs()
+                .contains(&("client_secret".into(), "s:x".into()))
+        );
+    }
+
+    #[test]
+    fn commands_do_not_print_secrets() {
+        let c = Command::Exchange {
+            provider: "p".into(),
+            code: AuthorizationCode::new("code-secret"),
+            redirect_uri: "https://app/cb".into(),
+            code_verifier: CodeVerifier::new("verifier-secret"),
+            resource: None,
+        };
+        let d = format!("{c:?}");
+        assert!(
+            !d.contains("code-secret") && !d.contains("verifier-secret"),
+            "{d}"
+        );
+        let json = serde_json::to_string(&c).unwrap();
+        let back: Command = serde_json::from_str(&json).unwrap();
+        assert!(matches!(back, Command::Exchange { .. }));
+    }
+}
