@@ -72,6 +72,8 @@ pub struct Url {
     hostname: String,
     port: Option<u16>,
     path: String,
+    username: String,
+    password: String,
 }
 
 fn get(o: &JsValue, k: &str) -> String {
@@ -107,6 +109,8 @@ impl Url {
                 Some(port.parse().map_err(|_| ParseError)?)
             },
             path: get(u, "pathname"),
+            username: get(u, "username"),
+            password: get(u, "password"),
         })
     }
 
@@ -158,6 +162,16 @@ impl Url {
     /// The port, or the scheme's default.
     pub fn port_or_known_default(&self) -> Option<u16> {
         self.port.or_else(|| default_port(&self.scheme))
+    }
+
+    /// The user name of the userinfo (percent-encoded; empty when none).
+    pub fn username(&self) -> &str {
+        &self.username
+    }
+
+    /// The password of the userinfo, if any.
+    pub fn password(&self) -> Option<&str> {
+        (!self.password.is_empty()).then_some(self.password.as_str())
     }
 
     /// The path.

@@ -55,6 +55,10 @@ mod tests {
         assert_eq!(u("https://x.com/p#").fragment(), Some(""));
         assert_eq!(u("https://x.com/p?a=1#z?b").query(), Some("a=1"));
         assert_eq!(u("com.example.app:/cb").scheme(), "com.example.app");
+        assert_eq!(u("https://a%20b:p@x.com/").username(), "a%20b");
+        assert_eq!(u("https://a:p@x.com/").password(), Some("p"));
+        assert_eq!(u("https://x.com/").username(), "");
+        assert_eq!(u("https://x.com/").password(), None);
         // (Chromium's URL, unlike Node's and the url crate, accepts a space in a host and
         // percent-encodes it; every comparison here parses both sides with the same parser.)
         for bad in ["", "/relative", "http://", "http://[::1/"] {
