@@ -9,7 +9,7 @@ use edge_oauth_core::token::{
     TokenTypeHint, process_revocation_response, process_token_response, refresh_token_request,
     revocation_request,
 };
-use edge_oauth_core::{HttpClient, OAuthErrorCode, RefreshToken};
+use edge_oauth_core::{HttpClient, OAuthErrorCode};
 use worker::{DurableObject, Env, Request, Response, SqlStorageValue, State, durable_object};
 
 use crate::config::{Config, Provider};
@@ -204,7 +204,8 @@ impl TokenSession {
                     // A 200 that failed validation may still carry a rotated refresh token: the
                     // old one is dead then, so keep the new one for the next try.
                     if let Ok(r) = &response
-                        && let Some(rotated) = salvage_refresh_token(r, &old)
+                        && let Some(rotated) =
+                            edge_oauth_core::token::salvage_refresh_token(r, &old)
                     {
                         record.tokens.refresh_token = Some(rotated);
                         self.save(&record, config).await?;
@@ -361,17 +362,4 @@ fn new_secret() -> Result<HandleSecret, ProxyError> {
             what: "the random source",
         })?;
     Ok(HandleSecret::from_random(&bytes))
-}
-
-/// A new refresh token in a 200 response that failed validation.
-fn salvage_refresh_token(
-    response: &edge_oauth_core::HttpResponse,
-    old: &RefreshToken,
-) -> Option<RefreshToken> {
-    if response.status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
-    let rt = v.get("refresh_token")?.as_str()?;
-    (!rt.is_empty() && rt != old.secret()).then(|| RefreshToken::new(rt))
 }

@@ -479,7 +479,7 @@ where
                     if stored.is_some_and(|s| s.tokens.refresh_token.as_ref() == Some(refresh)) {
                         self.delete_session(&session.server).await?;
                     }
-                } else if let Some(rt) = salvage_refresh_token(&response, refresh) {
+                } else if let Some(rt) = crate::token::salvage_refresh_token(&response, refresh) {
                     let mut kept = session.clone();
                     kept.tokens.refresh_token = Some(rt);
                     self.save_session_replacing(&kept, Some(refresh)).await?;
@@ -1139,20 +1139,6 @@ where
         self.store.save_client(&client).await?;
         Ok(client)
     }
-}
-
-/// A new refresh token from a 200 response that failed validation: the server has rotated,
-/// so the old one is dead and this one is the only way back.
-fn salvage_refresh_token(
-    response: &HttpResponse,
-    old: &crate::secret::RefreshToken,
-) -> Option<crate::secret::RefreshToken> {
-    if response.status != 200 {
-        return None;
-    }
-    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
-    let rt = v.get("refresh_token")?.as_str()?;
-    (!rt.is_empty() && rt != old.secret()).then(|| crate::secret::RefreshToken::new(rt))
 }
 
 /// A registered redirect URI matches exactly, or, for loopback IP literals, with any port

@@ -231,6 +231,18 @@ pub fn process_revocation_response(response: &HttpResponse, url: &str) -> Result
     check_status(response, url, Endpoint::Revocation)
 }
 
+/// A new refresh token in a 200 token response that failed validation: the server has
+/// rotated, so the old one is dead and this one is the only way back. Keep it, even though the
+/// rest of the response is unusable.
+pub fn salvage_refresh_token(response: &HttpResponse, old: &RefreshToken) -> Option<RefreshToken> {
+    if response.status != 200 {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let rt = v.get("refresh_token")?.as_str()?;
+    (!rt.is_empty() && rt != old.secret()).then(|| RefreshToken::new(rt))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
