@@ -667,6 +667,45 @@ const scenarios = [
     },
   },
   {
+    id: 'j',
+    name: 'mix-up without iss: a callback at another server\'s redirect URI (its ?as= tag) is refused before any token request; the right one works',
+    async run(t) {
+      await t.startStack();
+      const page = await t.openApp({ mode: 'redirect' });
+      // Stop the navigation to the AS and keep the authorization request it would have made.
+      let authUrl;
+      await page.route(`${t.stack.info.issuer}/auth?**`, (route) => {
+        authUrl = new URL(route.request().url());
+        return route.abort();
+      });
+      await page.evaluate(() => window.e2e.startLogin());
+      await until(async () => Boolean(authUrl), 15000, 'the authorization request');
+      await page.unroute(`${t.stack.info.issuer}/auth?**`);
+      const redirect = new URL(authUrl.searchParams.get('redirect_uri'));
+      const tag = redirect.searchParams.get('as');
+      assert(tag && tag.length === 16, `the registered redirect URI has no issuer tag: ${redirect}`);
+      const state = authUrl.searchParams.get('state');
+      const before = grantCounts(await t.stats(), 'authorization_code').requests;
+      // The response of another server's flow: same state (a mix-up relays it), no iss, and
+      // the redirect URI of that other server.
+      const other = new URL(redirect);
+      other.searchParams.set('as', 'AAAAAAAAAAAAAAAA');
+      other.searchParams.set('code', 'code-from-elsewhere');
+      other.searchParams.set('state', state);
+      await page.goto(other.href);
+      await until(async () => Boolean(await tryEval(page, () => window.e2eCallbackError)), 15000, 'the callback error');
+      const err = await page.evaluate(() => window.e2eCallbackError);
+      assert(err.code === 'callback_mismatch', `want callback_mismatch, got ${json(err)}`);
+      const after = grantCounts(await t.stats(), 'authorization_code').requests;
+      assert(after === before, 'a code reached the token endpoint');
+      // The pending login was used up by that attempt: a fresh login still completes.
+      await page.goto(t.appUrl({ mode: 'redirect' }));
+      await t.ready(page);
+      await t.loginRedirect(page);
+      await expectAuthenticated(t, page, 'after a fresh login');
+    },
+  },
+  {
     id: 'h',
     name: 'step-up: a token without mcp:tools gets 403 insufficient_scope, client.fetch re-authorizes (popup) and ends 200',
     async run(t) {
