@@ -37,7 +37,7 @@ pub mod discovery;
 pub mod dpop;
 pub mod env;
 pub mod error;
-
+pub mod grants;
 pub mod http;
 pub mod jws;
 pub mod pkce;
