@@ -49,7 +49,11 @@ pub mod token;
 pub mod url;
 pub mod www_authenticate;
 
-pub use client::{Authorizer, ClientConfig, OAuthClient, PreRegisteredClient};
+pub use client::{
+    Authorizer, ClientConfig, IdentityAssertionGrant, NonInteractiveGrant, OAuthClient,
+    PreRegisteredClient,
+};
+pub use dpop::DpopPolicy;
 pub use error::{Error, OAuthError, OAuthErrorCode, Recovery, Result};
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 pub use jws::{JwsAlgorithm, JwsSigner, PublicJwk, Signer};
