@@ -1193,6 +1193,11 @@ where
                 Ok(DevicePoll::Pending) => {}
                 Ok(DevicePoll::SlowDown) => interval += 5,
                 Ok(DevicePoll::Complete(tokens)) => {
+                    if self.config.dpop == DpopPolicy::Require && !tokens.is_dpop() {
+                        return Err(Error::DpopNotBound {
+                            url: token_endpoint,
+                        });
+                    }
                     let session = Session {
                         resource: discovery.resource.clone(),
                         server: server.to_string(),
@@ -1237,7 +1242,10 @@ where
                 for (token, hint) in tokens {
                     let result = async {
                         let request = revocation_request(endpoint, &client, token, hint)?;
-                        let response = http::send(&self.http, request).await?;
+                        // Authenticated like a token request (a private_key_jwt assertion).
+                        let response = self
+                            .send_token_request(request, Some(&client), None)
+                            .await?;
                         process_revocation_response(&response, endpoint)
                     }
                     .await;

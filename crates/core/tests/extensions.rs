@@ -198,6 +198,7 @@ impl Fake {
                     "authorization_endpoint": format!("{ISSUER}/authorize"),
                     "token_endpoint": TOKEN,
                     "registration_endpoint": format!("{ISSUER}/register"),
+                    "revocation_endpoint": format!("{ISSUER}/revoke"),
                     "code_challenge_methods_supported": ["S256"],
                     "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
                         "urn:ietf:params:oauth:grant-type:jwt-bearer"],
@@ -208,6 +209,17 @@ impl Fake {
                     m["dpop_signing_alg_values_supported"] = json!(algs);
                 }
                 HttpResponse::json(200, &m)
+            }
+            "https://as.example.com/revoke" => {
+                // Only the private_key_jwt client revokes in these tests: it must authenticate.
+                let jwk = w.client_jwk.clone().unwrap_or_default();
+                match form.get("client_assertion").and_then(|a| verify(a, &jwk)) {
+                    Some(_) => {
+                        w.access.remove(&form["token"]);
+                        HttpResponse::new(200, vec![], "")
+                    }
+                    None => HttpResponse::json(401, &json!({"error": "invalid_client"})),
+                }
             }
             "https://as.example.com/register" => HttpResponse::json(
                 201,
@@ -564,11 +576,17 @@ flow_test!(client_credentials_with_private_key_jwt, async {
     assert_eq!(c.send(call()).await.unwrap().status, 200);
     clock.advance(3_600);
     assert_eq!(c.send(call()).await.unwrap().status, 200);
-    let w = fake.0.borrow();
-    // Two token requests, each with a fresh assertion (distinct jti), no Basic header.
-    assert_eq!(w.assertion_jtis.len(), 2);
-    assert_eq!(w.token_auth, [None, None]);
-    assert!(w.problems.is_empty(), "{:?}", w.problems);
+    {
+        let w = fake.0.borrow();
+        // Two token requests, each with a fresh assertion (distinct jti), no Basic header.
+        assert_eq!(w.assertion_jtis.len(), 2);
+        assert_eq!(w.token_auth, [None, None]);
+        assert!(w.problems.is_empty(), "{:?}", w.problems);
+    }
+    // Revocation authenticates the same way.
+    let out = c.logout(MCP).await.unwrap();
+    assert_eq!((out.revoked, out.deleted), (1, true));
+    assert!(out.revocation_error.is_none());
 });
 
 flow_test!(
