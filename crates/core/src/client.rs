@@ -32,7 +32,7 @@ use crate::registration::{
     ClientCredentials, ClientMetadata, RegistrationSource, TokenEndpointAuthMethod,
     dynamic_registration_request, metadata_document_client, process_registration_response,
 };
-use crate::scope::{contains_all, select_scope, union};
+use crate::scope::{OFFLINE_ACCESS, contains_all, select_scope, union};
 use crate::secret::{AccessToken, ClientSecret, IdToken, JwtAssertion};
 use crate::store::{CredentialStore, Session};
 use crate::token::{
@@ -918,6 +918,19 @@ where
         let scope = self
             .scope_for(server_key, &discovery, challenge, extra_scope, known)
             .await?;
+        // `offline_access` asks a user's consent for refresh tokens (OpenID Connect Core §11);
+        // these grants have no user to ask and issue none as a rule. Kept only when configured.
+        let configured = self.config.scope_override.as_deref();
+        let scope = match scope {
+            Some(s) if !contains_all(configured, Some(OFFLINE_ACCESS)) => {
+                let kept: Vec<&str> = s
+                    .split_ascii_whitespace()
+                    .filter(|t| *t != OFFLINE_ACCESS)
+                    .collect();
+                (!kept.is_empty()).then(|| kept.join(" "))
+            }
+            other => other,
+        };
         let token_endpoint = meta
             .token_endpoint
             .clone()

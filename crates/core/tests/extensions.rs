@@ -190,7 +190,7 @@ impl Fake {
             MCP => self.resource(w, r),
             PRM => HttpResponse::json(
                 200,
-                &json!({"resource": MCP, "authorization_servers": [ISSUER]}),
+                &json!({"resource": MCP, "authorization_servers": [ISSUER], "scopes_supported": ["mcp:tools"]}),
             ),
             "https://as.example.com/.well-known/oauth-authorization-server" => {
                 let mut m = json!({
@@ -200,6 +200,7 @@ impl Fake {
                     "registration_endpoint": format!("{ISSUER}/register"),
                     "revocation_endpoint": format!("{ISSUER}/revoke"),
                     "code_challenge_methods_supported": ["S256"],
+                    "scopes_supported": ["mcp:tools", "offline_access"],
                     "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
                         "urn:ietf:params:oauth:grant-type:jwt-bearer"],
                     "token_endpoint_auth_methods_supported": ["none", "client_secret_basic", "private_key_jwt"],
@@ -546,7 +547,9 @@ flow_test!(client_credentials_with_a_secret, async {
         let f = &w.token_forms[0];
         assert_eq!(f["grant_type"], "client_credentials");
         assert_eq!(f["resource"], MCP);
-        assert!(!f.contains_key("client_secret") && !f.contains_key("scope"));
+        assert!(!f.contains_key("client_secret"));
+        // The resource's scopes; no offline_access (no user, no refresh token to consent to).
+        assert_eq!(f["scope"], "mcp:tools");
     }
     let session = c.store().load_session(MCP).await.unwrap().unwrap();
     assert_eq!(session.client_id, "machine-1");
@@ -705,6 +708,7 @@ flow_test!(dpop_code_flow_with_nonces_and_refresh, async {
     assert!(session.tokens.is_dpop());
     {
         let w = fake.0.borrow();
+        assert_eq!(w.authorize_queries[0]["scope"], "mcp:tools offline_access");
         assert!(w.problems.is_empty(), "{:?}", w.problems);
         // The code is bound to the key (RFC 9449 §10).
         assert_eq!(w.authorize_queries[0]["dpop_jkt"], jkt);
