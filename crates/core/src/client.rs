@@ -1368,7 +1368,11 @@ where
         // Another process or tab refreshed since this token was read, and the server revoked
         // the old access token on rotation: retry with the current one rather than start a
         // second refresh.
-        if let (401, false, Some(cur)) = (status, retry.retried_current, &current) {
+        // Under DPoP `Require`, bearer tokens from before are not used again.
+        let usable = current
+            .as_ref()
+            .filter(|s| self.config.dpop != DpopPolicy::Require || s.tokens.is_dpop());
+        if let (401, false, Some(cur)) = (status, retry.retried_current, usable) {
             let now = self.clock.now();
             if sent != Some(&cur.tokens.access_token) && !cur.tokens.is_expired(now) {
                 retry.retried_current = true;
@@ -1376,9 +1380,7 @@ where
             }
         }
         // A token the server stopped accepting: one refresh before asking the user.
-        let refreshable = current
-            .as_ref()
-            .filter(|s| s.tokens.refresh_token.is_some());
+        let refreshable = usable.filter(|s| s.tokens.refresh_token.is_some());
         if let (401, false, Some(session)) = (status, retry.refreshed, refreshable) {
             retry.refreshed = true;
             match self.refresh(session).await {

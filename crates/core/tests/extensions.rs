@@ -802,3 +802,37 @@ flow_test!(dpop_tokens_need_the_key, async {
         .unwrap_err();
     assert_eq!(e.code(), "dpop_key_mismatch");
 });
+
+flow_test!(dpop_required_does_not_reuse_bearer_tokens, async {
+    let fake = Fake::new();
+    dpop_world(&fake, false);
+    let clock = ManualClock::new(1_000_000);
+    let a = client_with(&fake, &clock, config());
+    assert_eq!(a.send(call()).await.unwrap().status, 200);
+    let bearer = a.store().load_session(MCP).await.unwrap().unwrap();
+    assert!(!bearer.tokens.is_dpop());
+    // The same session where DPoP is now required: a new, bound authorization.
+    let mut cfg = config();
+    cfg.dpop = DpopPolicy::Require;
+    cfg.dpop_signer = Some(Signer::new(Key::new(25)));
+    let b = client_with(&fake, &clock, cfg);
+    b.store().save_session(&bearer).await.unwrap();
+    assert_eq!(b.send(call()).await.unwrap().status, 200);
+    assert!(
+        b.store()
+            .load_session(MCP)
+            .await
+            .unwrap()
+            .unwrap()
+            .tokens
+            .is_dpop()
+    );
+    let w = fake.0.borrow();
+    assert_eq!(w.authorize_queries.len(), 2);
+    assert!(
+        !w.token_forms
+            .iter()
+            .any(|f| f["grant_type"] == "refresh_token")
+    );
+    assert!(w.problems.is_empty(), "{:?}", w.problems);
+});
