@@ -44,11 +44,11 @@ unit:
 # The core's and the browser crate's tests compiled to wasm32, run by wasm-bindgen-test-runner
 # under Node and in headless Chromium (Debian's chromium + chromium-driver).
 wasm-test:
-	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
-	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow --test extensions
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --lib --test flow --test extensions
 	@# Again with URLs parsed by the JS engine's URL (the js-url feature the browser package uses).
-	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow
-	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow --test extensions
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow --test extensions
 	@# The browser crate: its store and fetch tests run in headless Chromium (fetch against
 	@# tests/echo-server.mjs), tests/anywhere.rs under Node and then in Chromium.
 	bash crates/browser/tests/with-echo-server.sh cargo test -p edge-oauth-browser --target wasm32-unknown-unknown

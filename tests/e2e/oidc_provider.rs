@@ -1,6 +1,7 @@
 //! The CLI end to end against a real authorization server (oidc-provider 9: DCR, PKCE S256,
 //! RFC 9207 `iss`, resource indicators with JWT access tokens, refresh rotation with reuse
-//! detection, revocation, device flow) protecting a real MCP server (MCP TypeScript SDK).
+//! detection, revocation, device flow, client credentials, DPoP) protecting a real MCP server
+//! (MCP TypeScript SDK).
 //! Started from tests/peers; needs `node` and `npm ci` there (.ci/bootstrap.sh does both).
 
 #![allow(clippy::unwrap_used)] // test scaffolding: a failed step should stop the test
@@ -23,6 +24,8 @@ struct Stack {
     child: Child,
     issuer: String,
     mcp: String,
+    /// The whole ready line (machine client credentials with --machine-clients).
+    ready: Value,
 }
 
 impl Stack {
@@ -51,6 +54,7 @@ impl Stack {
             child,
             issuer: v["issuer"].as_str().unwrap().into(),
             mcp: v["mcp"].as_str().unwrap().into(),
+            ready: v,
         }
     }
 
@@ -541,4 +545,176 @@ fn processes_sharing_a_store_refresh_without_replaying() {
     assert!(refresh["ok"].as_u64().unwrap() >= 1, "{stats}");
     // The grant survived: the stored tokens still work.
     cli.ok(&["tools", mcp]);
+}
+
+/// Writes a secret to a 0600 file in the CLI's scratch space.
+fn private_file(dir: &Path, name: &str, content: &str) -> PathBuf {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    path
+}
+
+/// `Authorization: <value>` on a tools/list to the MCP server; the status.
+fn mcp_status(mcp: &str, authorization: &str) -> u16 {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        reqwest::Client::new()
+            .post(mcp)
+            .header("authorization", authorization)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    })
+}
+
+fn jwt_claims(jwt: &str) -> Value {
+    use base64::Engine;
+    let payload = jwt.split('.').nth(1).unwrap();
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+#[test]
+fn client_credentials_with_a_secret_and_with_private_key_jwt() {
+    let stack = Stack::start(&["--machine-clients"]);
+    let mcp = stack.mcp.as_str();
+    let issuer = stack.issuer.as_str();
+    let basic = Cli::new("cc-basic");
+    let scratch = basic.store.with_extension("files");
+    let secret = private_file(
+        &scratch,
+        "secret",
+        stack.ready["machine_basic_secret"].as_str().unwrap(),
+    );
+    let key = private_file(
+        &scratch,
+        "key.pem",
+        stack.ready["machine_jwt_key_pem"].as_str().unwrap(),
+    );
+    let (secret, key) = (secret.to_str().unwrap(), key.to_str().unwrap());
+
+    // No browser, no registration: the client's own token for the MCP resource.
+    let flags = [
+        "--client-credentials",
+        "--client-id",
+        "machine-basic",
+        "--issuer",
+        issuer,
+        "--client-secret-file",
+        secret,
+    ];
+    let out = basic.ok(&[&["token", mcp][..], &flags].concat());
+    assert!(
+        out.contains("client_id:     machine-basic") && out.contains("refresh token: no"),
+        "{out}"
+    );
+    let out = basic.ok(&[&["call", mcp, "whoami"][..], &flags].concat());
+    assert!(out.contains(r#"\"client_id\":\"machine-basic\""#), "{out}");
+    assert_eq!(stack.stats()["client_auth"]["token"]["basic"], 1);
+    assert_eq!(basic.session()["resource"], mcp);
+
+    // private_key_jwt: an ES256 assertion instead of a secret.
+    let jwt = Cli::new("cc-jwt");
+    let flags = [
+        "--client-credentials",
+        "--client-id",
+        "machine-jwt",
+        "--issuer",
+        issuer,
+        "--private-key",
+        key,
+    ];
+    let out = jwt.ok(&[&["call", mcp, "whoami"][..], &flags].concat());
+    assert!(out.contains(r#"\"client_id\":\"machine-jwt\""#), "{out}");
+    assert_eq!(grants(&stack, "client_credentials"), 2);
+    assert_eq!(stack.stats()["registration"]["requests"], 0);
+    assert_eq!(stack.stats()["authorization"]["requests"], 0);
+
+    // A key others can read is refused.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let (ok, _, err) = jwt.run(&[&["token", mcp][..], &flags].concat());
+        assert!(!ok && err.contains("chmod 600"), "{err}");
+    }
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
+#[test]
+fn dpop_bound_tokens_with_nonces() {
+    let stack = Stack::start(&["--dpop-nonce"]);
+    let mcp = stack.mcp.as_str();
+    let cli = Cli::new("dpop");
+
+    // The code flow with DPoP: proofs (and the servers' nonces) at the token endpoint and the
+    // MCP server; the token comes back bound (cnf.jkt = the store key's thumbprint).
+    let out = cli.ok(&["login", "--headless", "--dpop", mcp]);
+    assert!(out.contains("token type:    DPoP"), "{out}");
+    let at = cli.session()["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let pem = std::fs::read_to_string(cli.store.join("dpop-key.pem")).unwrap();
+    let jkt = {
+        use base64::Engine;
+        use p256::pkcs8::DecodePrivateKey;
+        let key = p256::SecretKey::from_pkcs8_pem(&pem).unwrap();
+        let point = p256::ecdsa::SigningKey::from(&key)
+            .verifying_key()
+            .to_sec1_point(false);
+        let b64 = |c: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c);
+        edge_oauth_core::PublicJwk::Ec {
+            crv: "P-256".into(),
+            x: b64(point.x().unwrap()),
+            y: b64(point.y().unwrap()),
+        }
+        .thumbprint()
+    };
+    assert_eq!(jwt_claims(&at)["cnf"]["jkt"], jkt.as_str());
+    let out = cli.ok(&["call", mcp, "echo", r#"{"text":"bound"}"#]);
+    assert!(out.contains("bound"), "{out}");
+    let s = stack.stats();
+    assert!(s["mcp"]["schemes"]["DPoP"].as_u64().unwrap() >= 2, "{s}");
+    assert_eq!(s["mcp"]["schemes"]["Bearer"], Value::Null, "{s}");
+    // Each token request met the nonce challenge once, and went through.
+    assert_eq!(
+        s["token"]["by_grant_type"]["authorization_code"]["errors"]["use_dpop_nonce"],
+        1
+    );
+    // The refresh token is bound too: refreshed with the same key.
+    assert!(cli.ok(&["refresh", mcp]).contains("rotated:       yes"));
+
+    // The same token presented as a bearer token is refused.
+    let at = cli.session()["tokens"]["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(mcp_status(mcp, &format!("Bearer {at}")), 401);
+    assert_eq!(
+        stack.stats()["mcp"]["dpop_rejected"]["bound token as Bearer"],
+        1
+    );
+
+    // Another key cannot use the tokens: the authorization server refuses its proof.
+    let other = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgcidJ52MaSG5O6sHW\nFgshBEVpSy8b7vSc63hULqFWX8ahRANCAATFGk84cps3Z0rM7dsq4leCdYzsbGYw\nvDSxy1mBl5pBtlqBxLFezqed9HVly2ijzWu0Fo3BYdqNM+GLL0BWm3uV\n-----END PRIVATE KEY-----\n";
+    private_file(&cli.store, "dpop-key.pem", other);
+    let (ok, _, err) = cli.run(&["refresh", mcp]);
+    assert!(!ok && err.contains("invalid_grant"), "{err}");
 }

@@ -5,7 +5,9 @@
 //     tokens for the MCP resource), refresh-token rotation, revocation,
 //     introspection, device flow (RFC 8628) and an auto-approving interaction;
 //   * an MCP server (Streamable HTTP, stateless) protected by bearer auth,
-//     serving RFC 9728 protected resource metadata.
+//     serving RFC 9728 protected resource metadata;
+//   * optionally DPoP (RFC 9449) at both, with nonces, and pre-registered machine
+//     clients for the client credentials grant (client_secret_basic, private_key_jwt).
 //
 // Usage: node mcp-stack.mjs [--as-port N] [--mcp-port M] [options]  (see --help)
 // Prints exactly one JSON line on stdout once both servers listen, logs to stderr.
@@ -38,6 +40,12 @@ const USAGE = `usage: node mcp-stack.mjs [options]
                            the MCP server and /reg send no CORS headers
   --rotate-revokes-access  a successful refresh_token grant makes the MCP server reject the
                            access tokens that grant issued before it
+  --dpop                   DPoP (RFC 9449): the AS advertises and binds (ES256), the MCP server
+                           takes bound tokens only with the DPoP scheme and a valid proof
+  --dpop-nonce             --dpop, and both servers require a nonce (RFC 9449 §8, §9)
+  --machine-clients        the client credentials grant, with two pre-registered clients:
+                           machine-basic (client_secret_basic) and machine-jwt (private_key_jwt,
+                           ES256); the ready line carries the secret and the private key (PEM)
   --quiet                  no per-request log lines on stderr
   --verbose                keep oidc-provider's development notices/warnings
   -h, --help               this text`;
@@ -56,6 +64,9 @@ try {
       'dcr-confidential': { type: 'boolean', default: false },
       'cors-origin': { type: 'string', multiple: true, default: [] },
       'rotate-revokes-access': { type: 'boolean', default: false },
+      dpop: { type: 'boolean', default: false },
+      'dpop-nonce': { type: 'boolean', default: false },
+      'machine-clients': { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -178,6 +189,29 @@ async function genJwk(alg) {
   return jwk;
 }
 const privateJwks = { keys: [await genJwk('RS256'), await genJwk('ES256')] };
+
+const DPOP = args.dpop || args['dpop-nonce'];
+const DPOP_NONCE = args['dpop-nonce'];
+
+// --machine-clients: pre-registered clients for the client credentials grant.
+const MACHINE_SECRET = crypto.randomBytes(24).toString('base64url');
+let machineKeyPem;
+const machineClients = [];
+if (args['machine-clients']) {
+  const { privateKey, publicKey } = await jose.generateKeyPair('ES256', { extractable: true });
+  machineKeyPem = await jose.exportPKCS8(privateKey);
+  const common = { grant_types: ['client_credentials'], redirect_uris: [], response_types: [] };
+  machineClients.push(
+    { ...common, client_id: 'machine-basic', client_secret: MACHINE_SECRET, token_endpoint_auth_method: 'client_secret_basic' },
+    {
+      ...common,
+      client_id: 'machine-jwt',
+      token_endpoint_auth_method: 'private_key_jwt',
+      token_endpoint_auth_signing_alg: 'ES256',
+      jwks: { keys: [{ ...(await jose.exportJWK(publicKey)), alg: 'ES256', use: 'sig' }] },
+    },
+  );
+}
 const publicJwks = {
   keys: privateJwks.keys.map(({ d, p, q, dp, dq, qi, ...pub }) => pub),
 };
@@ -197,7 +231,7 @@ function freshStats() {
     device_authorization: { requests: 0, ok: 0, errors: {} },
     device_approvals: 0,
     interactions: { login: 0, consent: 0, denied: 0 },
-    mcp: { requests: 0, unauthorized: 0, forbidden: 0, tool_calls: {} },
+    mcp: { requests: 0, unauthorized: 0, forbidden: 0, tool_calls: {}, schemes: {}, dpop_rejected: {} },
   };
 }
 let stats = freshStats();
@@ -214,14 +248,14 @@ const MINIMAL_PAGE = (title, body) => `<!DOCTYPE html><html><head><meta charset=
 
 const configuration = {
   jwks: privateJwks,
-  clients: [],
+  clients: machineClients,
   clientDefaults: {
     grant_types: ['authorization_code'],
     id_token_signed_response_alg: 'RS256',
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
   },
-  clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post'],
+  clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
   responseTypes: ['code'],
   scopes: [...OIDC_SCOPES, MCP_SCOPE],
   claims: { openid: ['sub'] },
@@ -239,7 +273,10 @@ const configuration = {
   pkce: { required: () => true }, // oidc-provider 9 only implements S256
   features: {
     devInteractions: { enabled: false },
-    dPoP: { enabled: false },
+    dPoP: DPOP
+      ? { enabled: true, nonceSecret: crypto.randomBytes(32), requireNonce: () => DPOP_NONCE }
+      : { enabled: false },
+    clientCredentials: { enabled: args['machine-clients'] },
     registration: {
       enabled: true,
       initialAccessToken: false,
@@ -579,12 +616,45 @@ const protectedResourceMetadata = {
   authorization_servers: [ISSUER],
   scopes_supported: [MCP_SCOPE],
   bearer_methods_supported: ['header'],
+  ...(DPOP && { dpop_signing_alg_values_supported: ['ES256'] }),
   resource_name: 'edge-oauth test MCP server',
 };
 
 const q = (s) => String(s).replace(/[\\"]/g, "'").replace(/[\r\n]/g, ' ');
-function challenge(pairs) {
-  return `Bearer ${pairs.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}="${q(v)}"`).join(', ')}`;
+function challenge(pairs, scheme = 'Bearer') {
+  const params = pairs.filter(([, v]) => v !== undefined).map(([k, v]) => `${k}="${q(v)}"`).join(', ');
+  // With --dpop both schemes are offered (RFC 9449 §7.1), each with the metadata pointer.
+  if (DPOP && scheme === 'Bearer') return `Bearer ${params}, DPoP algs="ES256", ${params}`;
+  return `${scheme} ${params}`;
+}
+
+// DPoP at the resource (RFC 9449 §4.3, §7.1, §9): a fresh, valid proof for this request,
+// by the key the token is bound to; with --dpop-nonce, carrying the server's current nonce.
+const seenProofs = new Set(); // jti
+const rsNonce = crypto.randomBytes(16).toString('base64url');
+async function checkDpop(req, token, payload) {
+  const proof = req.headers.dpop;
+  if (typeof proof !== 'string' || proof.includes(',')) return { error: 'invalid_dpop_proof', why: 'one DPoP header required' };
+  let header;
+  let claims;
+  try {
+    header = jose.decodeProtectedHeader(proof);
+    if (header.typ !== 'dpop+jwt' || !header.jwk || header.jwk.d) throw new Error('header');
+    const key = await jose.importJWK(header.jwk, header.alg);
+    ({ payload: claims } = await jose.jwtVerify(proof, key, { typ: 'dpop+jwt', algorithms: ['ES256', 'EdDSA', 'RS256', 'PS256'] }));
+  } catch {
+    return { error: 'invalid_dpop_proof', why: 'malformed or unverifiable proof' };
+  }
+  const now = Math.floor(Date.now() / 1000);
+  const ath = crypto.createHash('sha256').update(token).digest('base64url');
+  if (claims.htm !== req.method || claims.htu !== MCP_URL) return { error: 'invalid_dpop_proof', why: 'htm/htu' };
+  if (typeof claims.iat !== 'number' || Math.abs(now - claims.iat) > 300) return { error: 'invalid_dpop_proof', why: 'iat' };
+  if (claims.ath !== ath) return { error: 'invalid_dpop_proof', why: 'ath' };
+  if (typeof claims.jti !== 'string' || seenProofs.has(claims.jti)) return { error: 'invalid_dpop_proof', why: 'jti replayed' };
+  seenProofs.add(claims.jti);
+  if (payload.cnf?.jkt !== await jose.calculateJwkThumbprint(header.jwk)) return { error: 'invalid_token', why: 'proof by another key' };
+  if (DPOP_NONCE && claims.nonce !== rsNonce) return { error: 'use_dpop_nonce', why: 'nonce' };
+  return undefined;
 }
 
 async function bearerAuth(req, res, next) {
@@ -600,8 +670,11 @@ async function bearerAuth(req, res, next) {
   };
   const header = req.headers.authorization;
   if (!header) return deny401(undefined, 'bearer token required');
-  const m = /^Bearer[ ]+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
-  if (!m) return deny401('invalid_request', 'malformed Authorization header (expected Bearer)');
+  const parsed = /^(Bearer|DPoP)[ ]+([A-Za-z0-9\-._~+/]+=*)$/i.exec(header);
+  if (!parsed) return deny401('invalid_request', 'malformed Authorization header (expected Bearer)');
+  const scheme = parsed[1].toLowerCase() === 'dpop' ? 'DPoP' : 'Bearer';
+  const m = [parsed[0], parsed[2]];
+  stats.mcp.schemes[scheme] = (stats.mcp.schemes[scheme] || 0) + 1;
 
   let payload;
   try {
@@ -622,6 +695,22 @@ async function bearerAuth(req, res, next) {
   }
   if (supersededAccessTokens.has(payload.jti)) {
     return deny401('invalid_token', 'access token superseded by a refresh (--rotate-revokes-access)');
+  }
+  // A DPoP-bound token (cnf.jkt) is worthless as a bearer token (RFC 9449 §7.1).
+  if (payload.cnf?.jkt || scheme === 'DPoP') {
+    const rejected = (why) => { stats.mcp.dpop_rejected[why] = (stats.mcp.dpop_rejected[why] || 0) + 1; };
+    if (scheme !== 'DPoP' || !payload.cnf?.jkt) {
+      rejected(scheme === 'DPoP' ? 'unbound token' : 'bound token as Bearer');
+      return deny401('invalid_token', 'DPoP-bound tokens need the DPoP scheme and a proof');
+    }
+    const problem = await checkDpop(req, m[1], payload);
+    if (problem) {
+      rejected(problem.why);
+      stats.mcp.unauthorized += 1;
+      if (problem.error === 'use_dpop_nonce') res.set('DPoP-Nonce', rsNonce);
+      res.set('WWW-Authenticate', challenge([['error', problem.error], ['error_description', problem.why], ['resource_metadata', PRM_URL]], 'DPoP'));
+      return res.status(401).json({ error: problem.error, error_description: problem.why });
+    }
   }
   const scopes = String(payload.scope || '').split(' ').filter(Boolean);
   if (!scopes.includes(MCP_SCOPE)) {
@@ -739,7 +828,9 @@ mcpHandler = (req, res) => {
 // ---------------------------------------------------------------------------
 // Ready line + shutdown.
 // ---------------------------------------------------------------------------
-process.stdout.write(`${JSON.stringify({ issuer: ISSUER, mcp: MCP_URL, as_port: asPort, mcp_port: mcpPort })}\n`);
+const ready = { issuer: ISSUER, mcp: MCP_URL, as_port: asPort, mcp_port: mcpPort };
+if (args['machine-clients']) Object.assign(ready, { machine_basic_secret: MACHINE_SECRET, machine_jwt_key_pem: machineKeyPem });
+process.stdout.write(`${JSON.stringify(ready)}\n`);
 log(`authorization server ${ISSUER}, MCP server ${MCP_URL}`);
 
 let stopping = false;

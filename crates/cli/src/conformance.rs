@@ -3,15 +3,30 @@
 //! negotiated), list the tools, call them, and list and read prompts and resources when the
 //! server offers them. The suite describes each scenario to the client through
 //! `MCP_CONFORMANCE_SCENARIO`, `MCP_CONFORMANCE_CONTEXT` and `MCP_CONFORMANCE_PROTOCOL_VERSION`.
+//!
+//! The client is configured as a deployment would be, from what the context provides: a
+//! private key makes a `private_key_jwt` machine client, a workload JWT the JWT bearer grant,
+//! an IdP's ID token enterprise-managed authorization, and DPoP is on where servers offer it
+//! (with a key of the run's own).
 
-use edge_oauth_core::MemoryStore;
 use edge_oauth_core::env::{Clock, RandomSource};
 use edge_oauth_core::{Authorizer, CredentialStore, HttpClient};
+use edge_oauth_core::{
+    DpopPolicy, IdToken, IdentityAssertionGrant, JwtAssertion, MemoryStore, NonInteractiveGrant,
+    Signer,
+};
 use serde_json::{Map, Value, json};
 
+use crate::keys::EcKey;
 use crate::mcp::mrtr::InputResponder;
 use crate::mcp::{McpError, McpSession};
 use crate::{AnyStore, Opts, build_client, clean, parse_server};
+
+/// The scenarios whose pre-registered credentials belong to a machine client (the client
+/// credentials extension). The context alone does not say so: `auth/pre-registration` hands
+/// out the same `client_id` and `client_secret` for a user's authorization code flow — which
+/// one a deployment is, is the deployment's choice, and the scenario name states it here.
+const CLIENT_CREDENTIALS_SCENARIOS: &str = "auth/client-credentials-";
 
 /// The scenario that asks the client to hand one tool's `inputSchema` back verbatim.
 const SCHEMA_ECHO_SCENARIO: &str = "json-schema-2020-12-preservation";
@@ -30,15 +45,9 @@ pub async fn run(mut o: Opts) -> Result<(), String> {
         }
         Err(_) => Value::Null,
     };
-    if let Some(id) = context.get("client_id").and_then(Value::as_str) {
-        o.client_id = Some(id.to_owned());
-        o.client_secret = context
-            .get("client_secret")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-    }
     let scenario = std::env::var("MCP_CONFORMANCE_SCENARIO").unwrap_or_default();
     eprintln!("scenario {scenario}");
+    configure(&mut o, &context, &scenario)?;
     let server = parse_server(&o, 1)?;
     // A free loopback port per run: scenarios run in parallel.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -66,6 +75,49 @@ pub async fn run(mut o: Opts) -> Result<(), String> {
         );
     }
     result.map_err(|e| e.to_string())
+}
+
+/// The client's configuration from the scenario context.
+fn configure(o: &mut Opts, context: &Value, scenario: &str) -> Result<(), String> {
+    let field = |name: &str| context.get(name).and_then(Value::as_str).map(str::to_owned);
+    // DPoP wherever an authorization server offers it, with this run's own key.
+    o.dpop = DpopPolicy::Prefer;
+    if let Some(jwt) = field("valid_jwt") {
+        // Workload identity: the platform's JWT is the grant; no client registration.
+        o.grant = Some(NonInteractiveGrant::JwtBearer {
+            assertion: JwtAssertion::new(jwt),
+        });
+        return Ok(());
+    }
+    o.client_id = field("client_id");
+    o.client_secret = field("client_secret");
+    if let Some(pem) = field("private_key_pem") {
+        let alg = field("signing_algorithm").unwrap_or_else(|| "ES256".into());
+        if alg != "ES256" {
+            return Err(format!(
+                "signing_algorithm {alg}: this client signs with ES256"
+            ));
+        }
+        o.client_key = Some(Signer::new(EcKey::from_pem(&pem)?));
+        o.grant = Some(NonInteractiveGrant::ClientCredentials);
+    } else if let Some(id_token) = field("idp_id_token") {
+        let (Some(endpoint), Some(idp_client_id)) =
+            (field("idp_token_endpoint"), field("idp_client_id"))
+        else {
+            return Err("an idp_id_token without idp_token_endpoint and idp_client_id".into());
+        };
+        o.grant = Some(NonInteractiveGrant::IdentityAssertion(
+            IdentityAssertionGrant {
+                idp_token_endpoint: endpoint,
+                idp_client_id,
+                idp_client_secret: None,
+                id_token: IdToken::new(id_token),
+            },
+        ));
+    } else if o.client_secret.is_some() && scenario.starts_with(CLIENT_CREDENTIALS_SCENARIOS) {
+        o.grant = Some(NonInteractiveGrant::ClientCredentials);
+    }
+    Ok(())
 }
 
 async fn exercise<H, S, A, R, C>(
@@ -287,6 +339,11 @@ fn object_example(s: &Map<String, Value>, root: &Value, depth: usize) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use p256::pkcs8::EncodePrivateKey;
+
+    fn key_inner(k: &EcKey) -> p256::ecdsa::SigningKey {
+        k.signing_key().clone()
+    }
 
     #[test]
     fn example_arguments_fill_required_properties() {
@@ -303,6 +360,50 @@ mod tests {
         );
         assert_eq!(example_arguments(&json!({"type": "object"})), json!({}));
         assert_eq!(example_arguments(&Value::Null), json!({}));
+    }
+
+    #[test]
+    fn the_grant_comes_from_the_context() {
+        let grant = |ctx: Value, scenario: &str| {
+            let mut o = Opts::default();
+            configure(&mut o, &ctx, scenario).unwrap();
+            assert_eq!(o.dpop, DpopPolicy::Prefer);
+            (
+                o.grant.map(|g| format!("{g:?}")),
+                o.client_id,
+                o.client_key.is_some(),
+            )
+        };
+        let secret = json!({"client_id": "c", "client_secret": "s"});
+        let (g, id, _) = grant(secret.clone(), "auth/client-credentials-basic");
+        assert_eq!(
+            (g.as_deref(), id.as_deref()),
+            (Some("ClientCredentials"), Some("c"))
+        );
+        // The same credentials in a user's flow: the code flow.
+        assert_eq!(grant(secret, "auth/pre-registration").0, None);
+        let key = EcKey::generate().unwrap();
+        let pem = p256::SecretKey::from(&key_inner(&key))
+            .to_pkcs8_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap();
+        let (g, _, signer) = grant(
+            json!({"client_id": "c", "private_key_pem": pem.as_str(), "signing_algorithm": "ES256"}),
+            "auth/client-credentials-jwt",
+        );
+        assert_eq!((g.as_deref(), signer), (Some("ClientCredentials"), true));
+        let (g, id, _) = grant(
+            json!({"client_id": "w", "valid_jwt": "a.b.c", "expired_jwt": "d.e.f"}),
+            "auth/wif-jwt-bearer",
+        );
+        assert!(g.unwrap().starts_with("JwtBearer") && id.is_none());
+        let (g, id, _) = grant(
+            json!({"client_id": "c", "client_secret": "s", "idp_client_id": "i", "idp_id_token": "x.y.z",
+                   "idp_issuer": "http://localhost:1", "idp_token_endpoint": "http://localhost:1/token"}),
+            "auth/enterprise-managed-authorization",
+        );
+        assert!(g.unwrap().starts_with("IdentityAssertion") && id.as_deref() == Some("c"));
+        // No context (DPoP scenarios): the code flow, DPoP where offered.
+        assert_eq!(grant(Value::Null, "auth/dpop").0, None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 mod authorizer;
 mod conformance;
 mod filestore;
+mod keys;
 mod mcp;
 mod transport;
 
@@ -11,16 +12,19 @@ use std::process::ExitCode;
 
 use edge_oauth_core::discovery::{Discovery, DiscoveryStep};
 use edge_oauth_core::env::{OsRandom, SystemClock};
+use edge_oauth_core::registration::TokenEndpointAuthMethod;
 use edge_oauth_core::registration::{ClientCredentials, ClientMetadata};
 use edge_oauth_core::www_authenticate::{BearerChallenge, parse_bearer};
 use edge_oauth_core::{
-    Authorizer, ClientConfig, ClientSecret, CredentialStore, Error, HttpClient, MemoryStore,
-    OAuthClient, PreRegisteredClient, Result, Session, Url,
+    Authorizer, ClientConfig, ClientSecret, CredentialStore, DpopPolicy, Error, HttpClient,
+    IdToken, IdentityAssertionGrant, JwtAssertion, MemoryStore, NonInteractiveGrant, OAuthClient,
+    PreRegisteredClient, Result, Session, Signer, Url,
 };
 use serde_json::{Value, json};
 
 use authorizer::{HeadlessAuthorizer, LoopbackAuthorizer};
 use filestore::FileStore;
+use keys::{EcKey, read_private_file};
 use mcp::{McpError, McpSession};
 use transport::ReqwestHttp;
 
@@ -33,6 +37,8 @@ USAGE:
 COMMANDS:
   discover <mcp-url>            Show every discovery request and what the servers advertise
   login <mcp-url>               Authorize (loopback redirect; opens the browser)
+  token <mcp-url>               Get a token: the stored one, refreshed, or a new authorization
+                                (with the grant chosen below, no browser)
   device <mcp-url>              Authorize with the device flow (RFC 8628)
   tools <mcp-url>               List the server's tools (authorizing if needed)
   call <mcp-url> <tool> [json]  Call a tool
@@ -50,8 +56,22 @@ OPTIONS:
   --issuer URL                  The authorization server it is registered with (required with a
                                 secret: credentials are never shown to another server)
   --client-secret S             Its secret (or set EDGE_OAUTH_CLIENT_SECRET: argv is visible to others)
+  --client-secret-file FILE     Its secret, from a file only you can read (0600)
+  --private-key FILE            Authenticate with private_key_jwt: a P-256 key, PEM, 0600 (ES256)
   --client-metadata-url URL     Client ID Metadata Document URL, used when the server supports it
   --store DIR                   Credential directory (default $EDGE_OAUTH_HOME or ~/.config/edge-oauth)
+
+GRANTS WITHOUT A BROWSER (used instead of the authorization code flow):
+  --client-credentials          As the client itself (RFC 6749 §4.4): needs --client-id, --issuer
+                                and a secret or --private-key
+  --jwt-bearer FILE             Present the workload JWT in FILE (RFC 7523 §2.1; workload identity)
+  --id-token FILE               Enterprise-managed: exchange this ID token at the IdP for an ID-JAG
+    --idp-token-endpoint URL      (RFC 8693), then present it; --idp-client-id ID is the client
+    --idp-client-id ID            at the IdP, --client-id/--issuer the client at the MCP server's AS
+
+DPoP (RFC 9449; a P-256 key kept in the store, dpop-key.pem):
+  --dpop                        Bind tokens to the key where the server supports DPoP
+  --dpop=require                Only DPoP-bound tokens (refuse servers that do not bind them)
 ";
 
 #[derive(Default)]
@@ -65,6 +85,16 @@ struct Opts {
     client_secret: Option<String>,
     issuer: Option<String>,
     client_metadata_url: Option<String>,
+    client_credentials: bool,
+    private_key: Option<PathBuf>,
+    jwt_bearer: Option<PathBuf>,
+    id_token: Option<PathBuf>,
+    idp_token_endpoint: Option<String>,
+    idp_client_id: Option<String>,
+    dpop: DpopPolicy,
+    /// Set by the conformance client from its scenario context rather than by flags.
+    grant: Option<NonInteractiveGrant>,
+    client_key: Option<Signer>,
     positional: Vec<String>,
 }
 
@@ -89,6 +119,21 @@ fn parse_args() -> std::result::Result<Opts, String> {
             "--client-metadata-url" => {
                 o.client_metadata_url = Some(value("--client-metadata-url")?)
             }
+            "--client-secret-file" => {
+                let path = PathBuf::from(value("--client-secret-file")?);
+                let secret =
+                    read_private_file(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                o.client_secret = Some(secret.trim().to_owned());
+            }
+            "--private-key" => o.private_key = Some(PathBuf::from(value("--private-key")?)),
+            "--client-credentials" => o.client_credentials = true,
+            "--jwt-bearer" => o.jwt_bearer = Some(PathBuf::from(value("--jwt-bearer")?)),
+            "--id-token" => o.id_token = Some(PathBuf::from(value("--id-token")?)),
+            "--idp-token-endpoint" => o.idp_token_endpoint = Some(value("--idp-token-endpoint")?),
+            "--idp-client-id" => o.idp_client_id = Some(value("--idp-client-id")?),
+            "--dpop" | "--dpop=prefer" => o.dpop = DpopPolicy::Prefer,
+            "--dpop=require" => o.dpop = DpopPolicy::Require,
+            "--dpop=off" => o.dpop = DpopPolicy::Off,
             "-h" | "--help" => return Err(String::new()),
             s if s.starts_with("--") => return Err(format!("unknown option {s}")),
             _ => o.positional.push(a),
@@ -195,18 +240,73 @@ impl Authorizer for AnyAuthorizer {
 
 type Client = OAuthClient<ReqwestHttp, AnyStore, AnyAuthorizer, OsRandom, SystemClock>;
 
-async fn build_client(o: &Opts, store: AnyStore) -> Result<Client> {
-    let http = ReqwestHttp::new().map_err(|m| Error::Transport {
-        url: String::new(),
-        message: m,
-    })?;
+/// The grant to use instead of the authorization code flow, from the flags (or as the
+/// conformance client set it).
+fn grant_of(o: &Opts) -> std::result::Result<Option<NonInteractiveGrant>, String> {
+    if let Some(g) = &o.grant {
+        return Ok(Some(g.clone()));
+    }
+    let chosen = [
+        o.client_credentials,
+        o.jwt_bearer.is_some(),
+        o.id_token.is_some(),
+    ];
+    if chosen.iter().filter(|c| **c).count() > 1 {
+        return Err("choose one of --client-credentials, --jwt-bearer and --id-token".into());
+    }
+    if o.client_credentials {
+        let has_credential =
+            o.client_secret.is_some() || o.private_key.is_some() || o.client_key.is_some();
+        if o.client_id.is_none() || !has_credential {
+            return Err(
+                "--client-credentials needs --client-id and a secret or --private-key".into(),
+            );
+        }
+        return Ok(Some(NonInteractiveGrant::ClientCredentials));
+    }
+    // Platform-issued JWTs are read as they are: their files' modes are the platform's
+    // (a Kubernetes projected token is 0644 inside the pod).
+    let read_jwt = |path: &PathBuf| {
+        std::fs::read_to_string(path)
+            .map(|t| t.trim().to_owned())
+            .map_err(|e| format!("{}: {e}", path.display()))
+    };
+    if let Some(path) = &o.jwt_bearer {
+        return Ok(Some(NonInteractiveGrant::JwtBearer {
+            assertion: JwtAssertion::new(read_jwt(path)?),
+        }));
+    }
+    if let Some(path) = &o.id_token {
+        let (Some(endpoint), Some(idp_client_id)) = (&o.idp_token_endpoint, &o.idp_client_id)
+        else {
+            return Err("--id-token needs --idp-token-endpoint and --idp-client-id".into());
+        };
+        return Ok(Some(NonInteractiveGrant::IdentityAssertion(
+            IdentityAssertionGrant {
+                idp_token_endpoint: endpoint.clone(),
+                idp_client_id: idp_client_id.clone(),
+                idp_client_secret: None,
+                id_token: IdToken::new(read_jwt(path)?),
+            },
+        )));
+    }
+    Ok(None)
+}
+
+async fn build_client(o: &Opts, store: AnyStore) -> std::result::Result<Client, String> {
+    let http = ReqwestHttp::new()?;
     let authorizer = if o.headless {
         let port = if o.port == 0 { 33418 } else { o.port };
-        AnyAuthorizer::Headless(HeadlessAuthorizer::new(format!(
-            "http://127.0.0.1:{port}/callback"
-        ))?)
+        AnyAuthorizer::Headless(
+            HeadlessAuthorizer::new(format!("http://127.0.0.1:{port}/callback"))
+                .map_err(|e| e.to_string())?,
+        )
     } else {
-        AnyAuthorizer::Loopback(LoopbackAuthorizer::bind(o.port, !o.no_browser).await?)
+        AnyAuthorizer::Loopback(
+            LoopbackAuthorizer::bind(o.port, !o.no_browser)
+                .await
+                .map_err(|e| e.to_string())?,
+        )
     };
     let mut metadata = ClientMetadata::native("edge-oauth", authorizer.redirect_uri());
     metadata
@@ -217,14 +317,43 @@ async fn build_client(o: &Opts, store: AnyStore) -> Result<Client> {
     let mut config = ClientConfig::new(metadata);
     config.scope_override = o.scope.clone();
     config.client_id_metadata_url = o.client_metadata_url.clone();
+    let client_key = match (&o.client_key, &o.private_key) {
+        (Some(k), _) => Some(k.clone()),
+        (None, Some(path)) => {
+            let pem = read_private_file(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let key = EcKey::from_pem(&pem).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Signer::new(key))
+        }
+        (None, None) => None,
+    };
     if let Some(id) = &o.client_id {
         config.pre_registered.push(PreRegisteredClient {
             issuer: o.issuer.clone(),
             client_id: id.clone(),
             client_secret: o.client_secret.clone().map(ClientSecret::new),
-            auth_method: None,
+            auth_method: client_key
+                .is_some()
+                .then_some(TokenEndpointAuthMethod::PrivateKeyJwt),
         });
     }
+    config.client_assertion_signer = client_key;
+    config.grant = grant_of(o)?;
+    config.dpop = o.dpop;
+    // One DPoP key per store, kept as long as the tokens bound to it (and loaded whenever it
+    // exists, so sessions bound to it keep working without --dpop); memory stores (the
+    // conformance client, discover) get a key of their own.
+    let key = match (&store, o.dpop) {
+        (AnyStore::File(s), DpopPolicy::Off) => {
+            let path = s.dir().join("dpop-key.pem");
+            path.exists()
+                .then(|| EcKey::load_or_create(&path))
+                .transpose()?
+        }
+        (AnyStore::File(s), _) => Some(EcKey::load_or_create(&s.dir().join("dpop-key.pem"))?),
+        (AnyStore::Memory(_), DpopPolicy::Off) => None,
+        (AnyStore::Memory(_), _) => Some(EcKey::generate()?),
+    };
+    config.dpop_signer = key.map(Signer::new);
     Ok(OAuthClient::new(
         http,
         store,
@@ -347,6 +476,20 @@ fn print_discovery(d: &Discovery) {
             .unwrap_or_else(|| "-".into())
     );
     say!(
+        "grant types:   {}",
+        m.grant_types_supported
+            .as_ref()
+            .map(|s| s.join(" "))
+            .unwrap_or_else(|| "authorization_code implicit (default)".into())
+    );
+    say!(
+        "DPoP:          {}",
+        m.dpop_signing_alg_values_supported
+            .as_ref()
+            .map(|s| s.join(" "))
+            .unwrap_or_else(|| "not advertised".into())
+    );
+    say!(
         "token auth:    {}",
         m.token_endpoint_auth_methods_supported
             .as_ref()
@@ -394,6 +537,14 @@ fn print_session(s: &Session) {
         "scope:         {}",
         s.tokens.scope.as_deref().unwrap_or("-")
     );
+    say!(
+        "token type:    {}",
+        if s.tokens.is_dpop() {
+            "DPoP (bound to this store's key, RFC 9449)"
+        } else {
+            "Bearer"
+        }
+    );
     match s.tokens.expires_at {
         Some(t) => {
             let left = t as i64 - now() as i64;
@@ -420,9 +571,7 @@ fn print_session(s: &Session) {
 
 async fn cmd_discover(o: &Opts) -> std::result::Result<(), String> {
     let server = parse_server(o, 1)?;
-    let client = build_client(o, AnyStore::Memory(MemoryStore::new()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let client = build_client(o, AnyStore::Memory(MemoryStore::new())).await?;
     say!("MCP server {server}");
     let (status, challenge) = probe(client.http(), &server)
         .await
@@ -467,6 +616,29 @@ async fn cmd_login(o: &Opts) -> std::result::Result<(), String> {
     Ok(())
 }
 
+async fn cmd_token(o: &Opts) -> std::result::Result<(), String> {
+    let server = parse_server(o, 1)?;
+    let client = file_client(o).await?;
+    let fail = |e: Error| format!("{e} [{}]", e.code());
+    let stored = client
+        .access_token(server.as_str())
+        .await
+        .map_err(fail)?
+        .is_some();
+    let session = match client.load_session(server.as_str()).await.map_err(fail)? {
+        Some(s) if stored => s,
+        _ => {
+            let (_, challenge) = probe(client.http(), &server).await.map_err(fail)?;
+            client
+                .authorize(&server, challenge.as_ref(), None)
+                .await
+                .map_err(fail)?
+        }
+    };
+    print_session(&session);
+    flush(&client).await
+}
+
 async fn cmd_device(o: &Opts) -> std::result::Result<(), String> {
     let server = parse_server(o, 1)?;
     let client = file_client(o).await?;
@@ -502,9 +674,7 @@ async fn flush(client: &Client) -> std::result::Result<(), String> {
 
 async fn file_client(o: &Opts) -> std::result::Result<Client, String> {
     let store = FileStore::open(store_dir(o)).map_err(|e| e.to_string())?;
-    build_client(o, AnyStore::File(store))
-        .await
-        .map_err(|e| e.to_string())
+    build_client(o, AnyStore::File(store)).await
 }
 
 async fn cmd_tools(o: &Opts) -> std::result::Result<(), String> {
@@ -648,17 +818,20 @@ fn main() -> ExitCode {
     };
     let cmd = o.positional.first().cloned().unwrap_or_default();
     if o.client_id.is_some()
-        && o.client_secret.is_some()
+        && (o.client_secret.is_some() || o.private_key.is_some())
         && o.issuer.is_none()
         && cmd != "conformance"
     {
-        eprintln!("error: a client secret is sent only to the issuer you name: add --issuer URL");
+        eprintln!(
+            "error: client credentials are used only with the issuer you name: add --issuer URL"
+        );
         return ExitCode::from(2);
     }
     let result = runtime.block_on(async {
         match cmd.as_str() {
             "discover" => cmd_discover(&o).await,
             "login" => cmd_login(&o).await,
+            "token" => cmd_token(&o).await,
             "device" => cmd_device(&o).await,
             "tools" => cmd_tools(&o).await,
             "call" => cmd_call(&o).await,

@@ -1,6 +1,8 @@
 //! The orchestrating client: given an MCP server URL, turns a 401 into discovery →
 //! registration → authorization → code exchange → store → retry, a 403 `insufficient_scope`
-//! into step-up, and keeps tokens fresh with rotation-aware refresh.
+//! into step-up, and keeps tokens fresh with rotation-aware refresh. Configured for it, it
+//! obtains tokens with no user instead (client credentials, a workload's JWT, an enterprise
+//! IdP's identity assertion) and binds them to a DPoP key (RFC 9449).
 
 use core::cell::RefCell;
 use core::future::Future;
@@ -9,28 +11,36 @@ use crate::url::Url;
 
 use crate::authorize::PendingAuthorization;
 use crate::authorize::{AuthorizationRequest, build_authorization_url, validate_callback};
+use crate::device::process_device_token_response_with;
 use crate::device::{
     DeviceAuthorization, DevicePoll, device_authorization_request, device_token_request,
-    process_device_authorization_response, process_device_token_response,
+    process_device_authorization_response,
 };
 use crate::discovery::{
     AuthorizationServerMetadata, Discovery, DiscoveryStep, ResourcePolicy, discover_with,
 };
+use crate::dpop::{self, DpopPolicy, ProofRequest};
 use crate::env::{Clock, RandomSource};
 use crate::error::{Error, Recovery, Result};
-use crate::http::{self, HttpClient, HttpRequest, HttpResponse, parse_secure_url};
+use crate::grants::{
+    CLIENT_CREDENTIALS_GRANT, client_assertion, client_credentials_request, id_jag_request,
+    jwt_bearer_request, process_id_jag_response, with_client_assertion,
+};
+use crate::http::{self, HttpClient, HttpRequest, HttpResponse, Method, parse_secure_url};
+use crate::jws::Signer;
 use crate::registration::{
     ClientCredentials, ClientMetadata, RegistrationSource, TokenEndpointAuthMethod,
     dynamic_registration_request, metadata_document_client, process_registration_response,
 };
-use crate::scope::{contains_all, select_scope, union};
-use crate::secret::{AccessToken, ClientSecret};
+use crate::scope::{OFFLINE_ACCESS, contains_all, select_scope, union};
+use crate::secret::{AccessToken, ClientSecret, IdToken, JwtAssertion};
 use crate::store::{CredentialStore, Session};
 use crate::token::{
-    DEFAULT_REFRESH_BUFFER_SECS, TokenTypeHint, authorization_code_request,
-    process_revocation_response, process_token_response, refresh_token_request, revocation_request,
+    DEFAULT_REFRESH_BUFFER_SECS, TokenSet, TokenTypeHint, authorization_code_request,
+    process_revocation_response, process_token_response_with, refresh_token_request,
+    revocation_request,
 };
-use crate::www_authenticate::{BearerChallenge, parse_bearer};
+use crate::www_authenticate::{BearerChallenge, parse_token_challenge};
 
 /// The user-facing step of authorization: show the authorization URL (browser popup,
 /// redirect, system browser, or a headless redirect follower) and return the URL the
@@ -74,7 +84,47 @@ pub struct PreRegisteredClient {
     /// The secret of a confidential client.
     pub client_secret: Option<ClientSecret>,
     /// How to authenticate; `None` picks basic with a secret (RFC 6749 §2.3.1) else `none`.
+    /// `PrivateKeyJwt` signs with [`ClientConfig::client_assertion_signer`].
     pub auth_method: Option<TokenEndpointAuthMethod>,
+}
+
+/// A grant that obtains tokens with no user at an authorization endpoint. When one is
+/// configured, every authorization this client makes ([`OAuthClient::authorize`], and the
+/// one a 401 or a step-up triggers) uses it instead of the authorization code flow: the
+/// deployment decides, never the server. Failures are returned as they are — no retry with
+/// the same grant, no fall back to another.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum NonInteractiveGrant {
+    /// Client credentials (RFC 6749 §4.4; the MCP client credentials extension) as the
+    /// pre-registered client for the authorization server: with its secret, or
+    /// `private_key_jwt` through [`ClientConfig::client_assertion_signer`].
+    ClientCredentials,
+    /// The JWT bearer grant (RFC 7523 §2.1) with a JWT the platform issued to this workload
+    /// (the MCP workload identity federation extension). A pre-registered client for the
+    /// authorization server, if there is one, authenticates too.
+    JwtBearer {
+        /// The workload's JWT.
+        assertion: JwtAssertion,
+    },
+    /// Enterprise-managed authorization (the MCP extension; the identity assertion
+    /// authorization grant): the user's ID token is exchanged at the enterprise IdP for an
+    /// ID-JAG (RFC 8693), which the JWT bearer grant presents to the MCP server's
+    /// authorization server, as the pre-registered client there.
+    IdentityAssertion(IdentityAssertionGrant),
+}
+
+/// Where and how to obtain an ID-JAG for [`NonInteractiveGrant::IdentityAssertion`].
+#[derive(Clone, Debug)]
+pub struct IdentityAssertionGrant {
+    /// The enterprise IdP's token endpoint.
+    pub idp_token_endpoint: String,
+    /// This application's client at the IdP.
+    pub idp_client_id: String,
+    /// Its secret, if the IdP requires client authentication (`client_secret_basic`).
+    pub idp_client_secret: Option<ClientSecret>,
+    /// The user's ID token from single sign-on at the IdP.
+    pub id_token: IdToken,
 }
 
 /// Configuration of an [`OAuthClient`].
@@ -94,6 +144,15 @@ pub struct ClientConfig {
     pub scope_override: Option<String>,
     /// How protected resource metadata `resource` is matched (RFC 9728 §3.3 by default).
     pub resource_policy: ResourcePolicy,
+    /// Obtain tokens with this grant instead of the authorization code flow (default none).
+    pub grant: Option<NonInteractiveGrant>,
+    /// Signs the `private_key_jwt` client assertions of pre-registered clients whose
+    /// `auth_method` is [`TokenEndpointAuthMethod::PrivateKeyJwt`] (RFC 7523 §2.2).
+    pub client_assertion_signer: Option<Signer>,
+    /// Whether to bind tokens to [`ClientConfig::dpop_signer`]'s key (RFC 9449; default off).
+    pub dpop: DpopPolicy,
+    /// The DPoP key: one per client installation, kept as long as the tokens bound to it.
+    pub dpop_signer: Option<Signer>,
 }
 
 impl ClientConfig {
@@ -107,6 +166,10 @@ impl ClientConfig {
             max_authorizations: 3,
             scope_override: None,
             resource_policy: ResourcePolicy::Strict,
+            grant: None,
+            client_assertion_signer: None,
+            dpop: DpopPolicy::Off,
+            dpop_signer: None,
         }
     }
 }
@@ -175,6 +238,10 @@ pub struct PendingLogin {
     pub client_source: RegistrationSource,
     /// How the client authenticates at the token endpoint.
     pub auth_method: TokenEndpointAuthMethod,
+    /// The thumbprint of the DPoP key the code is to be redeemed with (RFC 9449 §10: also sent
+    /// as `dpop_jkt` in the authorization request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 /// A short, stable tag for an issuer, for per-issuer redirect URIs: 16 characters of the
@@ -191,6 +258,8 @@ pub struct RetryState {
     authorizations: u32,
     refreshed: bool,
     retried_current: bool,
+    /// A resource's DPoP nonce challenge was answered (RFC 9449 §9: once per request).
+    nonce_retried: bool,
 }
 
 impl RetryState {
@@ -214,6 +283,9 @@ pub struct OAuthClient<H, S, A, R, C> {
     unsaved: RefCell<UnsavedSessions>,
     /// The issuer a pre-registered client without one got bound to on first use.
     bound_issuer: RefCell<Option<String>>,
+    /// The latest DPoP nonce of each origin (RFC 9449 §8, §9): authorization and resource
+    /// servers alike. In memory only: a nonce is short-lived.
+    dpop_nonces: RefCell<Vec<(String, String)>>,
 }
 
 impl<H, S, A, R, C> OAuthClient<H, S, A, R, C>
@@ -236,6 +308,7 @@ where
             trace: RefCell::new(Vec::new()),
             unsaved: RefCell::new(UnsavedSessions::default()),
             bound_issuer: RefCell::new(None),
+            dpop_nonces: RefCell::new(Vec::new()),
         }
     }
 
@@ -350,6 +423,190 @@ where
         self.store.delete_session(server).await
     }
 
+    /// The latest DPoP nonce `url`'s server gave.
+    fn dpop_nonce(&self, url: &str) -> Option<String> {
+        let origin = nonce_origin(url);
+        self.dpop_nonces
+            .borrow()
+            .iter()
+            .find(|(o, _)| *o == origin)
+            .map(|(_, n)| n.clone())
+    }
+
+    /// Keeps the `DPoP-Nonce` a server sent, with any response (RFC 9449 §8.2, §9).
+    fn remember_nonce(&self, url: &str, response: &HttpResponse) {
+        let Some(nonce) = dpop::response_nonce(response) else {
+            return;
+        };
+        let origin = nonce_origin(url);
+        let mut nonces = self.dpop_nonces.borrow_mut();
+        nonces.retain(|(o, _)| *o != origin);
+        if nonces.len() >= 16 {
+            nonces.remove(0);
+        }
+        nonces.push((origin, nonce.to_owned()));
+    }
+
+    /// The DPoP key to prove token requests to `meta`'s authorization server with, by the
+    /// configured policy (RFC 9449 §5.1).
+    fn dpop_key_for(&self, meta: &AuthorizationServerMetadata) -> Result<Option<&Signer>> {
+        let Some(key) = &self.config.dpop_signer else {
+            return match self.config.dpop {
+                DpopPolicy::Require => Err(Error::InvalidInput {
+                    reason: "DPoP is required but no DPoP key is configured",
+                }),
+                _ => Ok(None),
+            };
+        };
+        Ok(dpop::use_dpop(self.config.dpop, key.algorithm(), meta)?.then_some(key))
+    }
+
+    /// The key DPoP-bound tokens are used and refreshed with (RFC 9449 §5): the configured
+    /// one. A client keeps one DPoP key per installation (and store), so it is the key the
+    /// tokens were bound to; a key replaced since is refused by the servers, which hold the
+    /// binding, and the session ends with a sign-in.
+    fn bound_key(&self) -> Result<&Signer> {
+        self.config
+            .dpop_signer
+            .as_ref()
+            .ok_or(Error::DpopKeyMismatch)
+    }
+
+    /// The configured DPoP key, if it is the one with thumbprint `jkt`.
+    fn dpop_key_with(&self, jkt: &str) -> Result<&Signer> {
+        self.config
+            .dpop_signer
+            .as_ref()
+            .filter(|k| k.thumbprint() == jkt)
+            .ok_or(Error::DpopKeyMismatch)
+    }
+
+    /// A proof for one request, with the server's latest nonce.
+    async fn dpop_proof(
+        &self,
+        key: &Signer,
+        method: Method,
+        url: &str,
+        access_token: Option<&AccessToken>,
+    ) -> Result<crate::secret::DpopProof> {
+        let nonce = self.dpop_nonce(url);
+        let request = ProofRequest {
+            method,
+            url,
+            access_token,
+            nonce: nonce.as_deref(),
+        };
+        dpop::proof(key.get(), &request, &self.clock, &self.rng).await
+    }
+
+    /// Sends a token-endpoint request. Each attempt gets a fresh client assertion when
+    /// `client` authenticates with `private_key_jwt` (RFC 7523 §2.2; servers may refuse a
+    /// `jti` twice) and a fresh proof with `dpop`; one nonce challenge (RFC 9449 §8) is
+    /// answered with the nonce the server sent.
+    async fn send_token_request(
+        &self,
+        request: HttpRequest,
+        client: Option<&ClientCredentials>,
+        dpop: Option<&Signer>,
+    ) -> Result<HttpResponse> {
+        let mut answered_nonce = false;
+        loop {
+            let mut attempt = request.clone();
+            if let Some(c) =
+                client.filter(|c| c.auth_method == TokenEndpointAuthMethod::PrivateKeyJwt)
+            {
+                let signer =
+                    self.config
+                        .client_assertion_signer
+                        .as_ref()
+                        .ok_or(Error::InvalidInput {
+                            reason: "private_key_jwt client authentication needs a client assertion signer",
+                        })?;
+                let assertion = client_assertion(
+                    signer.get(),
+                    &c.client_id,
+                    &c.issuer,
+                    &self.clock,
+                    &self.rng,
+                )
+                .await?;
+                attempt = with_client_assertion(attempt, &assertion);
+            }
+            if let Some(key) = dpop {
+                let proof = self
+                    .dpop_proof(key, attempt.method, &attempt.url, None)
+                    .await?;
+                attempt
+                    .headers
+                    .push(("DPoP".into(), proof.secret().to_owned()));
+            }
+            let response = http::send(&self.http, attempt).await?;
+            if dpop.is_some() {
+                self.remember_nonce(&request.url, &response);
+                if !answered_nonce && dpop::token_endpoint_nonce_challenge(&response).is_some() {
+                    answered_nonce = true;
+                    continue;
+                }
+            }
+            return Ok(response);
+        }
+    }
+
+    /// Checks a token response to a request proven with `dpop` (or not): under
+    /// [`DpopPolicy::Require`] a bearer token is refused.
+    fn process_tokens(
+        &self,
+        response: &HttpResponse,
+        url: &str,
+        previous_refresh: Option<&crate::secret::RefreshToken>,
+        requested_scope: Option<&str>,
+        dpop: Option<&Signer>,
+    ) -> Result<TokenSet> {
+        let tokens = process_token_response_with(
+            response,
+            url,
+            &self.clock,
+            previous_refresh,
+            requested_scope,
+            dpop.is_some(),
+        )?;
+        if self.config.dpop == DpopPolicy::Require && !tokens.is_dpop() {
+            return Err(Error::DpopNotBound {
+                url: url.to_owned(),
+            });
+        }
+        Ok(tokens)
+    }
+
+    /// The headers that present `token` on a `method` request to `url`: `Authorization:
+    /// Bearer …` (RFC 6750 §2.1), or for a DPoP-bound token `Authorization: DPoP …` and a
+    /// fresh `DPoP` proof with `ath` and the server's latest nonce (RFC 9449 §7.1). For
+    /// callers that send requests themselves; [`Self::send`] uses it.
+    pub async fn authorization_headers(
+        &self,
+        method: Method,
+        url: &str,
+        token: &AccessToken,
+    ) -> Result<Vec<(String, String)>> {
+        let server = parse_secure_url(url)?;
+        let bound = self
+            .load_session(server.as_str())
+            .await?
+            .is_some_and(|s| &s.tokens.access_token == token && s.tokens.is_dpop());
+        if !bound {
+            return Ok(vec![(
+                "Authorization".into(),
+                format!("Bearer {}", token.secret()),
+            )]);
+        }
+        let key = self.bound_key()?;
+        let proof = self.dpop_proof(key, method, url, Some(token)).await?;
+        Ok(vec![
+            ("Authorization".into(), format!("DPoP {}", token.secret())),
+            ("DPoP".into(), proof.secret().to_owned()),
+        ])
+    }
+
     /// Runs discovery for an MCP server URL, recording the trace.
     pub async fn discover(
         &self,
@@ -382,6 +639,10 @@ where
         let Some(session) = session else {
             return Ok(None);
         };
+        if self.config.dpop == DpopPolicy::Require && !session.tokens.is_dpop() {
+            // Bearer tokens from before DPoP was required: authorize again, bound this time.
+            return Ok(None);
+        }
         let now = self.clock.now();
         if !session
             .tokens
@@ -448,6 +709,12 @@ where
             .as_ref()
             .ok_or(Error::NoRefreshToken)?;
         let client = self.client_of(session).await?;
+        // A refresh token bound to a DPoP key is refreshed with that key (RFC 9449 §5).
+        let dpop = if session.tokens.is_dpop() {
+            Some(self.bound_key()?)
+        } else {
+            None
+        };
         let request = refresh_token_request(
             &session.token_endpoint,
             &client,
@@ -455,13 +722,15 @@ where
             None,
             Some(&session.resource),
         )?;
-        let response = http::send(&self.http, request).await?;
-        let tokens = match process_token_response(
+        let response = self
+            .send_token_request(request, Some(&client), dpop)
+            .await?;
+        let tokens = match self.process_tokens(
             &response,
             &session.token_endpoint,
-            &self.clock,
             Some(refresh),
             session.tokens.scope.as_deref(),
+            dpop,
         ) {
             Ok(t) => t,
             Err(e) => {
@@ -520,6 +789,11 @@ where
         extra_scope: Option<&str>,
         known: Option<&Session>,
     ) -> Result<Session> {
+        if let Some(grant) = &self.config.grant {
+            return self
+                .authorize_without_user(server, grant, challenge, extra_scope, known)
+                .await;
+        }
         let (url, pending) = self
             .begin_after(server, challenge, extra_scope, known)
             .await?;
@@ -551,27 +825,11 @@ where
         let meta = &discovery.authorization_server;
         let issuer = meta.issuer.clone();
         let server_key = server.as_str();
-        let old = self.load_session(server_key).await?;
-        if old.as_ref().is_some_and(|old| old.issuer != issuer) {
-            // The resource moved to another AS: its tokens, client and scopes stay behind.
-            self.delete_session(server_key).await?;
-        }
-        let previous_scope = old
-            .as_ref()
-            .or(known)
-            .filter(|s| s.issuer == issuer)
-            .and_then(|s| s.requested_scope.clone().or(s.tokens.scope.clone()));
+        let scope = self
+            .scope_for(server_key, &discovery, challenge, extra_scope, known)
+            .await?;
         let client = self.client_for(&discovery).await?;
-        let challenged = challenge.and_then(|c| c.scope.as_deref());
-        let scope = match &self.config.scope_override {
-            // The resource's challenge still counts: it names what this request needs.
-            Some(s) => Some(union(Some(s), challenged)),
-            None => select_scope(challenged, discovery.protected_resource.as_ref(), meta),
-        };
-        let scope = match (extra_scope, previous_scope.as_deref()) {
-            (None, None) => scope,
-            (extra, previous) => Some(union(Some(&union(scope.as_deref(), extra)), previous)),
-        };
+        let dpop_jkt = self.dpop_key_for(meta)?.map(Signer::thumbprint);
         let token_endpoint = meta
             .token_endpoint
             .clone()
@@ -587,7 +845,11 @@ where
             scope: scope.as_deref(),
             resource: Some(&discovery.resource),
         };
-        let (url, authorization) = build_authorization_url(&request, &self.rng, &self.clock)?;
+        let (mut url, authorization) = build_authorization_url(&request, &self.rng, &self.clock)?;
+        if let Some(jkt) = &dpop_jkt {
+            // RFC 9449 §10: binds the code to the key, so only this key can redeem it.
+            url.query_pairs_mut().append_pair("dpop_jkt", jkt);
+        }
         Ok((
             url,
             PendingLogin {
@@ -597,8 +859,172 @@ where
                 revocation_endpoint: meta.revocation_endpoint.clone(),
                 client_source: client.source,
                 auth_method: client.auth_method,
+                dpop_jkt,
             },
         ))
+    }
+
+    /// The scope of a new authorization for `server`: the challenge's (or the MCP
+    /// selection), unioned with `extra_scope` and with what the current session asked of the
+    /// same authorization server. A session with another authorization server is deleted
+    /// first: the resource moved, and its tokens, client and scopes stay behind.
+    async fn scope_for(
+        &self,
+        server_key: &str,
+        discovery: &Discovery,
+        challenge: Option<&BearerChallenge>,
+        extra_scope: Option<&str>,
+        known: Option<&Session>,
+    ) -> Result<Option<String>> {
+        let meta = &discovery.authorization_server;
+        let issuer = &meta.issuer;
+        let old = self.load_session(server_key).await?;
+        if old.as_ref().is_some_and(|old| old.issuer != *issuer) {
+            self.delete_session(server_key).await?;
+        }
+        let previous_scope = old
+            .as_ref()
+            .or(known)
+            .filter(|s| s.issuer == *issuer)
+            .and_then(|s| s.requested_scope.clone().or(s.tokens.scope.clone()));
+        let challenged = challenge.and_then(|c| c.scope.as_deref());
+        let scope = match &self.config.scope_override {
+            // The resource's challenge still counts: it names what this request needs.
+            Some(s) => Some(union(Some(s), challenged)),
+            None => select_scope(challenged, discovery.protected_resource.as_ref(), meta),
+        };
+        Ok(match (extra_scope, previous_scope.as_deref()) {
+            (None, None) => scope,
+            (extra, previous) => Some(union(Some(&union(scope.as_deref(), extra)), previous)),
+        })
+    }
+
+    /// Obtains tokens for `server` with `grant`, no user involved: discovery, then the grant's
+    /// token request(s) for the resource (RFC 8707) and the scope an authorization would ask
+    /// for, proven with the DPoP key when the policy says so; the session is stored with no
+    /// refresh token as a rule, and asked for again when it expires.
+    async fn authorize_without_user(
+        &self,
+        server: &Url,
+        grant: &NonInteractiveGrant,
+        challenge: Option<&BearerChallenge>,
+        extra_scope: Option<&str>,
+        known: Option<&Session>,
+    ) -> Result<Session> {
+        let discovery = self.discover(server, challenge).await?;
+        let meta = &discovery.authorization_server;
+        let issuer = meta.issuer.clone();
+        let server_key = server.as_str();
+        let scope = self
+            .scope_for(server_key, &discovery, challenge, extra_scope, known)
+            .await?;
+        // `offline_access` asks a user's consent for refresh tokens (OpenID Connect Core §11);
+        // these grants have no user to ask and issue none as a rule. Kept only when configured.
+        let configured = self.config.scope_override.as_deref();
+        let scope = match scope {
+            Some(s) if !contains_all(configured, Some(OFFLINE_ACCESS)) => {
+                let kept: Vec<&str> = s
+                    .split_ascii_whitespace()
+                    .filter(|t| *t != OFFLINE_ACCESS)
+                    .collect();
+                (!kept.is_empty()).then(|| kept.join(" "))
+            }
+            other => other,
+        };
+        let token_endpoint = meta
+            .token_endpoint
+            .clone()
+            .ok_or(Error::UnsupportedByServer {
+                issuer: issuer.clone(),
+                feature: "token_endpoint",
+            })?;
+        let dpop = self.dpop_key_for(meta)?;
+        let client = self.pre_registered_for(&issuer, Some(meta));
+        let resource = Some(discovery.resource.as_str());
+        let request = match grant {
+            NonInteractiveGrant::ClientCredentials => {
+                let c = client.as_ref().ok_or(Error::RegistrationNotSupported {
+                    issuer: issuer.clone(),
+                })?;
+                if meta.grant_types_supported.is_some()
+                    && !meta.supports_grant(CLIENT_CREDENTIALS_GRANT)
+                {
+                    return Err(Error::UnsupportedByServer {
+                        issuer,
+                        feature: "the client_credentials grant",
+                    });
+                }
+                client_credentials_request(&token_endpoint, c, scope.as_deref(), resource)?
+            }
+            NonInteractiveGrant::JwtBearer { assertion } => jwt_bearer_request(
+                &token_endpoint,
+                assertion,
+                client.as_ref(),
+                scope.as_deref(),
+                resource,
+            )?,
+            NonInteractiveGrant::IdentityAssertion(g) => {
+                let idp_client = ClientCredentials {
+                    issuer: g.idp_token_endpoint.clone(),
+                    client_id: g.idp_client_id.clone(),
+                    client_secret: g.idp_client_secret.clone(),
+                    auth_method: if g.idp_client_secret.is_some() {
+                        TokenEndpointAuthMethod::ClientSecretBasic
+                    } else {
+                        TokenEndpointAuthMethod::None
+                    },
+                    source: RegistrationSource::PreRegistered,
+                    redirect_uris: Vec::new(),
+                    secret_expires_at: None,
+                    registration_access_token: None,
+                };
+                // The audience is the authorization server's issuer identifier (the MCP
+                // enterprise-managed authorization profile §4).
+                let exchange = id_jag_request(
+                    &g.idp_token_endpoint,
+                    &idp_client,
+                    &g.id_token,
+                    &issuer,
+                    resource,
+                    scope.as_deref(),
+                )?;
+                let response = self
+                    .send_token_request(exchange, Some(&idp_client), None)
+                    .await?;
+                let id_jag = process_id_jag_response(&response, &g.idp_token_endpoint)?;
+                jwt_bearer_request(
+                    &token_endpoint,
+                    &id_jag,
+                    client.as_ref(),
+                    scope.as_deref(),
+                    resource,
+                )?
+            }
+        };
+        let response = self
+            .send_token_request(request, client.as_ref(), dpop)
+            .await?;
+        let tokens =
+            self.process_tokens(&response, &token_endpoint, None, scope.as_deref(), dpop)?;
+        let session = Session {
+            resource: discovery.resource.clone(),
+            server: server_key.to_owned(),
+            issuer,
+            client_id: client
+                .as_ref()
+                .map(|c| c.client_id.clone())
+                .unwrap_or_default(),
+            token_endpoint,
+            revocation_endpoint: meta.revocation_endpoint.clone(),
+            requested_scope: scope,
+            tokens,
+        };
+        self.save_session(&session).await?;
+        if let Some(c) = &client {
+            // The binding to this issuer, as after an authorization code flow.
+            self.store.save_client(c).await?;
+        }
+        Ok(session)
     }
 
     /// The second half: validates the callback against the pending login (age, redirect URI,
@@ -615,6 +1041,7 @@ where
             revocation_endpoint,
             client_source,
             auth_method,
+            dpop_jkt,
         } = pending;
         let issuer = authorization.issuer.clone();
         let resource = authorization.resource.clone().unwrap_or_default();
@@ -622,24 +1049,25 @@ where
         let client = self
             .client_for_pending(&authorization, client_source, auth_method)
             .await?;
+        let dpop = match dpop_jkt.as_deref() {
+            Some(jkt) => Some(self.dpop_key_with(jkt)?),
+            None => None,
+        };
         let validated = validate_callback(callback_url, authorization, &self.clock)?;
         let request = authorization_code_request(&token_endpoint, &client, validated)?;
-        let response = http::send(&self.http, request).await?;
-        let tokens = match process_token_response(
-            &response,
-            &token_endpoint,
-            &self.clock,
-            None,
-            scope.as_deref(),
-        ) {
-            Ok(t) => t,
-            Err(e) => {
-                if e.oauth_code() == Some(&crate::error::OAuthErrorCode::InvalidClient) {
-                    self.forget_dynamic_client(&issuer, &client).await?;
+        let response = self
+            .send_token_request(request, Some(&client), dpop)
+            .await?;
+        let tokens =
+            match self.process_tokens(&response, &token_endpoint, None, scope.as_deref(), dpop) {
+                Ok(t) => t,
+                Err(e) => {
+                    if e.oauth_code() == Some(&crate::error::OAuthErrorCode::InvalidClient) {
+                        self.forget_dynamic_client(&issuer, &client).await?;
+                    }
+                    return Err(e);
                 }
-                return Err(e);
-            }
-        };
+            };
         let session = Session {
             resource,
             server,
@@ -742,6 +1170,7 @@ where
         let url = request.url.clone();
         let response = http::send(&self.http, request).await?;
         let device = process_device_authorization_response(&response, &url, &self.clock)?;
+        let dpop = self.dpop_key_for(meta)?;
         show(&device);
         let token_endpoint = meta
             .token_endpoint
@@ -758,12 +1187,13 @@ where
             sleep(interval).await;
             let request =
                 device_token_request(&token_endpoint, &client, &device, Some(&discovery.resource))?;
-            let poll = match http::send(&self.http, request).await {
-                Ok(response) => process_device_token_response(
+            let poll = match self.send_token_request(request, Some(&client), dpop).await {
+                Ok(response) => process_device_token_response_with(
                     &response,
                     &token_endpoint,
                     &self.clock,
                     scope.as_deref(),
+                    dpop.is_some(),
                 ),
                 Err(e) => Err(e),
             };
@@ -776,6 +1206,11 @@ where
                 Ok(DevicePoll::Pending) => {}
                 Ok(DevicePoll::SlowDown) => interval += 5,
                 Ok(DevicePoll::Complete(tokens)) => {
+                    if self.config.dpop == DpopPolicy::Require && !tokens.is_dpop() {
+                        return Err(Error::DpopNotBound {
+                            url: token_endpoint,
+                        });
+                    }
                     let session = Session {
                         resource: discovery.resource.clone(),
                         server: server.to_string(),
@@ -820,7 +1255,10 @@ where
                 for (token, hint) in tokens {
                     let result = async {
                         let request = revocation_request(endpoint, &client, token, hint)?;
-                        let response = http::send(&self.http, request).await?;
+                        // Authenticated like a token request (a private_key_jwt assertion).
+                        let response = self
+                            .send_token_request(request, Some(&client), None)
+                            .await?;
                         process_revocation_response(&response, endpoint)
                     }
                     .await;
@@ -859,30 +1297,48 @@ where
         let mut retry = RetryState::default();
         loop {
             let mut attempt = request.clone();
-            attempt
-                .headers
-                .retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
+            attempt.headers.retain(|(n, _)| {
+                !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("dpop")
+            });
             if let Some(t) = &token {
-                attempt
-                    .headers
-                    .push(("Authorization".into(), format!("Bearer {}", t.secret())));
+                let headers = self
+                    .authorization_headers(attempt.method, &attempt.url, t)
+                    .await?;
+                attempt.headers.extend(headers);
             }
             let response = http::send(&self.http, attempt).await?;
-            let challenge = response.header_joined("www-authenticate");
             match self
-                .recover(
-                    &server,
-                    response.status,
-                    challenge.as_deref(),
-                    token.as_ref(),
-                    &mut retry,
-                )
+                .recover_response(&server, &response, token.as_ref(), &mut retry)
                 .await?
             {
                 Some(t) => token = Some(t),
                 None => return Ok(response),
             }
         }
+    }
+
+    /// [`Self::recover`] given the whole response: also keeps a `DPoP-Nonce` the server sent,
+    /// and answers a DPoP nonce challenge (RFC 9449 §9) once per request by handing back the
+    /// same token (the next proof, from [`Self::authorization_headers`], carries the nonce).
+    /// A second nonce challenge is the server's answer: authorizing again would not help.
+    pub async fn recover_response(
+        &self,
+        server: &Url,
+        response: &HttpResponse,
+        sent: Option<&AccessToken>,
+        retry: &mut RetryState,
+    ) -> Result<Option<AccessToken>> {
+        self.remember_nonce(server.as_str(), response);
+        if let (Some(t), Some(_)) = (sent, dpop::resource_nonce_challenge(response)) {
+            if retry.nonce_retried {
+                return Ok(None);
+            }
+            retry.nonce_retried = true;
+            return Ok(Some(t.clone()));
+        }
+        let challenge = response.header_joined("www-authenticate");
+        self.recover(server, response.status, challenge.as_deref(), sent, retry)
+            .await
     }
 
     /// What to do about a response from the protected resource, for callers that send the
@@ -899,7 +1355,7 @@ where
         retry: &mut RetryState,
     ) -> Result<Option<AccessToken>> {
         let key = server.to_string();
-        let challenge = www_authenticate.and_then(parse_bearer);
+        let challenge = www_authenticate.and_then(parse_token_challenge);
         let insufficient_scope = status == 403
             && challenge.as_ref().and_then(|c| c.error.as_deref()) == Some("insufficient_scope");
         if status != 401 && !insufficient_scope {
@@ -912,7 +1368,11 @@ where
         // Another process or tab refreshed since this token was read, and the server revoked
         // the old access token on rotation: retry with the current one rather than start a
         // second refresh.
-        if let (401, false, Some(cur)) = (status, retry.retried_current, &current) {
+        // Under DPoP `Require`, bearer tokens from before are not used again.
+        let usable = current
+            .as_ref()
+            .filter(|s| self.config.dpop != DpopPolicy::Require || s.tokens.is_dpop());
+        if let (401, false, Some(cur)) = (status, retry.retried_current, usable) {
             let now = self.clock.now();
             if sent != Some(&cur.tokens.access_token) && !cur.tokens.is_expired(now) {
                 retry.retried_current = true;
@@ -920,9 +1380,7 @@ where
             }
         }
         // A token the server stopped accepting: one refresh before asking the user.
-        let refreshable = current
-            .as_ref()
-            .filter(|s| s.tokens.refresh_token.is_some());
+        let refreshable = usable.filter(|s| s.tokens.refresh_token.is_some());
         if let (401, false, Some(session)) = (status, retry.refreshed, refreshable) {
             retry.refreshed = true;
             match self.refresh(session).await {
@@ -1139,6 +1597,13 @@ where
         self.store.save_client(&client).await?;
         Ok(client)
     }
+}
+
+/// The origin a DPoP nonce belongs to (RFC 9449 §8, §9: nonces are per server).
+fn nonce_origin(url: &str) -> String {
+    Url::parse(url)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default()
 }
 
 /// A registered redirect URI matches exactly, or, for loopback IP literals, with any port

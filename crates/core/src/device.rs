@@ -9,7 +9,7 @@ use crate::error::{Endpoint, Error, OAuthErrorCode, Result};
 use crate::http::{HttpRequest, HttpResponse, check_status, parse_json, parse_secure_url};
 use crate::registration::ClientCredentials;
 use crate::secret::{DeviceCode, RefreshToken};
-use crate::token::{TokenSet, process_token_response};
+use crate::token::{TokenSet, process_token_response_with};
 
 /// The device grant type URN.
 pub const DEVICE_CODE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
@@ -137,7 +137,27 @@ pub fn process_device_token_response(
     clock: &impl Clock,
     requested_scope: Option<&str>,
 ) -> Result<DevicePoll> {
-    match process_token_response(response, url, clock, None::<&RefreshToken>, requested_scope) {
+    process_device_token_response_with(response, url, clock, requested_scope, false)
+}
+
+/// [`process_device_token_response`] for a poll that did or did not carry a DPoP proof
+/// (RFC 9449 §5; see [`process_token_response_with`]).
+pub fn process_device_token_response_with(
+    response: &HttpResponse,
+    url: &str,
+    clock: &impl Clock,
+    requested_scope: Option<&str>,
+    proof_sent: bool,
+) -> Result<DevicePoll> {
+    let tokens = process_token_response_with(
+        response,
+        url,
+        clock,
+        None::<&RefreshToken>,
+        requested_scope,
+        proof_sent,
+    );
+    match tokens {
         Ok(t) => Ok(DevicePoll::Complete(t)),
         Err(Error::OAuth { error, .. }) if error.code == OAuthErrorCode::AuthorizationPending => {
             Ok(DevicePoll::Pending)

@@ -412,6 +412,34 @@ pub enum Error {
         /// Why.
         reason: &'static str,
     },
+    /// The injected JWS signer (a client assertion or DPoP key) failed or returned a signature
+    /// of the wrong shape.
+    Signing {
+        /// What went wrong (never key material).
+        message: String,
+    },
+    /// DPoP is required (RFC 9449) but the authorization server advertises
+    /// `dpop_signing_alg_values_supported` without this client's algorithm.
+    DpopNotSupported {
+        /// The issuer.
+        issuer: String,
+    },
+    /// DPoP is required but the token endpoint issued a bearer token anyway (RFC 9449 §5:
+    /// the token is not bound to the key).
+    DpopNotBound {
+        /// The token endpoint.
+        url: String,
+    },
+    /// The tokens are bound to a DPoP key (RFC 9449 §5) this client does not hold: they can be
+    /// neither used nor refreshed.
+    DpopKeyMismatch,
+    /// A token exchange (RFC 8693 §2.2.1) returned another kind of token than requested.
+    UnexpectedIssuedTokenType {
+        /// The `requested_token_type`.
+        expected: String,
+        /// The `issued_token_type` received.
+        found: String,
+    },
 }
 
 impl Error {
@@ -457,6 +485,11 @@ impl Error {
             Error::Store { .. } => "store_error",
             Error::StoreRecordUnreadable { .. } => "store_record_unreadable",
             Error::InvalidChallenge { .. } => "invalid_challenge",
+            Error::Signing { .. } => "signing_failed",
+            Error::DpopNotSupported { .. } => "dpop_not_supported",
+            Error::DpopNotBound { .. } => "dpop_not_bound",
+            Error::DpopKeyMismatch => "dpop_key_mismatch",
+            Error::UnexpectedIssuedTokenType { .. } => "unexpected_issued_token_type",
         }
     }
 
@@ -501,6 +534,7 @@ impl Error {
                 _ => Recovery::Interaction,
             },
             Error::NoRefreshToken
+            | Error::DpopKeyMismatch
             | Error::DeviceCodeExpired
             | Error::StillUnauthorized { .. }
             | Error::SessionEnded { .. }
@@ -519,6 +553,7 @@ impl Error {
             | Error::PkceNotSupported { .. }
             | Error::ClientIssuerMismatch { .. }
             | Error::InsecureUrl { .. }
+            | Error::DpopNotBound { .. }
             | Error::Redirected { .. } => Recovery::Refused,
             _ => Recovery::Misconfiguration,
         }
@@ -664,6 +699,22 @@ impl fmt::Display for Error {
             Error::InvalidChallenge { reason } => {
                 write!(f, "invalid WWW-Authenticate header: {reason}")
             }
+            Error::Signing { message } => write!(f, "signing failed: {message}"),
+            Error::DpopNotSupported { issuer } => write!(
+                f,
+                "{issuer} does not accept this client's DPoP algorithm (dpop_signing_alg_values_supported) and DPoP is required"
+            ),
+            Error::DpopNotBound { url } => write!(
+                f,
+                "{url} issued a bearer token although DPoP is required (RFC 9449 §5)"
+            ),
+            Error::DpopKeyMismatch => f.write_str(
+                "the tokens are bound to a DPoP key this client does not hold (RFC 9449); sign in again",
+            ),
+            Error::UnexpectedIssuedTokenType { expected, found } => write!(
+                f,
+                "token exchange issued {found:?}, not the requested {expected:?} (RFC 8693 §2.2.1)"
+            ),
         }
     }
 }

@@ -6,8 +6,10 @@
 //! [`http::HttpClient`] whose futures are not `Send`; time ([`env::Clock`]) and randomness
 //! ([`env::RandomSource`]) are injected.
 //!
-//! Specifications: OAuth 2.1 (draft), RFC 6749, 6750, 7009, 7591, 7636, 8252, 8414, 8628, 8707,
-//! 9207, 9700, 9728, and the MCP authorization specification (2025-11-25, 2026-07-28).
+//! Specifications: OAuth 2.1 (draft), RFC 6749, 6750, 7009, 7515, 7523, 7591, 7636, 7638, 8252,
+//! 8414, 8628, 8693, 8707, 9207, 9449, 9700, 9728, the MCP authorization specification
+//! (2025-11-25, 2026-07-28) and its extensions (client credentials, workload identity
+//! federation, enterprise-managed authorization, DPoP).
 //!
 //! ```no_run
 //! # async fn demo(http: impl edge_oauth_core::HttpClient) -> edge_oauth_core::Result<()> {
@@ -32,9 +34,12 @@ pub mod authorize;
 pub mod client;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod env;
 pub mod error;
+pub mod grants;
 pub mod http;
+pub mod jws;
 pub mod pkce;
 pub mod registration;
 pub mod scope;
@@ -44,10 +49,18 @@ pub mod token;
 pub mod url;
 pub mod www_authenticate;
 
-pub use client::{Authorizer, ClientConfig, OAuthClient, PreRegisteredClient};
+pub use client::{
+    Authorizer, ClientConfig, IdentityAssertionGrant, NonInteractiveGrant, OAuthClient,
+    PreRegisteredClient,
+};
+pub use dpop::DpopPolicy;
 pub use error::{Error, OAuthError, OAuthErrorCode, Recovery, Result};
 pub use http::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
-pub use secret::{AccessToken, AuthorizationCode, ClientSecret, CodeVerifier, RefreshToken, State};
+pub use jws::{JwsAlgorithm, JwsSigner, PublicJwk, Signer};
+pub use secret::{
+    AccessToken, AuthorizationCode, ClientAssertion, ClientSecret, CodeVerifier, DpopProof,
+    IdToken, JwtAssertion, RefreshToken, State,
+};
 pub use store::{CredentialStore, MemoryStore, Session};
 pub use token::TokenSet;
 pub use url::Url;

@@ -20,6 +20,9 @@ pub enum TokenEndpointAuthMethod {
     ClientSecretBasic,
     /// `client_id` and `client_secret` in the body.
     ClientSecretPost,
+    /// A JWT signed with the client's private key (RFC 7523 §2.2, OpenID Connect Core §9):
+    /// see [`crate::grants::client_assertion`] and [`crate::grants::with_client_assertion`].
+    PrivateKeyJwt,
 }
 
 impl TokenEndpointAuthMethod {
@@ -29,6 +32,7 @@ impl TokenEndpointAuthMethod {
             Self::None => "none",
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 
@@ -38,6 +42,7 @@ impl TokenEndpointAuthMethod {
             "none" => Some(Self::None),
             "client_secret_basic" => Some(Self::ClientSecretBasic),
             "client_secret_post" => Some(Self::ClientSecretPost),
+            "private_key_jwt" => Some(Self::PrivateKeyJwt),
             _ => None,
         }
     }
@@ -86,6 +91,8 @@ impl ClientCredentials {
     /// body for `client_secret_post`. `client_id` is in the body in every case: RFC 6749 §3.2.1
     /// lets a client identify itself that way, and several servers answer
     /// `invalid_client: Missing client_id` without it even when the Basic header is right.
+    /// For `private_key_jwt` this adds `client_id` only: the signed assertion is added with
+    /// [`crate::grants::with_client_assertion`] (signing is asynchronous).
     pub fn authenticate(
         &self,
         request: HttpRequest,
@@ -274,7 +281,11 @@ pub fn process_registration_response(
         None if secret.is_some() => TokenEndpointAuthMethod::ClientSecretBasic,
         None => TokenEndpointAuthMethod::None,
     };
-    if auth_method != TokenEndpointAuthMethod::None && secret.is_none() {
+    let secret_method = matches!(
+        auth_method,
+        TokenEndpointAuthMethod::ClientSecretBasic | TokenEndpointAuthMethod::ClientSecretPost
+    );
+    if secret_method && secret.is_none() {
         return Err(Error::MissingField {
             url: url.to_owned(),
             field: "client_secret",

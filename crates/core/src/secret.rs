@@ -58,6 +58,23 @@ secret_type!(
     RegistrationAccessToken
 );
 secret_type!(
+    /// A JWT client assertion (RFC 7523 §2.2): proves the client's identity for a short while.
+    ClientAssertion
+);
+secret_type!(
+    /// A JWT presented as an authorization grant (RFC 7523 §2.1): a workload identity token
+    /// issued by the platform, or an identity assertion authorization grant (ID-JAG).
+    JwtAssertion
+);
+secret_type!(
+    /// An OpenID Connect ID token, as the subject token of a token exchange (RFC 8693 §2.1).
+    IdToken
+);
+secret_type!(
+    /// A DPoP proof JWT (RFC 9449 §4): one request's proof of possession.
+    DpopProof
+);
+secret_type!(
     /// The `state` value binding an authorization response to its request (RFC 6749 §10.12).
     State
 );
@@ -94,6 +111,22 @@ mod tests {
         assert_eq!(format!("{t:?}"), "AccessToken([redacted])");
         assert!(!format!("{:?}", RefreshToken::new("rt-123")).contains("rt-123"));
         assert!(!format!("{:#?}", State::new("st-abc")).contains("st-abc"));
+        assert_eq!(
+            format!("{:?}", ClientAssertion::new("eyJ.a.b")),
+            "ClientAssertion([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", JwtAssertion::new("eyJ.c.d")),
+            "JwtAssertion([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", IdToken::new("eyJ.e.f")),
+            "IdToken([redacted])"
+        );
+        assert_eq!(
+            format!("{:?}", DpopProof::new("eyJ.g.h")),
+            "DpopProof([redacted])"
+        );
     }
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]

@@ -21,7 +21,7 @@ pub const DEFAULT_REFRESH_BUFFER_SECS: u64 = 60;
 pub struct TokenSet {
     /// The access token.
     pub access_token: AccessToken,
-    /// `Bearer` (normalised from any case).
+    /// `Bearer` or `DPoP` (normalised from any case).
     pub token_type: String,
     /// The refresh token, if any (kept from before when a refresh response omits it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -52,9 +52,17 @@ impl TokenSet {
         matches!(self.expires_at, Some(t) if now >= t)
     }
 
-    /// The `Authorization` header value (RFC 6750 §2.1).
+    /// True for a DPoP-bound access token (`token_type` `DPoP`, RFC 9449 §5): it is presented,
+    /// and its refresh token redeemed, only with a proof by the key it is bound to.
+    pub fn is_dpop(&self) -> bool {
+        self.token_type.eq_ignore_ascii_case("dpop")
+    }
+
+    /// The `Authorization` header value: `Bearer` (RFC 6750 §2.1) or `DPoP` (RFC 9449 §7.1).
+    /// A DPoP token also needs a proof in a `DPoP` header.
     pub fn authorization_header(&self) -> String {
-        format!("Bearer {}", self.access_token.secret())
+        let scheme = if self.is_dpop() { "DPoP" } else { "Bearer" };
+        format!("{scheme} {}", self.access_token.secret())
     }
 }
 
@@ -111,12 +119,35 @@ pub fn refresh_token_request(
 /// `Retry-After` kept), JSON content type, body, required fields, `token_type` — and makes
 /// `expires_in` absolute. `previous_refresh` is kept when the response has no new refresh
 /// token (RFC 6749 §6); `requested_scope` stands in when the response omits `scope` (§5.1).
+/// Only `Bearer` tokens: see [`process_token_response_with`] after a request with a DPoP proof.
 pub fn process_token_response(
     response: &HttpResponse,
     url: &str,
     clock: &impl Clock,
     previous_refresh: Option<&RefreshToken>,
     requested_scope: Option<&str>,
+) -> Result<TokenSet> {
+    process_token_response_with(
+        response,
+        url,
+        clock,
+        previous_refresh,
+        requested_scope,
+        false,
+    )
+}
+
+/// [`process_token_response`] for a request that did or did not carry a DPoP proof
+/// (`proof_sent`, RFC 9449 §5): `token_type` `DPoP` is accepted only after a proof — without
+/// one the client could not present the token. After a proof a `Bearer` answer is a bearer
+/// token: the server did not bind it.
+pub fn process_token_response_with(
+    response: &HttpResponse,
+    url: &str,
+    clock: &impl Clock,
+    previous_refresh: Option<&RefreshToken>,
+    requested_scope: Option<&str>,
+    proof_sent: bool,
 ) -> Result<TokenSet> {
     check_status(response, url, Endpoint::Token)?;
     let content_type = response.header("content-type").unwrap_or("");
@@ -164,11 +195,15 @@ pub fn process_token_response(
                 url: url.to_owned(),
                 field: "token_type",
             })?;
-    if !token_type.eq_ignore_ascii_case("bearer") {
+    let token_type = if token_type.eq_ignore_ascii_case("bearer") {
+        "Bearer"
+    } else if token_type.eq_ignore_ascii_case("dpop") && proof_sent {
+        "DPoP"
+    } else {
         return Err(Error::UnsupportedTokenType {
             token_type: truncate(token_type, 40),
         });
-    }
+    };
     let expires_in = match obj.get("expires_in") {
         None | Some(serde_json::Value::Null) => None,
         Some(serde_json::Value::Number(n)) => n
@@ -190,7 +225,7 @@ pub fn process_token_response(
         .or_else(|| requested_scope.map(str::to_owned));
     Ok(TokenSet {
         access_token: AccessToken::new(access),
-        token_type: "Bearer".into(),
+        token_type: token_type.into(),
         refresh_token: refresh,
         expires_at: expires_in.map(|s| now.saturating_add(s)),
         scope,
@@ -391,5 +426,26 @@ mod tests {
                 .code(),
             "unexpected_redirect"
         );
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dpop_tokens_only_after_a_proof() {
+        let clock = ManualClock::new(0);
+        let r = resp(
+            200,
+            json!({"access_token": "at", "token_type": "DPoP", "refresh_token": "rt"}),
+        );
+        let e = process_token_response(&r, "u", &clock, None, None).unwrap_err();
+        assert_eq!(e.code(), "unsupported_token_type");
+        let t = process_token_response_with(&r, "u", &clock, None, None, true).unwrap();
+        assert!(t.is_dpop());
+        assert_eq!(t.token_type, "DPoP");
+        assert_eq!(t.authorization_header(), "DPoP at");
+        // A bearer answer to a proven request: the server did not bind the token.
+        let r = resp(200, json!({"access_token": "at", "token_type": "bearer"}));
+        let t = process_token_response_with(&r, "u", &clock, None, None, true).unwrap();
+        assert!(!t.is_dpop());
+        assert_eq!(t.authorization_header(), "Bearer at");
     }
 }

@@ -109,14 +109,31 @@ pub fn parse_bearer(input: &str) -> Option<BearerChallenge> {
     let ch = parse_challenges(input)
         .into_iter()
         .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))?;
+    Some(token_challenge_fields(&ch))
+}
+
+/// The fields of the challenge for an OAuth access token: the first Bearer challenge, else the
+/// first DPoP one (RFC 9449 §7.1 uses the same `error`, `error_description`, `scope` and, with
+/// RFC 9728 §5.1, `resource_metadata` parameters). A server that takes only DPoP tokens
+/// challenges with DPoP alone.
+pub fn parse_token_challenge(input: &str) -> Option<BearerChallenge> {
+    let all = parse_challenges(input);
+    let ch = all
+        .iter()
+        .find(|c| c.scheme.eq_ignore_ascii_case("bearer"))
+        .or_else(|| all.iter().find(|c| c.scheme.eq_ignore_ascii_case("dpop")))?;
+    Some(token_challenge_fields(ch))
+}
+
+fn token_challenge_fields(ch: &Challenge) -> BearerChallenge {
     let get = |n: &str| ch.param(n).map(str::to_owned);
-    Some(BearerChallenge {
+    BearerChallenge {
         error: get("error"),
         error_description: get("error_description"),
         scope: get("scope"),
         resource_metadata: get("resource_metadata"),
         realm: get("realm"),
-    })
+    }
 }
 
 fn is_tchar(c: u8) -> bool {
@@ -264,5 +281,24 @@ mod tests {
             let _ = parse_challenges(h);
         }
         assert_eq!(parse_bearer("Bearer a=\"unterminated").unwrap().error, None);
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn dpop_only_challenge() {
+        let h = r#"DPoP algs="ES256", error="use_dpop_nonce", resource_metadata="https://rs/.well-known/oauth-protected-resource/mcp""#;
+        assert_eq!(parse_bearer(h), None);
+        let c = parse_token_challenge(h).unwrap();
+        assert_eq!(c.error.as_deref(), Some("use_dpop_nonce"));
+        assert_eq!(
+            c.resource_metadata.as_deref(),
+            Some("https://rs/.well-known/oauth-protected-resource/mcp")
+        );
+        // Bearer first when both are offered.
+        let both = r#"DPoP error="invalid_token", Bearer scope="a""#;
+        assert_eq!(
+            parse_token_challenge(both).unwrap().scope.as_deref(),
+            Some("a")
+        );
     }
 }
