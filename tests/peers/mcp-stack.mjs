@@ -38,6 +38,8 @@ const USAGE = `usage: node mcp-stack.mjs [options]
                            the MCP server and /reg send no CORS headers
   --rotate-revokes-access  a successful refresh_token grant makes the MCP server reject the
                            access tokens that grant issued before it
+  --progress-delay-ms MS   the echo tool sends two notifications/progress, MS apart, before its
+                           result when the call carries _meta.progressToken (default 0: none)
   --quiet                  no per-request log lines on stderr
   --verbose                keep oidc-provider's development notices/warnings
   -h, --help               this text`;
@@ -56,6 +58,7 @@ try {
       'dcr-confidential': { type: 'boolean', default: false },
       'cors-origin': { type: 'string', multiple: true, default: [] },
       'rotate-revokes-access': { type: 'boolean', default: false },
+      'progress-delay-ms': { type: 'string', default: '0' },
       quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -85,6 +88,7 @@ const MCP_PORT_REQ = intArg('mcp-port', 0, 65535);
 const AT_TTL = intArg('access-token-ttl', 1, 10 * 365 * 24 * 3600);
 const RT_TTL = intArg('refresh-token-ttl', 1, 10 * 365 * 24 * 3600);
 const DEVICE_INTERVAL = intArg('device-interval', 0, 3600);
+const PROGRESS_DELAY_MS = intArg('progress-delay-ms', 0, 60000);
 
 // --cors-origin: exact origins (scheme://host[:port]) allowed to call from a browser.
 const CORS_ORIGINS = new Set();
@@ -197,7 +201,7 @@ function freshStats() {
     device_authorization: { requests: 0, ok: 0, errors: {} },
     device_approvals: 0,
     interactions: { login: 0, consent: 0, denied: 0 },
-    mcp: { requests: 0, unauthorized: 0, forbidden: 0, tool_calls: {} },
+    mcp: { requests: 0, unauthorized: 0, forbidden: 0, with_cookie: 0, tool_calls: {} },
   };
 }
 let stats = freshStats();
@@ -589,6 +593,7 @@ function challenge(pairs) {
 
 async function bearerAuth(req, res, next) {
   stats.mcp.requests += 1;
+  if (req.headers.cookie) stats.mcp.with_cookie += 1;
   const deny401 = (error, description) => {
     stats.mcp.unauthorized += 1;
     const pairs = [];
@@ -651,8 +656,17 @@ function buildMcpServer() {
   server.registerTool('echo', {
     description: 'Returns the given text unchanged.',
     inputSchema: { text: z.string() },
-  }, async ({ text }) => {
+  }, async ({ text }, extra) => {
     count('echo');
+    // --progress-delay-ms: progress on the call's own SSE stream, spaced out in time, so a
+    // proxy that buffers the response can be told from one that streams it.
+    const progressToken = extra._meta?.progressToken;
+    if (PROGRESS_DELAY_MS && progressToken !== undefined) {
+      for (const progress of [1, 2]) {
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total: 2 } });
+        await new Promise((resolve) => { setTimeout(resolve, PROGRESS_DELAY_MS); });
+      }
+    }
     return { content: [{ type: 'text', text }] };
   });
   server.registerTool('whoami', {
