@@ -87,7 +87,9 @@ worker:
 
 # The built worker in workerd (miniflare 4) against the oidc-provider peer: code exchange, refresh
 # through the session handle, 10 concurrent refreshes -> 1 upstream, rotation grace and reuse,
-# revocation, CORS and origin refusal, body cap, restart persistence, bad configuration.
+# revocation, CORS and origin refusal, body cap, restart persistence, bad configuration; the
+# backend-for-frontend (login, MCP through /bff/mcp with SSE streamed, refresh, logout, cookies,
+# CSRF, rate limits) and the metadata relay.
 worker-test: worker
 	node tests/worker/run.mjs
 

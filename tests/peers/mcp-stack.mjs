@@ -46,6 +46,8 @@ const USAGE = `usage: node mcp-stack.mjs [options]
   --machine-clients        the client credentials grant, with two pre-registered clients:
                            machine-basic (client_secret_basic) and machine-jwt (private_key_jwt,
                            ES256); the ready line carries the secret and the private key (PEM)
+  --progress-delay-ms MS   the echo tool sends two notifications/progress, MS apart, before its
+                           result when the call carries _meta.progressToken (default 0: none)
   --quiet                  no per-request log lines on stderr
   --verbose                keep oidc-provider's development notices/warnings
   -h, --help               this text`;
@@ -67,6 +69,7 @@ try {
       dpop: { type: 'boolean', default: false },
       'dpop-nonce': { type: 'boolean', default: false },
       'machine-clients': { type: 'boolean', default: false },
+      'progress-delay-ms': { type: 'string', default: '0' },
       quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -96,6 +99,7 @@ const MCP_PORT_REQ = intArg('mcp-port', 0, 65535);
 const AT_TTL = intArg('access-token-ttl', 1, 10 * 365 * 24 * 3600);
 const RT_TTL = intArg('refresh-token-ttl', 1, 10 * 365 * 24 * 3600);
 const DEVICE_INTERVAL = intArg('device-interval', 0, 3600);
+const PROGRESS_DELAY_MS = intArg('progress-delay-ms', 0, 60000);
 
 // --cors-origin: exact origins (scheme://host[:port]) allowed to call from a browser.
 const CORS_ORIGINS = new Set();
@@ -231,7 +235,7 @@ function freshStats() {
     device_authorization: { requests: 0, ok: 0, errors: {} },
     device_approvals: 0,
     interactions: { login: 0, consent: 0, denied: 0 },
-    mcp: { requests: 0, unauthorized: 0, forbidden: 0, tool_calls: {}, schemes: {}, dpop_rejected: {} },
+    mcp: { requests: 0, unauthorized: 0, forbidden: 0, with_cookie: 0, tool_calls: {}, schemes: {}, dpop_rejected: {} },
   };
 }
 let stats = freshStats();
@@ -659,6 +663,7 @@ async function checkDpop(req, token, payload) {
 
 async function bearerAuth(req, res, next) {
   stats.mcp.requests += 1;
+  if (req.headers.cookie) stats.mcp.with_cookie += 1;
   const deny401 = (error, description) => {
     stats.mcp.unauthorized += 1;
     const pairs = [];
@@ -740,8 +745,17 @@ function buildMcpServer() {
   server.registerTool('echo', {
     description: 'Returns the given text unchanged.',
     inputSchema: { text: z.string() },
-  }, async ({ text }) => {
+  }, async ({ text }, extra) => {
     count('echo');
+    // --progress-delay-ms: progress on the call's own SSE stream, spaced out in time, so a
+    // proxy that buffers the response can be told from one that streams it.
+    const progressToken = extra._meta?.progressToken;
+    if (PROGRESS_DELAY_MS && progressToken !== undefined) {
+      for (const progress of [1, 2]) {
+        await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total: 2 } });
+        await new Promise((resolve) => { setTimeout(resolve, PROGRESS_DELAY_MS); });
+      }
+    }
     return { content: [{ type: 'text', text }] };
   });
   server.registerTool('whoami', {

@@ -2,7 +2,9 @@
 // The built worker (worker/build, made by `make worker`) in real workerd through miniflare 4,
 // in front of the oidc-provider peer (tests/peers/mcp-stack.mjs) with two confidential clients
 // registered over DCR: one with client_secret_basic and discovered endpoints, one with
-// client_secret_post and configured endpoints. Builds nothing itself.
+// client_secret_post and configured endpoints. The same worker is also a backend-for-frontend
+// (/bff/*) for the peer's MCP server, driven like a browser would: a cookie jar, redirects
+// followed by hand. Builds nothing itself.
 //
 // Usage: node tests/worker/run.mjs [--verbose]
 // Prints one line per check and `N passed, M failed`; exits 1 on any failure, 2 when it cannot
@@ -11,6 +13,7 @@
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,6 +32,9 @@ const ACCESS_TOKEN_TTL = 4;
 const DUE_MS = (Math.floor(ACCESS_TOKEN_TTL / 2) * 1000) + 250;
 const EXPIRED_MS = (ACCESS_TOKEN_TTL * 1000) + 250;
 const GRACE = 3; // ROTATION_GRACE_SECS
+const PROGRESS_DELAY_MS = 700; // the peer's echo tool: progress, 700 ms, progress, 700 ms, result
+const SESSION_LIMIT = 40; // RATE_LIMIT_SESSION = 40/60
+const ADDRESS_LIMIT = 200; // RATE_LIMIT_ADDRESS = 200/60
 
 if (!existsSync(path.join(BUILD, 'index.js'))) {
   console.error(`no built worker at ${BUILD}: run \`make worker\` first`);
@@ -61,6 +67,7 @@ async function startPeer() {
     path.join(ROOT, 'tests/peers/mcp-stack.mjs'),
     '--as-port', '0', '--mcp-port', '0',
     '--access-token-ttl', String(ACCESS_TOKEN_TTL),
+    '--progress-delay-ms', String(PROGRESS_DELAY_MS),
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.peer = child;
   child.stderr.on('data', (d) => {
@@ -75,7 +82,19 @@ async function startPeer() {
   return JSON.parse(line);
 }
 
-async function startWorker(bindings, persistDir) {
+// A free loopback port: the BFF's redirect URI names the worker's origin before it starts.
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function startWorker(bindings, persistDir, port = 0) {
   const mf = new Miniflare({
     modules: true,
     scriptPath: path.join(BUILD, 'index.js'),
@@ -86,7 +105,7 @@ async function startWorker(bindings, persistDir) {
     durableObjectsPersist: persistDir ?? false,
     bindings,
     host: '127.0.0.1',
-    port: 0,
+    port,
     // workerd's own output (the worker's console) only with --verbose.
     handleRuntimeStdio(stdout, stderr) {
       if (VERBOSE) {
@@ -172,13 +191,13 @@ function isRfcError(res, status, error, code) {
 // ---------------------------------------------------------------------------------------------
 // The peer: registration and the authorization step a page would do.
 // ---------------------------------------------------------------------------------------------
-async function register(issuer, method) {
+async function register(issuer, method, extraRedirectUris = []) {
   const res = await fetch(`${issuer}/reg`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({
       application_type: 'web',
-      redirect_uris: [REDIRECT_URI],
+      redirect_uris: [REDIRECT_URI, ...extraRedirectUris],
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: method,
@@ -200,8 +219,19 @@ async function authorize(issuer, mcp, clientId) {
     response_type: 'code', client_id: clientId, redirect_uri: REDIRECT_URI, scope: 'mcp:tools',
     state, code_challenge: challenge, code_challenge_method: 'S256', resource: mcp,
   })) u.searchParams.set(k, v);
+  const cb = new URL(await followAuthorization(u.toString(), REDIRECT_URI));
+  assert(cb.searchParams.get('state') === state, 'state mismatch');
+  assert(cb.searchParams.get('iss') === issuer, 'iss mismatch');
+  const code = cb.searchParams.get('code');
+  assert(code, `no code: ${cb.searchParams.get('error')}`);
+  return { code, verifier };
+}
+
+// Follows an authorization URL through the peer's auto-approving interaction until it
+// redirects to `redirectUri`, and returns that callback URL (not requested).
+async function followAuthorization(authorizationUrl, redirectUri) {
   const jar = [];
-  let url = u.toString();
+  let url = authorizationUrl;
   for (let i = 0; i < 20; i += 1) {
     const target = new URL(url);
     const cookie = jar.filter((c) => target.pathname.startsWith(c.path)).map((c) => `${c.name}=${c.value}`).join('; ');
@@ -218,14 +248,7 @@ async function authorize(issuer, mcp, clientId) {
     const loc = res.headers.get('location');
     assert(loc, `authorization stopped at ${res.status}`);
     const next = new URL(loc, url).toString();
-    if (next.startsWith(REDIRECT_URI)) {
-      const cb = new URL(next);
-      assert(cb.searchParams.get('state') === state, 'state mismatch');
-      assert(cb.searchParams.get('iss') === issuer, 'iss mismatch');
-      const code = cb.searchParams.get('code');
-      assert(code, `no code: ${cb.searchParams.get('error')}`);
-      return { code, verifier };
-    }
+    if (next.startsWith(redirectUri)) return next;
     url = next;
   }
   throw new Error('too many redirects');
@@ -254,18 +277,372 @@ async function mcpStatus(mcp, accessToken) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The backend-for-frontend, as a browser on the worker's origin would use it.
+// ---------------------------------------------------------------------------------------------
+
+// The worker's cookies, as a browser keeps them (name -> value; Max-Age=0 deletes).
+class Jar {
+  constructor() {
+    this.cookies = new Map();
+    this.raw = [];
+  }
+  take(res) {
+    for (const sc of res.headers.getSetCookie()) {
+      this.raw.push(sc);
+      const [pair, ...attrs] = sc.split(';');
+      const i = pair.indexOf('=');
+      const name = pair.slice(0, i).trim();
+      if (attrs.some((a) => a.trim().toLowerCase() === 'max-age=0')) this.cookies.delete(name);
+      else this.cookies.set(name, pair.slice(i + 1).trim());
+    }
+  }
+  header() {
+    return [...this.cookies].map(([n, v]) => `${n}=${v}`).join('; ');
+  }
+  clone() {
+    const j = new Jar();
+    j.cookies = new Map(this.cookies);
+    return j;
+  }
+}
+
+// A request from the BFF's page: its Origin, the CSRF header, its cookies (any of which can be
+// left out or replaced to test the refusals). Answers as `call` does, plus the raw response.
+async function bff(base, pathname, { method = 'GET', jar, origin, csrf = true, json, body, headers = {}, address } = {}) {
+  const h = { ...headers };
+  if (origin) h.origin = origin;
+  if (csrf) h['x-edge-oauth'] = '1';
+  if (jar && jar.cookies.size) h.cookie = jar.header();
+  if (address) h['cf-connecting-ip'] = address;
+  const init = { method, headers: h, redirect: 'manual' };
+  if (json !== undefined) {
+    h['content-type'] = 'application/json';
+    init.body = JSON.stringify(json);
+  }
+  if (body !== undefined) init.body = body;
+  const res = await fetch(`${base}${pathname}`, init);
+  if (jar) jar.take(res);
+  const text = await res.text();
+  bodies.push(text);
+  bffBodies.push(text);
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    parsed = undefined;
+  }
+  return { status: res.status, headers: res.headers, json: parsed, text };
+}
+// Every BFF answer the page saw: none may carry a token.
+const bffBodies = [];
+
+// POST /bff/login, the authorization server's auto-approving interaction, GET /bff/callback.
+// Returns the callback URL the AS redirected to and the callback's answer.
+async function bffLogin(base, app, bffRedirect, jar, { address } = {}) {
+  const login = await bff(base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools' }, address });
+  eq(login.status, 200, `login status (${login.text.slice(0, 300)})`);
+  const callbackUrl = await followAuthorization(login.json.authorization_url, bffRedirect);
+  const cb = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: jar.header(), ...(address ? { 'cf-connecting-ip': address } : {}) } });
+  jar.take(cb);
+  await cb.arrayBuffer();
+  return { login, callbackUrl, callback: cb };
+}
+
+// An MCP JSON-RPC request through /bff/mcp/tools; reads the SSE answer as it streams, noting
+// when each event arrived.
+async function bffMcp(base, app, jar, message, { address } = {}) {
+  const headers = {
+    origin: app,
+    'x-edge-oauth': '1',
+    cookie: jar.header(),
+    accept: 'application/json, text/event-stream',
+    'content-type': 'application/json',
+    'mcp-protocol-version': '2025-06-18',
+  };
+  if (address) headers['cf-connecting-ip'] = address;
+  const t0 = Date.now();
+  const res = await fetch(`${base}/bff/mcp/tools`, { method: 'POST', headers, body: JSON.stringify(message) });
+  jar.take(res);
+  const events = [];
+  let text = '';
+  const decoder = new TextDecoder();
+  for await (const chunk of res.body) {
+    text += decoder.decode(chunk, { stream: true });
+    let end;
+    while ((end = text.indexOf('\n\n')) >= 0) {
+      const data = text.slice(0, end).split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim()).join('\n');
+      text = text.slice(end + 2);
+      if (data) events.push({ at: Date.now() - t0, message: JSON.parse(data) });
+    }
+  }
+  bffBodies.push(JSON.stringify(events.map((e) => e.message)) + text);
+  let json;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    json = undefined;
+  }
+  return { status: res.status, headers: res.headers, events, json, text };
+}
+
+// A cookie value sealed like the worker's (v1. + base64url(nonce | AES-256-GCM ciphertext | tag),
+// the cookie's name as additional data), under any key.
+function sealCookie(key, aad, plaintext) {
+  const nonce = crypto.randomBytes(12);
+  const cipher = crypto.createCipheriv('aes-256-gcm', key, nonce);
+  cipher.setAAD(Buffer.from(aad));
+  const ct = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
+  return `v1.${Buffer.concat([nonce, ct]).toString('base64url')}`;
+}
+
+async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey }) {
+  const SESSION = 'edge-oauth-session'; // no __Host- prefix: INSECURE_LOOPBACK_COOKIES=true
+  const LOGIN = 'edge-oauth-login';
+  const jar = new Jar();
+  let first; // the first login's callback URL and login cookie, replayed later
+
+  await check('BFF login -> callback -> /bff/session authenticated: the worker is the client (PKCE, state, resource; Basic auth at the AS), the page gets only sealed HttpOnly cookies', async () => {
+    const before = await stats(issuer);
+    const before2 = new Jar();
+    const { login, callbackUrl, callback } = await bffLogin(w(), app, bffRedirect, jar);
+    before2.cookies.set(LOGIN, jar.raw.find((c) => c.startsWith(`${LOGIN}=v1.`)).split(';')[0].slice(LOGIN.length + 1));
+    first = { callbackUrl, jar: before2 };
+    const auth = new URL(login.json.authorization_url);
+    eq(`${auth.origin}${auth.pathname}`, `${issuer}/auth`, 'authorization endpoint (discovered)');
+    eq(auth.searchParams.get('client_id'), basicClient.client_id, 'client_id');
+    eq(auth.searchParams.get('redirect_uri'), bffRedirect, 'redirect_uri');
+    eq(auth.searchParams.get('code_challenge_method'), 'S256', 'code_challenge_method');
+    eq(auth.searchParams.get('resource'), mcp, 'resource');
+    eq(auth.searchParams.get('scope'), 'mcp:tools', 'scope');
+    assert((auth.searchParams.get('state') ?? '').length >= 43, 'state');
+    const loginCookie = jar.raw.find((c) => c.startsWith(`${LOGIN}=v1.`));
+    assert(loginCookie && /HttpOnly/.test(loginCookie) && /SameSite=Lax/.test(loginCookie) && /Path=\//.test(loginCookie), `login cookie: ${loginCookie}`);
+    eq(new URL(callbackUrl).searchParams.get('iss'), issuer, 'iss on the callback');
+    eq(callback.status, 303, 'callback status');
+    eq(callback.headers.get('location'), `${app}/app`, 'callback Location (BFF_RETURN_URL)');
+    const sessionCookie = jar.raw.find((c) => c.startsWith(`${SESSION}=v1.`));
+    assert(sessionCookie && /HttpOnly/.test(sessionCookie) && /SameSite=Strict/.test(sessionCookie) && /Path=\//.test(sessionCookie), `session cookie: ${sessionCookie}`);
+    assert(!/Secure/.test(sessionCookie) && !sessionCookie.includes('__Host-'), 'dev cookie without Secure/__Host-');
+    assert(!jar.cookies.has(LOGIN), 'login cookie not cleared');
+    const after = await stats(issuer);
+    eq(tokenAuth(after).basic - tokenAuth(before).basic, 1, 'Basic-authenticated token requests at the AS');
+    eq(after.token.by_grant_type.authorization_code.ok - (before.token.by_grant_type.authorization_code?.ok ?? 0), 1, 'codes exchanged');
+    const s = await bff(w(), '/bff/session', { origin: app, jar });
+    eq(s.status, 200, `session status (${s.text.slice(0, 200)})`);
+    eq(s.json.authenticated, true, 'authenticated');
+    eq(s.json.issuer, issuer, 'issuer');
+    eq(s.json.scope, 'mcp:tools', 'scope');
+    assert(s.json.expires_at > Date.now() / 1000, 'expires_at');
+    eq(s.json.access_token, undefined, 'access_token in the status');
+  });
+
+  await check('BFF callback replayed, or with a forged state: no session, the page is sent back with edge_oauth_error', async () => {
+    const replay = await fetch(first.callbackUrl, { redirect: 'manual', headers: { cookie: first.jar.header() } });
+    eq(replay.status, 303, 'replay: status');
+    eq(new URL(replay.headers.get('location')).searchParams.get('edge_oauth_error'), 'login_rejected', 'replay: error');
+    assert(!replay.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=v1.`)), 'replay: a session cookie was set');
+    const other = new Jar();
+    const { callbackUrl } = await (async () => {
+      const login = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: other, json: { mcp_server: 'tools' } });
+      return { callbackUrl: await followAuthorization(login.json.authorization_url, bffRedirect) };
+    })();
+    const forged = new URL(callbackUrl);
+    forged.searchParams.set('state', crypto.randomBytes(32).toString('base64url'));
+    const f = await fetch(forged, { redirect: 'manual', headers: { cookie: other.header() } });
+    eq(f.status, 303, 'forged state: status');
+    eq(new URL(f.headers.get('location')).searchParams.get('edge_oauth_error'), 'login_rejected', 'forged state: error');
+    // The login was taken by that first (failed) use: the genuine callback finds none now.
+    const g = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: other.header() } });
+    eq(new URL(g.headers.get('location')).searchParams.get('edge_oauth_error'), 'login_rejected', 'after a failed try: error');
+    const n = await fetch(callbackUrl, { redirect: 'manual' });
+    eq(new URL(n.headers.get('location')).searchParams.get('edge_oauth_error'), 'no_login_in_progress', 'no login cookie: error');
+    assert(!n.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=v1.`)), 'a session cookie was set');
+  });
+
+  await check('BFF MCP tools/list and tools/call through /bff/mcp/tools: the SSE answer streamed event by event, no cookie upstream', async () => {
+    const before = await stats(issuer);
+    const list = await bffMcp(w(), app, jar, { jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} });
+    eq(list.status, 200, `tools/list status (${list.text.slice(0, 200)})`);
+    assert((list.headers.get('content-type') ?? '').startsWith('text/event-stream'), `content-type ${list.headers.get('content-type')}`);
+    const names = list.events.at(-1)?.message?.result?.tools?.map((t) => t.name).sort().join();
+    eq(names, 'echo,whoami', 'tools');
+    const who = await bffMcp(w(), app, jar, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+    eq(JSON.parse(who.events.at(-1).message.result.content[0].text).client_id, basicClient.client_id, 'whoami client_id');
+    const echo = await bffMcp(w(), app, jar, {
+      jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'echo', arguments: { text: 'through the edge' }, _meta: { progressToken: 'p1' } },
+    });
+    eq(echo.status, 200, 'tools/call status');
+    const kinds = echo.events.map((e) => e.message.method ?? 'result');
+    eq(kinds.join(), 'notifications/progress,notifications/progress,result', 'events');
+    eq(echo.events[2].message.result.content[0].text, 'through the edge', 'echo');
+    const spread = echo.events[2].at - echo.events[0].at;
+    assert(spread >= PROGRESS_DELAY_MS, `the first event arrived only ${spread} ms before the result: buffered`);
+    const after = await stats(issuer);
+    eq(after.mcp.with_cookie - before.mcp.with_cookie, 0, 'MCP requests carrying Cookie');
+    eq(after.mcp.tool_calls.echo - (before.mcp.tool_calls.echo ?? 0), 1, 'echo calls at the MCP server');
+  });
+
+  await check('BFF refresh with rotation through /bff/mcp after expiry (twice): 5 concurrent calls make 1 upstream refresh, then the rotated refresh token works; the cookie never changes', async () => {
+    const cookie = jar.header();
+    for (const concurrent of [5, 1]) {
+      const s = await bff(w(), '/bff/session', { origin: app, jar });
+      await sleep(Math.max(0, s.json.expires_at * 1000 + 250 - Date.now()));
+      const before = await stats(issuer);
+      const all = await Promise.all(Array.from({ length: concurrent }, (_, i) => bffMcp(w(), app, jar, { jsonrpc: '2.0', id: 10 + i, method: 'tools/call', params: { name: 'whoami', arguments: {} } })));
+      const after = await stats(issuer);
+      eq(all.filter((r) => r.status === 200).length, concurrent, `answers with 200 (${all.map((r) => r.status)})`);
+      eq(refreshRequests(after) - refreshRequests(before), 1, `upstream refreshes for ${concurrent} calls`);
+      eq(refreshErrors(after) - refreshErrors(before), 0, 'upstream refresh errors');
+      const s2 = await bff(w(), '/bff/session', { origin: app, jar });
+      assert(s2.json.expires_at > s.json.expires_at, 'expires_at did not move');
+    }
+    eq(jar.header(), cookie, 'session cookie');
+  });
+
+  await check('BFF tampered, foreign or misplaced cookie: 401 invalid_session_cookie, the cookie expired', async () => {
+    const value = jar.cookies.get(SESSION);
+    const raw = Buffer.from(value.slice(3), 'base64url');
+    raw[raw.length - 20] ^= 1;
+    const tampered = new Jar();
+    tampered.cookies.set(SESSION, `v1.${raw.toString('base64url')}`);
+    const t = await bff(w(), '/bff/session', { origin: app, jar: tampered });
+    isRfcError(t, 401, 'invalid_token', 'invalid_session_cookie');
+    assert(t.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=;`) && /Max-Age=0/.test(c)), 'cookie not expired');
+    const id = crypto.randomBytes(32).toString('hex');
+    const handle = `${id}.${crypto.randomBytes(32).toString('base64url')}`;
+    const foreign = new Jar();
+    foreign.cookies.set(SESSION, sealCookie(crypto.randomBytes(32), 'edge-oauth/v1/session', handle));
+    isRfcError(await bff(w(), '/bff/mcp/tools', { method: 'POST', origin: app, jar: foreign, json: {} }), 401, 'invalid_token', 'invalid_session_cookie');
+    // Sealed with the right key, but for the login cookie: the additional data differs.
+    const misplaced = new Jar();
+    misplaced.cookies.set(SESSION, sealCookie(cookieKey, 'edge-oauth/v1/login', handle));
+    isRfcError(await bff(w(), '/bff/session', { origin: app, jar: misplaced }), 401, 'invalid_token', 'invalid_session_cookie');
+    const garbage = new Jar();
+    garbage.cookies.set(SESSION, 'not-a-sealed-value');
+    isRfcError(await bff(w(), '/bff/logout', { method: 'POST', origin: app, jar: garbage }), 401, 'invalid_token', 'invalid_session_cookie');
+  });
+
+  await check('BFF CSRF: no X-Edge-OAuth header -> 403 csrf_header_missing (session, mcp, logout); the session survives', async () => {
+    for (const [p, m] of [['/bff/session', 'GET'], ['/bff/mcp/tools', 'POST'], ['/bff/logout', 'POST'], ['/bff/login', 'POST']]) {
+      const r = await bff(w(), p, { method: m, origin: app, jar, csrf: false, json: m === 'POST' ? { mcp_server: 'tools' } : undefined });
+      isRfcError(r, 403, 'access_denied', 'csrf_header_missing');
+    }
+    eq((await bff(w(), '/bff/session', { origin: app, jar })).json.authenticated, true, 'authenticated');
+  });
+
+  await check('BFF disallowed Origin -> 403 origin_not_allowed without CORS headers (GET, POST, POST without Origin, preflight, form login)', async () => {
+    const g = await bff(w(), '/bff/session', { origin: EVIL, jar });
+    isRfcError(g, 403, 'access_denied', 'origin_not_allowed');
+    eq(corsHeaders(g).join(), '', 'CORS headers');
+    isRfcError(await bff(w(), '/bff/mcp/tools', { method: 'POST', origin: EVIL, jar, json: {} }), 403, 'access_denied', 'origin_not_allowed');
+    isRfcError(await bff(w(), '/bff/logout', { method: 'POST', jar }), 403, 'access_denied', 'origin_not_allowed');
+    const p = await bff(w(), '/bff/mcp/tools', { method: 'OPTIONS', origin: EVIL, csrf: false, headers: { 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-edge-oauth, content-type' } });
+    eq(p.status, 403, 'preflight status');
+    eq(corsHeaders(p).join(), '', 'preflight CORS headers');
+    // A top-level form POST cannot carry the header: the login (which needs no session) takes
+    // it with an allowed Origin, and answers 303 to the authorization endpoint.
+    const form = { method: 'POST', csrf: false, body: 'mcp_server=tools', headers: { 'content-type': 'application/x-www-form-urlencoded' } };
+    isRfcError(await bff(w(), '/bff/login', { ...form, origin: EVIL }), 403, 'access_denied', 'origin_not_allowed');
+    const f = await bff(w(), '/bff/login', { ...form, origin: app });
+    eq(f.status, 303, 'form login status');
+    assert(f.headers.get('location').startsWith(`${issuer}/auth?`), `form login Location ${f.headers.get('location')}`);
+    const ok = await bff(w(), '/bff/mcp/tools', { method: 'OPTIONS', origin: PAGE, csrf: false, headers: { 'access-control-request-method': 'POST', 'access-control-request-headers': 'x-edge-oauth, content-type, mcp-session-id' } });
+    eq(ok.status, 204, 'preflight from an allowed origin');
+    eq(ok.headers.get('access-control-allow-credentials'), 'true', 'Access-Control-Allow-Credentials');
+    eq((await bff(w(), '/bff/session', { origin: app, jar })).json.authenticated, true, 'authenticated');
+  });
+
+  await check('BFF body caps: login body over MAX_BODY_BYTES and MCP body over MCP_MAX_BODY_BYTES -> 413; unknown MCP server -> 404', async () => {
+    const big = JSON.stringify({ mcp_server: 'tools', pad: 'x'.repeat(5000) });
+    isRfcError(await bff(w(), '/bff/login', { method: 'POST', origin: app, body: big, headers: { 'content-type': 'application/json' } }), 413, 'invalid_request', 'body_too_large');
+    const call = JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'x'.repeat(5000) } } });
+    isRfcError(await bff(w(), '/bff/mcp/tools', { method: 'POST', origin: app, jar, body: call, headers: { 'content-type': 'application/json' } }), 413, 'invalid_request', 'body_too_large');
+    isRfcError(await bff(w(), '/bff/mcp/other', { method: 'POST', origin: app, jar, json: {} }), 404, 'invalid_request', 'unknown_mcp_server');
+    isRfcError(await bff(w(), '/bff/login', { method: 'POST', origin: app, json: { mcp_server: 'other' } }), 404, 'invalid_request', 'unknown_mcp_server');
+  });
+
+  await check(`BFF rate limits: request ${SESSION_LIMIT + 1} of a session and ${ADDRESS_LIMIT + 1} of an address within a minute -> 429 with Retry-After`, async () => {
+    const address = '198.51.100.7';
+    const other = new Jar();
+    await bffLogin(w(), app, bffRedirect, other, { address });
+    let limited;
+    // The bucket refills while the loop runs (2 requests a 3 s): allow a few more than the burst.
+    for (let i = 0; i < SESSION_LIMIT + 10 && !limited; i += 1) {
+      const r = await bff(w(), '/bff/session', { origin: app, jar: other, address });
+      if (r.status === 429) limited = { i, r };
+      else eq(r.status, 200, 'status before the limit');
+    }
+    assert(limited, 'never limited');
+    assert(limited.i >= SESSION_LIMIT, `limited after ${limited.i} requests`);
+    isRfcError(limited.r, 429, 'temporarily_unavailable', 'rate_limited');
+    assert(Number(limited.r.headers.get('retry-after')) >= 1, `Retry-After ${limited.r.headers.get('retry-after')}`);
+    eq((await bff(w(), '/bff/session', { origin: app, jar })).status, 200, 'another session');
+    const flood = '203.0.113.9';
+    let byAddress;
+    let passedByAddress = 0;
+    for (let i = 0; i < ADDRESS_LIMIT + 50 && !byAddress; i += 1) {
+      const r = await bff(w(), '/bff/session', { origin: app, address: flood });
+      if (r.status === 429) byAddress = r;
+      else passedByAddress += 1;
+    }
+    assert(passedByAddress >= ADDRESS_LIMIT, `limited after ${passedByAddress} requests`);
+    assert(byAddress, 'never limited by address');
+    isRfcError(byAddress, 429, 'temporarily_unavailable', 'rate_limited');
+    assert(Number(byAddress.headers.get('retry-after')) >= 1, 'Retry-After');
+    eq((await bff(w(), '/bff/session', { origin: app, jar })).status, 200, 'another address');
+  });
+
+  await check('relay: a configured issuer\'s well-known metadata with CORS; any other URL refused (403)', async () => {
+    const wk = `${issuer}/.well-known/oauth-authorization-server`;
+    const r = await call(w(), `/relay?url=${encodeURIComponent(wk)}`, { method: 'GET' });
+    eq(r.status, 200, `status (${r.text.slice(0, 200)})`);
+    eq(r.json.issuer, issuer, 'issuer');
+    eq(r.headers.get('access-control-allow-origin'), PAGE, 'Access-Control-Allow-Origin');
+    for (const url of [`${issuer}/token`, `${wk}?x=1`, `${mcp.replace('/mcp', '')}/.well-known/oauth-protected-resource/mcp`, 'http://169.254.169.254/latest/meta-data/', 'https://evil.example/.well-known/oauth-authorization-server']) {
+      isRfcError(await call(w(), `/relay?url=${encodeURIComponent(url)}`, { method: 'GET' }), 403, 'access_denied', 'relay_url_not_allowed');
+    }
+    isRfcError(await call(w(), `/relay?url=${encodeURIComponent(wk)}`, { method: 'GET', origin: EVIL }), 403, 'access_denied', 'origin_not_allowed');
+  });
+
+  await check('BFF logout: the refresh token revoked upstream (RFC 7009, Basic auth), the cookie expired; later /bff/session unauthenticated and /bff/mcp 401 with no refresh', async () => {
+    const old = jar.clone();
+    const before = await stats(issuer);
+    const r = await bff(w(), '/bff/logout', { method: 'POST', origin: app, jar });
+    eq(r.status, 200, `status (${r.text.slice(0, 200)})`);
+    eq(r.json.authenticated, false, 'authenticated');
+    assert(r.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=;`) && /Max-Age=0/.test(c)), 'cookie not expired');
+    const after = await stats(issuer);
+    eq(after.revocation.ok - before.revocation.ok, 1, 'upstream revocations');
+    eq(revocationAuth(after).basic - revocationAuth(before).basic, 1, 'Basic-authenticated revocations');
+    eq((await bff(w(), '/bff/session', { origin: app, jar: old })).json.authenticated, false, 'old cookie: authenticated');
+    isRfcError(await bff(w(), '/bff/mcp/tools', { method: 'POST', origin: app, jar: old, json: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }), 401, 'invalid_token', 'not_authenticated');
+    const end = await stats(issuer);
+    eq(refreshRequests(end) - refreshRequests(after), 0, 'upstream refreshes after logout');
+  });
+
+  await check('no token in any answer the BFF page saw (cookies hold sealed session ids only)', async () => {
+    const leaks = bffBodies.filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh|id)_token"/.test(b));
+    eq(leaks.length, 0, `answers with a token (${leaks[0]?.slice(0, 100)})`);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
 // The run.
 // ---------------------------------------------------------------------------------------------
 async function main() {
   const peer = await startPeer();
   const { issuer, mcp } = peer;
-  const basicClient = await register(issuer, 'client_secret_basic');
+  const port = await freePort();
+  const app = `http://127.0.0.1:${port}`; // the BFF's page is served from the worker's origin
+  const bffRedirect = `${app}/bff/callback`;
+  const basicClient = await register(issuer, 'client_secret_basic', [bffRedirect]);
   const postClient = await register(issuer, 'client_secret_post');
   const secrets = [basicClient.client_secret, postClient.client_secret];
   const persist = mkdtempSync(path.join(tmpdir(), 'edge-oauth-worker-'));
   started.dirs.push(persist);
+  const cookieKey = crypto.randomBytes(32);
   const bindings = {
-    ALLOWED_ORIGINS: PAGE,
+    ALLOWED_ORIGINS: `${PAGE}, ${app}`,
     INSECURE_ALLOW_LOOPBACK: 'true',
     ROTATION_GRACE_SECS: String(GRACE),
     MAX_BODY_BYTES: '4096',
@@ -290,8 +667,17 @@ async function main() {
     ]),
     PEER_CLIENT_SECRET: basicClient.client_secret,
     PEER_POST_CLIENT_SECRET: postClient.client_secret,
+    // The backend-for-frontend, over plain http on loopback (the named exception).
+    BFF_REDIRECT_URI: bffRedirect,
+    BFF_RETURN_URL: `${app}/app`,
+    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+    BFF_COOKIE_KEY: cookieKey.toString('base64'),
+    INSECURE_LOOPBACK_COOKIES: 'true',
+    MCP_MAX_BODY_BYTES: '4096',
+    RATE_LIMIT_SESSION: `${SESSION_LIMIT}/60`,
+    RATE_LIMIT_ADDRESS: `${ADDRESS_LIMIT}/60`,
   };
-  let worker = await startWorker(bindings, persist);
+  let worker = await startWorker(bindings, persist, port);
   const t0 = Date.now();
   const w = () => worker.base;
 
@@ -420,7 +806,7 @@ async function main() {
 
   await check('restart of workerd with the same persistence dir: the session and its refresh token survive', async () => {
     await stopWorker(worker);
-    worker = await startWorker(bindings, persist);
+    worker = await startWorker(bindings, persist, port);
     await sleep(Math.max(0, session.at + DUE_MS - Date.now()));
     const before = await stats(issuer);
     const r = await call(w(), '/token', { params: { grant_type: 'refresh_token', refresh_token: session.handle } });
@@ -464,6 +850,8 @@ async function main() {
     const twice = await call(w(), '/revoke', { params: { token: r.json.session_handle } });
     eq(twice.status, 200, 'revoking again (RFC 7009: 200)');
   });
+
+  await bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey });
 
   // --- bad configuration ------------------------------------------------------------------
   await check('bad configuration: every request gets 500 server_error naming the problem, never the secret', async () => {

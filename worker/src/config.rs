@@ -12,10 +12,13 @@
 //! | `UPSTREAM_TIMEOUT_MS` | per upstream request, 100..=60000 (default 10000) |
 //! | `SESSION_IDLE_SECS` | a session unused this long is deleted, 60..=31622400 (default 30 days) |
 //! | `INSECURE_ALLOW_LOOPBACK` | `true` lets origins, issuers and endpoints be plain-http loopback (local development only) |
+//! | `RATE_LIMIT_ADDRESS` | requests per client address (`CF-Connecting-IP`) and isolate, `N/S` or `off` (default `600/60`) |
+//! | `RATE_LIMIT_SESSION` | requests per BFF session, in its Durable Object, `N/S` or `off` (default `120/60`) |
 //!
 //! A provider: `{"name", "issuer", "client_id", "client_secret_binding", "auth_method"?,
-//! "token_endpoint"?, "revocation_endpoint"?, "redirect_uris"}`. Endpoints left out are
-//! discovered from the issuer (RFC 8414) at first use.
+//! "token_endpoint"?, "revocation_endpoint"?, "authorization_endpoint"?, "redirect_uris"}`.
+//! Endpoints left out are discovered from the issuer (RFC 8414) at first use. The
+//! backend-for-frontend's variables are read by [`BffConfig::load`].
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -25,6 +28,9 @@ use edge_oauth_core::registration::{
 };
 use edge_oauth_core::url::{Host, Url};
 use serde_json::{Map, Value};
+
+use crate::bff::BffConfig;
+use crate::ratelimit::RateLimit;
 
 /// Where configuration comes from: `[vars]` and secrets (`wrangler secret put`, `.dev.vars`).
 pub trait Source {
@@ -74,6 +80,9 @@ pub struct Provider {
     pub token_endpoint: Option<String>,
     /// The revocation endpoint, when configured (else discovered, if the issuer has one).
     pub revocation_endpoint: Option<String>,
+    /// The authorization endpoint for the backend-for-frontend's logins, when configured
+    /// (else discovered).
+    pub authorization_endpoint: Option<String>,
     /// The redirect URIs a code exchange may name.
     pub redirect_uris: Vec<String>,
 }
@@ -96,6 +105,34 @@ pub struct Config {
     pub limits: Limits,
     /// Plain-http loopback allowed (local development).
     pub allow_loopback: bool,
+    /// Rate limits.
+    pub rate_limits: RateLimits,
+    /// The backend-for-frontend, when configured.
+    pub bff: Option<BffConfig>,
+}
+
+/// The rate limits (`None`: off).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RateLimits {
+    /// Per client address, per isolate.
+    pub address: Option<RateLimit>,
+    /// Per BFF session, in its Durable Object.
+    pub session: Option<RateLimit>,
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            address: Some(RateLimit {
+                capacity: 600,
+                per_secs: 60,
+            }),
+            session: Some(RateLimit {
+                capacity: 120,
+                per_secs: 60,
+            }),
+        }
+    }
 }
 
 /// Why the configuration was refused: every problem found, and the allowed origins when those
@@ -174,12 +211,27 @@ impl Config {
             ),
         };
         let providers = parse_providers(source, allow_loopback, &mut problems);
+        let defaults = RateLimits::default();
+        let mut rate_limit = |name: &str, default: Option<RateLimit>| match source.var(name) {
+            None => default,
+            Some(raw) => RateLimit::parse(&raw).unwrap_or_else(|why| {
+                problems.push(format!("{name} {why}"));
+                default
+            }),
+        };
+        let rate_limits = RateLimits {
+            address: rate_limit("RATE_LIMIT_ADDRESS", defaults.address),
+            session: rate_limit("RATE_LIMIT_SESSION", defaults.session),
+        };
+        let bff = BffConfig::load(source, &providers, allow_loopback, &mut problems);
         if problems.is_empty() {
             Ok(Config {
                 allowed_origins: allowed_origins.unwrap_or_default(),
                 providers,
                 limits,
                 allow_loopback,
+                rate_limits,
+                bff,
             })
         } else {
             Err(ConfigError {
@@ -348,6 +400,7 @@ const PROVIDER_FIELDS: &[&str] = &[
     "auth_method",
     "token_endpoint",
     "revocation_endpoint",
+    "authorization_endpoint",
     "redirect_uris",
 ];
 
@@ -443,6 +496,7 @@ fn parse_provider(
     let auth_method = string("auth_method", false);
     let token_endpoint = string("token_endpoint", false);
     let revocation_endpoint = string("revocation_endpoint", false);
+    let authorization_endpoint = string("authorization_endpoint", false);
 
     if let Some(n) = &name
         && (n.len() > 32
@@ -462,6 +516,7 @@ fn parse_provider(
     for (field, value) in [
         ("token_endpoint", &token_endpoint),
         ("revocation_endpoint", &revocation_endpoint),
+        ("authorization_endpoint", &authorization_endpoint),
     ] {
         if let Some(v) = value
             && let Err(why) = check_upstream_url(v, allow_loopback)
@@ -547,6 +602,7 @@ fn parse_provider(
         issuer,
         token_endpoint,
         revocation_endpoint,
+        authorization_endpoint,
         redirect_uris,
     })
 }

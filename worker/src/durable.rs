@@ -1,10 +1,14 @@
 //! One Durable Object per session (SQLite-backed storage): the refresh token and current access
 //! token of one login, refreshed upstream one request at a time. The front worker sends it a
-//! [`Command`]; its answer is the page's answer.
+//! [`Command`]; its answer is the page's answer. The backend-for-frontend's commands (a login
+//! in progress, then a session behind a cookie) are in the child module `bff`.
 
+mod bff;
+
+use core::cell::{Cell, RefCell};
 use core::time::Duration;
 
-use edge_oauth_core::env::{Clock, OsRandom, RandomSource};
+use edge_oauth_core::env::Clock;
 use edge_oauth_core::token::{
     TokenTypeHint, process_revocation_response, process_token_response, refresh_token_request,
     revocation_request,
@@ -18,10 +22,9 @@ use crate::error::ProxyError;
 use crate::fetch::{WorkerClock, WorkerHttp};
 use crate::lock::AsyncLock;
 use crate::proxy::{Command, authorization_code_request};
+use crate::ratelimit::TokenBucket;
 use crate::reply::Reply;
-use crate::session::{
-    HandleSecret, Presented, SECRET_BYTES, SessionHandle, SessionRecord, mediated_response,
-};
+use crate::session::{HandleSecret, Presented, SessionHandle, SessionRecord, mediated_response};
 
 const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS session (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)";
 
@@ -33,6 +36,10 @@ pub struct TokenSession {
     /// Serialises every command: a refresh that waits here sees the tokens the one before it
     /// stored, so concurrent refreshes make one upstream request.
     lock: AsyncLock,
+    /// The BFF session's rate limit (in memory: an evicted object starts full).
+    bucket: RefCell<Option<TokenBucket>>,
+    /// When the idle expiry was last pushed back (seconds), to write it at most once a minute.
+    touched: Cell<u64>,
 }
 
 #[derive(serde::Deserialize)]
@@ -50,6 +57,8 @@ impl DurableObject for TokenSession {
             state,
             env,
             lock: AsyncLock::new(),
+            bucket: RefCell::new(None),
+            touched: Cell::new(0),
         }
     }
 
@@ -115,6 +124,7 @@ impl TokenSession {
                             retired: Vec::new(),
                             created_at: now,
                             refreshes: 0,
+                            bff: None,
                         };
                         self.save(&record, &config).await?;
                         Some(SessionHandle::encode(&self.id(), &record.handle))
@@ -127,6 +137,7 @@ impl TokenSession {
             Command::Refresh { secret } => self.refresh(&config, &http, &secret).await,
             Command::Revoke { secret } => {
                 if let Some(record) = self.load()?
+                    && record.bff.is_none()
                     && record.classify(
                         &secret,
                         WorkerClock.now(),
@@ -138,6 +149,7 @@ impl TokenSession {
                 // RFC 7009 §2.2: 200 whether or not the token was valid.
                 Ok(Reply::json(200, &serde_json::json!({})))
             }
+            bff => self.run_bff(bff, &config, &http).await,
         }
     }
 
@@ -147,7 +159,7 @@ impl TokenSession {
         http: &WorkerHttp,
         secret: &HandleSecret,
     ) -> Result<Reply, ProxyError> {
-        let Some(mut record) = self.load()? else {
+        let Some(mut record) = self.load()?.filter(|r| r.bff.is_none()) else {
             return Err(ProxyError::InvalidSessionHandle);
         };
         let now = WorkerClock.now();
@@ -159,80 +171,120 @@ impl TokenSession {
             }
             Presented::Current | Presented::WithinGrace => {}
         }
-        let provider = match config.provider(&record.provider) {
-            Some(p) if p.client.client_id == record.client_id => p,
-            // The provider or its client was reconfigured: these tokens belong to no client here.
-            _ => {
-                self.delete().await?;
-                return Err(ProxyError::InvalidSessionHandle);
-            }
-        };
-        if record
-            .tokens
-            .needs_refresh(now, config.limits.refresh_buffer_secs)
-        {
-            let endpoints = resolve(config, provider, http).await?;
-            let Some(old) = record.tokens.refresh_token.clone() else {
-                self.delete().await?;
-                return Err(ProxyError::InvalidSessionHandle);
-            };
-            let request = refresh_token_request(
-                &endpoints.token,
-                &provider.client,
-                &old,
-                None,
-                record.resource.as_deref(),
-            )
-            .map_err(ProxyError::from_upstream)?;
-            let response = send(http, request).await;
-            let outcome = response.as_ref().map_err(Clone::clone).and_then(|r| {
-                process_token_response(
-                    r,
-                    &endpoints.token,
-                    &WorkerClock,
-                    Some(&old),
-                    record.tokens.scope.as_deref(),
-                )
-                .map_err(ProxyError::from_upstream)
-            });
-            match outcome {
-                Ok(tokens) => {
-                    record.rotate(tokens, new_secret()?, WorkerClock.now());
-                    self.save(&record, config).await?;
-                }
-                Err(e) => {
-                    // A 200 that failed validation may still carry a rotated refresh token: the
-                    // old one is dead then, so keep the new one for the next try.
-                    if let Ok(r) = &response
-                        && let Some(rotated) =
-                            edge_oauth_core::token::salvage_refresh_token(r, &old)
-                    {
-                        record.tokens.refresh_token = Some(rotated);
-                        self.save(&record, config).await?;
-                    }
-                    match &e {
-                        ProxyError::Upstream { error, .. }
-                            if error.code == OAuthErrorCode::InvalidGrant =>
-                        {
-                            // The grant is gone upstream: so is the session.
-                            self.delete().await?;
-                        }
-                        // The authorization server is down but the access token still works.
-                        ProxyError::UpstreamUnavailable { .. }
-                            if !record.tokens.is_expired(now) =>
-                        {
-                            return Ok(Reply::json(200, &record.token_response(&self.id(), now)));
-                        }
-                        _ => {}
-                    }
-                    return Err(e);
-                }
-            }
-        }
+        let provider = self.session_provider(config, &record).await?;
+        self.refresh_if_due(config, http, provider, &mut record, now)
+            .await?;
         Ok(Reply::json(
             200,
             &record.token_response(&self.id(), WorkerClock.now()),
         ))
+    }
+
+    /// The error for a session that is gone: an invalid handle for the token-mediating page, no
+    /// session for the backend-for-frontend's.
+    fn ended(record: &SessionRecord) -> ProxyError {
+        match record.bff {
+            Some(_) => ProxyError::NotAuthenticated,
+            None => ProxyError::InvalidSessionHandle,
+        }
+    }
+
+    /// The session's provider, as long as it is still configured with the same client.
+    async fn session_provider<'a>(
+        &self,
+        config: &'a Config,
+        record: &SessionRecord,
+    ) -> Result<&'a Provider, ProxyError> {
+        match config.provider(&record.provider) {
+            Some(p) if p.client.client_id == record.client_id => Ok(p),
+            // The provider or its client was reconfigured: these tokens belong to no client here.
+            _ => {
+                self.delete().await?;
+                Err(Self::ended(record))
+            }
+        }
+    }
+
+    /// Refreshes upstream when the access token is due (`REFRESH_BUFFER_SECS` before expiry,
+    /// at most half its lifetime), and stores the result before returning. `Ok` means `record`
+    /// now holds an access token to use: a fresh one, or the current one while it is valid and
+    /// the authorization server is unavailable (a BFF session the provider gave no refresh
+    /// token uses its access token until it expires).
+    async fn refresh_if_due(
+        &self,
+        config: &Config,
+        http: &WorkerHttp,
+        provider: &Provider,
+        record: &mut SessionRecord,
+        now: u64,
+    ) -> Result<(), ProxyError> {
+        if !record
+            .tokens
+            .needs_refresh(now, config.limits.refresh_buffer_secs)
+        {
+            return Ok(());
+        }
+        let Some(old) = record.tokens.refresh_token.clone() else {
+            if record.bff.is_some() && !record.tokens.is_expired(now) {
+                return Ok(());
+            }
+            self.delete().await?;
+            return Err(Self::ended(record));
+        };
+        let endpoints = resolve(config, provider, http).await?;
+        let request = refresh_token_request(
+            &endpoints.token,
+            &provider.client,
+            &old,
+            None,
+            record.resource.as_deref(),
+        )
+        .map_err(ProxyError::from_upstream)?;
+        let response = send(http, request).await;
+        let outcome = response.as_ref().map_err(Clone::clone).and_then(|r| {
+            process_token_response(
+                r,
+                &endpoints.token,
+                &WorkerClock,
+                Some(&old),
+                record.tokens.scope.as_deref(),
+            )
+            .map_err(ProxyError::from_upstream)
+        });
+        match outcome {
+            Ok(tokens) => {
+                record.renew(tokens, new_secret()?, WorkerClock.now());
+                self.save(record, config).await?;
+                Ok(())
+            }
+            Err(e) => {
+                // A 200 that failed validation may still carry a rotated refresh token: the
+                // old one is dead then, so keep the new one for the next try.
+                if let Ok(r) = &response
+                    && let Some(rotated) = edge_oauth_core::token::salvage_refresh_token(r, &old)
+                {
+                    record.tokens.refresh_token = Some(rotated);
+                    self.save(record, config).await?;
+                }
+                match &e {
+                    ProxyError::Upstream { error, .. }
+                        if error.code == OAuthErrorCode::InvalidGrant =>
+                    {
+                        // The grant is gone upstream: so is the session.
+                        self.delete().await?;
+                        if record.bff.is_some() {
+                            return Err(ProxyError::NotAuthenticated);
+                        }
+                    }
+                    // The authorization server is down but the access token still works.
+                    ProxyError::UpstreamUnavailable { .. } if !record.tokens.is_expired(now) => {
+                        return Ok(());
+                    }
+                    _ => {}
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Revokes the refresh token upstream (best effort) and deletes the session.
@@ -277,12 +329,20 @@ impl TokenSession {
     }
 
     fn load(&self) -> Result<Option<SessionRecord>, ProxyError> {
+        self.load_row("session")
+    }
+
+    /// The record of the one-row table `table` (`session`, `bff_login`).
+    fn load_row<T: serde::de::DeserializeOwned>(
+        &self,
+        table: &'static str,
+    ) -> Result<Option<T>, ProxyError> {
         let sql = self.state.storage().sql();
         // A session that never stored anything has no table: do not create one just to look.
         let tables: Vec<serde_json::Value> = sql
             .exec(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'session'",
-                None,
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
+                vec![SqlStorageValue::from(table.to_owned())],
             )
             .and_then(|c| c.to_array())
             .map_err(storage_error("reading the session"))?;
@@ -290,7 +350,7 @@ impl TokenSession {
             return Ok(None);
         }
         let rows: Vec<Row> = sql
-            .exec("SELECT record FROM session WHERE id = 1", None)
+            .exec(&format!("SELECT record FROM {table} WHERE id = 1"), None)
             .and_then(|c| c.to_array())
             .map_err(storage_error("reading the session"))?;
         match rows.first() {
@@ -355,11 +415,5 @@ async fn send(
 }
 
 fn new_secret() -> Result<HandleSecret, ProxyError> {
-    let mut bytes = [0u8; SECRET_BYTES];
-    OsRandom
-        .fill_bytes(&mut bytes)
-        .map_err(|_| ProxyError::Internal {
-            what: "the random source",
-        })?;
-    Ok(HandleSecret::from_random(&bytes))
+    HandleSecret::random()
 }

@@ -1,22 +1,26 @@
-//! The front worker: `#[event(fetch)]`, the configuration once per isolate, a `Router` with
-//! `/token` and `/revoke`, the `Origin` gate and CORS, the body cap; sessions are handed to
-//! their Durable Object.
+//! The front worker: `#[event(fetch)]`, the configuration once per isolate, the per-address
+//! rate limit, a `Router` with `/token` and `/revoke` (the `Origin` gate and CORS, the body
+//! cap), the backend-for-frontend's `/bff/*` (in `bff_entry`) and `/relay`; sessions are
+//! handed to their Durable Object.
 
-use std::cell::OnceCell;
+use std::cell::{OnceCell, RefCell};
 use std::rc::Rc;
 
 use edge_oauth_core::env::Clock;
 use edge_oauth_core::token::{TokenTypeHint, process_revocation_response, revocation_request};
-use edge_oauth_core::{AuthorizationCode, CodeVerifier, HttpClient};
+use edge_oauth_core::{AuthorizationCode, CodeVerifier, HttpClient, HttpRequest};
 use futures_util::StreamExt;
 use worker::wasm_bindgen::JsValue;
 use worker::{Env, Headers, Method, Request, RequestInit, Response, RouteContext, Router, event};
 
+use crate::bff_entry::BffRoute;
 use crate::config::{Config, ConfigError, Provider, Source};
 use crate::error::ProxyError;
 use crate::fetch::{WorkerClock, WorkerHttp};
 use crate::form::{Form, TokenRequest, is_form_content_type};
 use crate::proxy::{Command, EndpointCache, Endpoints};
+use crate::ratelimit::Buckets;
+use crate::relay::{MAX_RELAY_BYTES, RELAY_RESPONSE_HEADERS, relay_target};
 use crate::reply::Reply;
 use crate::session::SessionHandle;
 
@@ -27,6 +31,8 @@ thread_local! {
     static CONFIG: OnceCell<Result<Rc<Config>, ConfigError>> = const { OnceCell::new() };
     /// Discovered endpoints, shared by the front worker and the sessions of this isolate.
     static ENDPOINTS: Rc<EndpointCache> = Rc::new(EndpointCache::new());
+    /// `RATE_LIMIT_ADDRESS`: one bucket per client address seen by this isolate.
+    static ADDRESSES: RefCell<Buckets> = RefCell::new(Buckets::new());
 }
 
 struct EnvSource<'a>(&'a Env);
@@ -80,6 +86,36 @@ pub async fn resolve<H: HttpClient>(
         .await
 }
 
+/// A provider's endpoints for a backend-for-frontend login (with the authorization endpoint).
+pub async fn resolve_for_login<H: HttpClient>(
+    config: &Config,
+    provider: &Provider,
+    http: &H,
+) -> Result<Endpoints, ProxyError> {
+    let cache = ENDPOINTS.with(Rc::clone);
+    cache
+        .resolve_for_login(config, provider, http, WorkerClock.now())
+        .await
+}
+
+/// One request from the bucket of the client's address (`CF-Connecting-IP`, which Cloudflare
+/// sets and a client cannot).
+fn rate_limit_address(req: &Request, config: &Config) -> Result<(), ProxyError> {
+    let Some(limit) = config.rate_limits.address else {
+        return Ok(());
+    };
+    let address = req
+        .headers()
+        .get("CF-Connecting-IP")
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let now_ms = worker::js_sys::Date::now();
+    ADDRESSES
+        .with(|b| b.borrow_mut().take(&address, &limit, now_ms))
+        .map_err(|retry_after| ProxyError::RateLimited { retry_after })
+}
+
 /// Resolves every provider's endpoints (configured, or discovered once per isolate): a
 /// provider whose discovery fails definitively makes the whole worker answer with the
 /// configuration error, never a proxy that works for some providers only.
@@ -105,12 +141,42 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> worker::Result<
             return into_response(Reply::error(&error).with_cors(allowed));
         }
     };
+    if let Err(e) = rate_limit_address(&req, &config) {
+        let allowed = origin.as_deref().filter(|o| config.origin_allowed(o));
+        let mut reply = Reply::error(&e);
+        if req.path().starts_with("/bff/") {
+            reply
+                .headers
+                .extend(crate::reply::credentialed_cors(allowed));
+        } else {
+            reply = reply.with_cors(allowed);
+        }
+        return into_response(reply);
+    }
     Router::with_data(config)
         .on_async("/token", |req, ctx| async move {
             into_response(route(req, ctx, Route::Token).await)
         })
         .on_async("/revoke", |req, ctx| async move {
             into_response(route(req, ctx, Route::Revoke).await)
+        })
+        .on_async("/bff/login", |req, ctx| {
+            crate::bff_entry::handle(req, ctx, BffRoute::Login)
+        })
+        .on_async("/bff/callback", |req, ctx| {
+            crate::bff_entry::handle(req, ctx, BffRoute::Callback)
+        })
+        .on_async("/bff/session", |req, ctx| {
+            crate::bff_entry::handle(req, ctx, BffRoute::Session)
+        })
+        .on_async("/bff/logout", |req, ctx| {
+            crate::bff_entry::handle(req, ctx, BffRoute::Logout)
+        })
+        .on_async("/bff/mcp/:name", |req, ctx| {
+            crate::bff_entry::handle(req, ctx, BffRoute::Mcp)
+        })
+        .on_async("/relay", |req, ctx| async move {
+            into_response(relay(req, ctx).await)
         })
         .or_else_any_method("/", not_found)
         .or_else_any_method("/*rest", not_found)
@@ -160,17 +226,8 @@ async fn route(mut req: Request, ctx: RouteContext<Rc<Config>>, route: Route) ->
         .with_cors(Some(&origin))
 }
 
-/// Reads a form body of at most `limit` bytes: a declared larger `Content-Length` is refused
-/// before reading, a stream that grows past the limit as soon as it does.
+/// Reads a form body of at most `limit` bytes (see [`read_body`]).
 async fn read_form(req: &mut Request, limit: usize) -> Result<Form, ProxyError> {
-    let too_large = ProxyError::BodyTooLarge { limit };
-    let declared = req.headers().get("Content-Length").ok().flatten();
-    if declared
-        .and_then(|l| l.trim().parse::<u64>().ok())
-        .is_some_and(|l| l > limit as u64)
-    {
-        return Err(too_large);
-    }
     let content_type = req
         .headers()
         .get("Content-Type")
@@ -178,8 +235,29 @@ async fn read_form(req: &mut Request, limit: usize) -> Result<Form, ProxyError> 
         .flatten()
         .unwrap_or_default();
     if !is_form_content_type(&content_type) {
+        // A declared oversized body is still refused as such, before its type.
+        check_declared_length(req, limit)?;
         return Err(ProxyError::UnsupportedContentType);
     }
+    Ok(Form::parse(&read_body(req, limit).await?))
+}
+
+fn check_declared_length(req: &Request, limit: usize) -> Result<(), ProxyError> {
+    let declared = req.headers().get("Content-Length").ok().flatten();
+    if declared
+        .and_then(|l| l.trim().parse::<u64>().ok())
+        .is_some_and(|l| l > limit as u64)
+    {
+        return Err(ProxyError::BodyTooLarge { limit });
+    }
+    Ok(())
+}
+
+/// Reads a body of at most `limit` bytes: a declared larger `Content-Length` is refused before
+/// reading, a stream that grows past the limit as soon as it does.
+pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ProxyError> {
+    let too_large = ProxyError::BodyTooLarge { limit };
+    check_declared_length(req, limit)?;
     let mut body = Vec::new();
     if let Ok(mut stream) = req.stream() {
         while let Some(chunk) = stream.next().await {
@@ -192,7 +270,7 @@ async fn read_form(req: &mut Request, limit: usize) -> Result<Form, ProxyError> 
             body.extend_from_slice(&chunk);
         }
     }
-    Ok(Form::parse(&body))
+    Ok(body)
 }
 
 async fn token(form: &Form, config: &Config, env: &Env) -> Result<Reply, ProxyError> {
@@ -285,13 +363,15 @@ async fn revoke(form: &Form, config: &Config, env: &Env) -> Result<Reply, ProxyE
     Ok(Reply::json(200, &serde_json::json!({})))
 }
 
-fn sessions(env: &Env) -> Result<worker::ObjectNamespace, ProxyError> {
+/// The sessions' Durable Object namespace.
+pub fn sessions(env: &Env) -> Result<worker::ObjectNamespace, ProxyError> {
     env.durable_object(SESSIONS_BINDING).map_err(|_| ProxyError::Misconfigured {
         problem: format!("the Durable Object binding {SESSIONS_BINDING} is missing (wrangler.toml [[durable_objects.bindings]])"),
     })
 }
 
-fn session_stub(env: &Env, handle: &SessionHandle) -> Result<worker::Stub, ProxyError> {
+/// The Durable Object of a session handle (an id this namespace did not make is refused).
+pub fn session_stub(env: &Env, handle: &SessionHandle) -> Result<worker::Stub, ProxyError> {
     let ns = sessions(env)?;
     // An id this namespace did not make fails here: an invalid handle.
     let id = ns
@@ -301,7 +381,7 @@ fn session_stub(env: &Env, handle: &SessionHandle) -> Result<worker::Stub, Proxy
 }
 
 /// Sends a command to a session; its answer (status, JSON, `Retry-After`) is the page's.
-async fn send_command(stub: &worker::Stub, command: &Command) -> Result<Reply, ProxyError> {
+pub async fn send_command(stub: &worker::Stub, command: &Command) -> Result<Reply, ProxyError> {
     fn internal<E>(what: &'static str) -> impl Fn(E) -> ProxyError {
         move |_| ProxyError::Internal { what }
     }
@@ -331,6 +411,64 @@ async fn send_command(stub: &worker::Stub, command: &Command) -> Result<Reply, P
         reply.headers.push(("Retry-After", r));
     }
     Ok(reply)
+}
+
+/// `GET /relay?url=`: a well-known metadata document of a configured issuer, fetched without
+/// redirects, passed back with CORS for allowed origins (a page of another origin has no
+/// reason to call; a same-origin `GET` carries no `Origin`).
+async fn relay(req: Request, ctx: RouteContext<Rc<Config>>) -> Reply {
+    let config = ctx.data.clone();
+    let origin = req.headers().get("Origin").ok().flatten();
+    let allowed = origin.as_deref().filter(|o| config.origin_allowed(o));
+    if origin.is_some() && allowed.is_none() {
+        return Reply::error(&ProxyError::OriginNotAllowed).with_cors(None);
+    }
+    let result = async {
+        if req.method() != Method::Get {
+            return Err(ProxyError::MethodNotAllowed);
+        }
+        let url = edge_oauth_core::url::Url::parse(&req.inner().url())
+            .map_err(|_| ProxyError::MissingParameter { name: "url" })?;
+        let mut values = url
+            .query_pairs()
+            .filter(|(k, _)| k == "url")
+            .map(|(_, v)| v);
+        let requested = match (values.next(), values.next()) {
+            (Some(v), None) => v.into_owned(),
+            (None, _) => return Err(ProxyError::MissingParameter { name: "url" }),
+            (Some(_), Some(_)) => return Err(ProxyError::DuplicateParameter { name: "url" }),
+        };
+        let target =
+            relay_target(&requested, &config.providers).ok_or(ProxyError::RelayNotAllowed)?;
+        let http = WorkerHttp::new(config.limits.upstream_timeout_ms);
+        let response = http
+            .send(HttpRequest::get_json(target))
+            .await
+            .map_err(|_| ProxyError::UpstreamUnavailable { retry_after: None })?;
+        if response.body.len() > MAX_RELAY_BYTES {
+            return Err(ProxyError::UpstreamInvalid {
+                core_code: "metadata_too_large",
+            });
+        }
+        let headers = RELAY_RESPONSE_HEADERS
+            .iter()
+            .filter_map(|&name| response.header(name).map(|v| (name, v.to_owned())))
+            .collect();
+        Ok(Reply {
+            status: response.status,
+            headers,
+            body: response.body,
+        })
+    }
+    .await;
+    match result {
+        Ok(reply) => reply,
+        Err(e @ ProxyError::MethodNotAllowed) => {
+            Reply::error(&e).with_header("Allow", "GET".into())
+        }
+        Err(e) => Reply::error(&e),
+    }
+    .with_cors(allowed)
 }
 
 /// A [`Reply`] as a `worker::Response`.

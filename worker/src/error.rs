@@ -84,6 +84,39 @@ pub enum ProxyError {
         /// What failed (no secrets).
         what: &'static str,
     },
+    /// A cookie-authenticated request without the custom header (`X-Edge-OAuth: 1`): CSRF.
+    CsrfHeaderMissing,
+    /// The session cookie is not one this worker sealed (tampered, foreign, or from a key no
+    /// longer configured).
+    InvalidSessionCookie,
+    /// No session: no cookie, or its session ended (logged out, expired, revoked upstream).
+    NotAuthenticated,
+    /// Too many requests from this client address or session.
+    RateLimited {
+        /// Seconds until the next request would pass.
+        retry_after: u64,
+    },
+    /// `/bff/*` on a worker without backend-for-frontend configuration.
+    BffNotConfigured,
+    /// `/bff/mcp/<name>` or a login for an MCP server that is not configured.
+    UnknownMcpServer,
+    /// The session was logged in for another MCP server (its access token is for that
+    /// resource only, RFC 8707).
+    McpServerNotInSession,
+    /// A login for a provider that does not protect the MCP server asked for.
+    UnknownProvider,
+    /// A login request body that is not `{"mcp_server": …, "provider"?: …}`.
+    InvalidLoginRequest,
+    /// The callback failed the core's checks (state, `iss`, age, redirect URI, duplicates) or
+    /// has no login in progress.
+    LoginRejected {
+        /// The core's stable code (or `no_login_in_progress`).
+        core_code: &'static str,
+    },
+    /// The MCP server could not be reached, timed out or answered with a redirect.
+    McpServerUnavailable,
+    /// A relay URL that is not a well-known metadata URL of a configured issuer.
+    RelayNotAllowed,
 }
 
 impl ProxyError {
@@ -110,15 +143,35 @@ impl ProxyError {
             ProxyError::UpstreamInvalid { .. } => "upstream_invalid_response",
             ProxyError::Misconfigured { .. } => "misconfigured",
             ProxyError::Internal { .. } => "internal_error",
+            ProxyError::CsrfHeaderMissing => "csrf_header_missing",
+            ProxyError::InvalidSessionCookie => "invalid_session_cookie",
+            ProxyError::NotAuthenticated => "not_authenticated",
+            ProxyError::RateLimited { .. } => "rate_limited",
+            ProxyError::BffNotConfigured => "bff_not_configured",
+            ProxyError::UnknownMcpServer => "unknown_mcp_server",
+            ProxyError::McpServerNotInSession => "mcp_server_not_in_session",
+            ProxyError::UnknownProvider => "unknown_provider",
+            ProxyError::InvalidLoginRequest => "invalid_login_request",
+            ProxyError::LoginRejected { .. } => "login_rejected",
+            ProxyError::McpServerUnavailable => "mcp_server_unavailable",
+            ProxyError::RelayNotAllowed => "relay_url_not_allowed",
         }
     }
 
     /// The HTTP status.
     pub fn status(&self) -> u16 {
         match self {
-            ProxyError::NotFound => 404,
+            ProxyError::NotFound | ProxyError::BffNotConfigured | ProxyError::UnknownMcpServer => {
+                404
+            }
             ProxyError::MethodNotAllowed => 405,
-            ProxyError::OriginNotAllowed => 403,
+            ProxyError::OriginNotAllowed
+            | ProxyError::CsrfHeaderMissing
+            | ProxyError::McpServerNotInSession
+            | ProxyError::RelayNotAllowed => 403,
+            ProxyError::InvalidSessionCookie | ProxyError::NotAuthenticated => 401,
+            ProxyError::RateLimited { .. } => 429,
+            ProxyError::McpServerUnavailable => 502,
             ProxyError::BodyTooLarge { .. } => 413,
             ProxyError::UnknownClient => 401,
             ProxyError::Upstream { status, .. } => match *status {
@@ -135,7 +188,15 @@ impl ProxyError {
     /// The RFC 6749 §5.2 `error` value.
     pub fn oauth_error(&self) -> &str {
         match self {
-            ProxyError::OriginNotAllowed => "access_denied",
+            ProxyError::OriginNotAllowed
+            | ProxyError::CsrfHeaderMissing
+            | ProxyError::McpServerNotInSession
+            | ProxyError::RelayNotAllowed => "access_denied",
+            // RFC 6750 §3.1: the page's credential (its cookie) is missing, invalid or ended.
+            ProxyError::InvalidSessionCookie | ProxyError::NotAuthenticated => "invalid_token",
+            ProxyError::RateLimited { .. } | ProxyError::McpServerUnavailable => {
+                "temporarily_unavailable"
+            }
             ProxyError::UnsupportedGrantType => "unsupported_grant_type",
             ProxyError::UnknownClient => "invalid_client",
             ProxyError::RevocationUnsupported => "unsupported_token_type",
@@ -154,6 +215,7 @@ impl ProxyError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ProxyError::UpstreamUnavailable { retry_after } => *retry_after,
+            ProxyError::RateLimited { retry_after } => Some(*retry_after),
             _ => None,
         }
     }
@@ -165,6 +227,18 @@ impl ProxyError {
             "error_description": self.to_string(),
             "code": self.code(),
         })
+    }
+
+    /// Maps the core's refusal of a login callback: the authorization server's own error
+    /// (RFC 6749 §4.1.2.1, e.g. `access_denied`) passes through, anything else is refused
+    /// with the core's code (`state_mismatch`, `iss_mismatch`, `authorization_expired`, …).
+    pub fn from_callback(error: CoreError) -> Self {
+        match error {
+            CoreError::AuthorizationFailed { error } => ProxyError::Upstream { status: 400, error },
+            e => ProxyError::LoginRejected {
+                core_code: e.code(),
+            },
+        }
     }
 
     /// Maps a core error from a token or revocation request to what the page is told.
@@ -196,7 +270,7 @@ impl ProxyError {
 impl fmt::Display for ProxyError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ProxyError::NotFound => f.write_str("no such endpoint; this worker serves POST /token and POST /revoke"),
+            ProxyError::NotFound => f.write_str("no such endpoint; this worker serves POST /token, POST /revoke, /bff/* and GET /relay"),
             ProxyError::MethodNotAllowed => f.write_str("method not allowed; use POST (or OPTIONS for a CORS preflight)"),
             ProxyError::OriginNotAllowed => f.write_str("the request's Origin is not allowed to use this worker"),
             ProxyError::BodyTooLarge { limit } => write!(f, "the request body exceeds {limit} bytes"),
@@ -218,6 +292,18 @@ impl fmt::Display for ProxyError {
             ProxyError::UpstreamInvalid { core_code } => write!(f, "the authorization server's answer was unusable ({core_code})"),
             ProxyError::Misconfigured { problem } => write!(f, "the worker is misconfigured: {problem}"),
             ProxyError::Internal { what } => write!(f, "internal error: {what}"),
+            ProxyError::CsrfHeaderMissing => f.write_str("cookie-authenticated requests must carry the header X-Edge-OAuth: 1"),
+            ProxyError::InvalidSessionCookie => f.write_str("the session cookie is not valid for this worker"),
+            ProxyError::NotAuthenticated => f.write_str("no session; log in with POST /bff/login"),
+            ProxyError::RateLimited { retry_after } => write!(f, "too many requests; retry in {retry_after} s"),
+            ProxyError::BffNotConfigured => f.write_str("this worker has no backend-for-frontend configuration (BFF_REDIRECT_URI, MCP_SERVERS, BFF_COOKIE_KEY)"),
+            ProxyError::UnknownMcpServer => f.write_str("no MCP server of that name is configured"),
+            ProxyError::McpServerNotInSession => f.write_str("this session was logged in for another MCP server; log in for this one"),
+            ProxyError::UnknownProvider => f.write_str("that provider does not protect the MCP server asked for"),
+            ProxyError::InvalidLoginRequest => f.write_str("the login request must be {\"mcp_server\": <name>, \"provider\"?: <name>}"),
+            ProxyError::LoginRejected { core_code } => write!(f, "the login callback was refused ({core_code})"),
+            ProxyError::McpServerUnavailable => f.write_str("the MCP server could not be reached or answered with a redirect"),
+            ProxyError::RelayNotAllowed => f.write_str("only the well-known metadata URLs of configured issuers are relayed"),
         }
     }
 }
@@ -262,6 +348,20 @@ mod tests {
                 problem: "x".into(),
             },
             ProxyError::Internal { what: "x" },
+            ProxyError::CsrfHeaderMissing,
+            ProxyError::InvalidSessionCookie,
+            ProxyError::NotAuthenticated,
+            ProxyError::RateLimited { retry_after: 2 },
+            ProxyError::BffNotConfigured,
+            ProxyError::UnknownMcpServer,
+            ProxyError::McpServerNotInSession,
+            ProxyError::UnknownProvider,
+            ProxyError::InvalidLoginRequest,
+            ProxyError::LoginRejected {
+                core_code: "state_mismatch",
+            },
+            ProxyError::McpServerUnavailable,
+            ProxyError::RelayNotAllowed,
         ]
     }
 

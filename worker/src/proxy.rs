@@ -5,7 +5,10 @@
 
 use core::cell::RefCell;
 
-use edge_oauth_core::discovery::fetch_authorization_server_metadata;
+use edge_oauth_core::authorize::PendingAuthorization;
+use edge_oauth_core::discovery::{
+    AuthorizationServerMetadata, fetch_authorization_server_metadata,
+};
 use edge_oauth_core::registration::ClientCredentials;
 use edge_oauth_core::url::Url;
 use edge_oauth_core::{AuthorizationCode, CodeVerifier, HttpClient, HttpRequest, Recovery};
@@ -17,7 +20,7 @@ use crate::session::HandleSecret;
 
 /// A command to a session's Durable Object (the body of the internal request).
 #[derive(Debug, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum Command {
     /// Exchange a code; keep the refresh token if one comes back.
     Exchange {
@@ -41,6 +44,43 @@ pub enum Command {
     /// End the session and revoke its refresh token upstream.
     Revoke {
         /// The presented handle's secret.
+        secret: HandleSecret,
+    },
+    /// Backend-for-frontend: keep a login in progress (this Durable Object is new).
+    BffBegin {
+        /// The provider's configured name.
+        provider: String,
+        /// The MCP server's configured name.
+        mcp_server: String,
+        /// The pending authorization the core built (state, PKCE verifier, issuer, …).
+        pending: PendingAuthorization,
+        /// The login cookie's secret.
+        secret: HandleSecret,
+    },
+    /// Backend-for-frontend: finish the login with the callback URL; answers the session
+    /// cookie's secret.
+    BffComplete {
+        /// The login cookie's secret.
+        secret: HandleSecret,
+        /// The full callback URL as requested.
+        callback_url: String,
+    },
+    /// Backend-for-frontend: the session's status (no token).
+    BffStatus {
+        /// The session cookie's secret.
+        secret: HandleSecret,
+    },
+    /// Backend-for-frontend: a usable access token for the MCP server named, refreshed
+    /// first when due (an internal answer: the front worker adds it to the proxied request).
+    BffAccessToken {
+        /// The session cookie's secret.
+        secret: HandleSecret,
+        /// The MCP server the request is for.
+        mcp_server: String,
+    },
+    /// Backend-for-frontend: revoke upstream and end the session.
+    BffLogout {
+        /// The session cookie's secret.
         secret: HandleSecret,
     },
 }
@@ -77,6 +117,34 @@ pub struct Endpoints {
     pub token: String,
     /// Revocation endpoint, if the provider has one.
     pub revocation: Option<String>,
+    /// Authorization endpoint (configured, or discovered), for the backend-for-frontend.
+    pub authorization: Option<String>,
+    /// RFC 9207: the provider says it puts `iss` in authorization responses (then a callback
+    /// without it is refused).
+    pub iss_parameter_supported: bool,
+}
+
+impl Endpoints {
+    /// What the core's `build_authorization_url` needs of the provider's metadata.
+    pub fn login_metadata(
+        &self,
+        provider: &Provider,
+    ) -> Result<AuthorizationServerMetadata, ProxyError> {
+        let authorization = self.authorization.clone().ok_or_else(|| ProxyError::Misconfigured {
+            problem: format!(
+                "provider {}: no authorization endpoint (configure authorization_endpoint, or an issuer with metadata)",
+                provider.name
+            ),
+        })?;
+        Ok(AuthorizationServerMetadata {
+            issuer: provider.issuer.clone(),
+            authorization_endpoint: Some(authorization),
+            token_endpoint: Some(self.token.clone()),
+            revocation_endpoint: self.revocation.clone(),
+            authorization_response_iss_parameter_supported: self.iss_parameter_supported,
+            ..Default::default()
+        })
+    }
 }
 
 /// How long a definitive discovery failure is remembered before discovery is tried again.
@@ -112,8 +180,37 @@ impl EndpointCache {
             return Ok(Endpoints {
                 token: token.clone(),
                 revocation: Some(revocation.clone()),
+                authorization: provider.authorization_endpoint.clone(),
+                iss_parameter_supported: false,
             });
         }
+        self.discovered(config, provider, http, now).await
+    }
+
+    /// The provider's endpoints for a backend-for-frontend login: with a configured
+    /// `authorization_endpoint`, the configuration alone; else discovered (cached as
+    /// [`EndpointCache::resolve`] does), so the authorization endpoint and RFC 9207 support
+    /// come from the issuer's metadata.
+    pub async fn resolve_for_login<H: HttpClient>(
+        &self,
+        config: &Config,
+        provider: &Provider,
+        http: &H,
+        now: u64,
+    ) -> Result<Endpoints, ProxyError> {
+        match (&provider.authorization_endpoint, &provider.token_endpoint) {
+            (Some(_), Some(_)) => self.resolve(config, provider, http, now).await,
+            _ => self.discovered(config, provider, http, now).await,
+        }
+    }
+
+    async fn discovered<H: HttpClient>(
+        &self,
+        config: &Config,
+        provider: &Provider,
+        http: &H,
+        now: u64,
+    ) -> Result<Endpoints, ProxyError> {
         if let Some(hit) = self.cached(&provider.name, now) {
             return hit;
         }
@@ -198,9 +295,14 @@ async fn discover<H: HttpClient>(
         .revocation_endpoint
         .clone()
         .or(meta.revocation_endpoint.clone());
+    let authorization = provider
+        .authorization_endpoint
+        .clone()
+        .or(meta.authorization_endpoint.clone());
     for (what, url) in [
         ("token_endpoint", Some(&token)),
         ("revocation_endpoint", revocation.as_ref()),
+        ("authorization_endpoint", authorization.as_ref()),
     ] {
         if let Some(u) = url
             && let Err(why) = check_upstream_url(u, config.allow_loopback)
@@ -211,7 +313,12 @@ async fn discover<H: HttpClient>(
             )));
         }
     }
-    Ok(Endpoints { token, revocation })
+    Ok(Endpoints {
+        token,
+        revocation,
+        authorization,
+        iss_parameter_supported: meta.authorization_response_iss_parameter_supported,
+    })
 }
 
 #[cfg(test)]

@@ -9,6 +9,24 @@ pub const CORS_METHODS: &str = "POST";
 pub const CORS_HEADERS: &str = "content-type, accept";
 /// How long a browser may cache a preflight.
 pub const CORS_MAX_AGE: &str = "600";
+/// Methods a preflight for `/bff/*` may ask for.
+pub const BFF_CORS_METHODS: &str = "GET, POST, DELETE";
+/// Response headers a page on an allowed origin may read from `/bff/*`.
+pub const BFF_CORS_EXPOSE: &str =
+    "mcp-session-id, mcp-protocol-version, www-authenticate, retry-after";
+
+/// CORS with credentials for `/bff/*` (the session cookie travels with a cross-origin,
+/// same-site request only when the page asks for `credentials: "include"` and this allows it).
+pub fn credentialed_cors(allowed_origin: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(origin) = allowed_origin {
+        out.push(("Access-Control-Allow-Origin", origin.to_owned()));
+        out.push(("Access-Control-Allow-Credentials", "true".into()));
+        out.push(("Access-Control-Expose-Headers", BFF_CORS_EXPOSE.into()));
+    }
+    out.push(("Vary", "Origin".into()));
+    out
+}
 
 /// A response.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -83,12 +101,68 @@ impl Reply {
         self
     }
 
+    /// A `303 See Other` to `location`, not cached.
+    pub fn redirect(location: &str) -> Self {
+        Self {
+            status: 303,
+            headers: vec![
+                ("Location", location.to_owned()),
+                ("Cache-Control", "no-store".into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    /// The answer to a CORS preflight for `/bff/*` from an allowed origin: the custom CSRF
+    /// header and the MCP request headers the proxy forwards, nothing else (`None` when the
+    /// preflight asks for another header).
+    pub fn bff_preflight(origin: &str, requested_headers: Option<&str>) -> Option<Self> {
+        let requested: Vec<String> = requested_headers
+            .unwrap_or_default()
+            .split(',')
+            .map(|h| h.trim().to_ascii_lowercase())
+            .filter(|h| !h.is_empty())
+            .collect();
+        let allowed = |h: &str| {
+            h.eq_ignore_ascii_case(crate::bff::CSRF_HEADER)
+                || crate::bff::mcp_request_header_allowed(h)
+        };
+        if !requested.iter().all(|h| allowed(h)) {
+            return None;
+        }
+        let mut headers = credentialed_cors(Some(origin));
+        headers.retain(|(n, _)| *n != "Access-Control-Expose-Headers");
+        headers.push(("Access-Control-Allow-Methods", BFF_CORS_METHODS.into()));
+        if !requested.is_empty() {
+            headers.push(("Access-Control-Allow-Headers", requested.join(", ")));
+        }
+        headers.push(("Access-Control-Max-Age", CORS_MAX_AGE.into()));
+        Some(Self {
+            status: 204,
+            headers,
+            body: Vec::new(),
+        })
+    }
+
+    /// Replaces every value of a header with one.
+    pub fn with_header(mut self, name: &'static str, value: String) -> Self {
+        self.headers.retain(|(n, _)| !n.eq_ignore_ascii_case(name));
+        self.headers.push((name, value));
+        self
+    }
+
     /// The first value of a header.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+}
+
+impl From<ProxyError> for Reply {
+    fn from(error: ProxyError) -> Self {
+        Reply::error(&error)
     }
 }
 
@@ -142,6 +216,30 @@ mod tests {
         assert_eq!(
             (p.status, p.header("access-control-allow-methods")),
             (204, Some("POST"))
+        );
+    }
+
+    #[test]
+    fn bff_cors_with_credentials_and_only_forwarded_headers() {
+        let p = Reply::bff_preflight(
+            "https://app",
+            Some("X-Edge-OAuth, content-type, mcp-session-id, Mcp-Param-Region"),
+        )
+        .unwrap();
+        assert_eq!(p.status, 204);
+        assert_eq!(p.header("access-control-allow-credentials"), Some("true"));
+        assert_eq!(
+            p.header("access-control-allow-headers"),
+            Some("x-edge-oauth, content-type, mcp-session-id, mcp-param-region")
+        );
+        assert!(Reply::bff_preflight("https://app", Some("x-edge-oauth, authorization")).is_none());
+        assert!(Reply::bff_preflight("https://app", Some("cookie")).is_none());
+        let h = credentialed_cors(None);
+        assert_eq!(h, vec![("Vary", "Origin".to_owned())]);
+        let r = Reply::redirect("https://app/");
+        assert_eq!(
+            (r.status, r.header("location")),
+            (303, Some("https://app/"))
         );
     }
 }

@@ -78,6 +78,18 @@ impl HandleSecret {
         Self(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// A fresh secret from the system's random source (`crypto.getRandomValues` on wasm32).
+    pub fn random() -> Result<Self, crate::error::ProxyError> {
+        use edge_oauth_core::env::{OsRandom, RandomSource};
+        let mut bytes = [0u8; SECRET_BYTES];
+        OsRandom
+            .fill_bytes(&mut bytes)
+            .map_err(|_| crate::error::ProxyError::Internal {
+                what: "the random source",
+            })?;
+        Ok(Self::from_random(&bytes))
+    }
+
     /// The value.
     pub fn secret(&self) -> &str {
         &self.0
@@ -133,6 +145,10 @@ pub struct SessionRecord {
     /// Upstream refreshes made so far.
     #[serde(default)]
     pub refreshes: u64,
+    /// Set for a backend-for-frontend session (whose handle travels in a sealed cookie and
+    /// does not rotate); absent for a token-mediating one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bff: Option<crate::bff::BffBinding>,
 }
 
 impl SessionRecord {
@@ -155,6 +171,18 @@ impl SessionRecord {
             }
         }
         Presented::Unknown
+    }
+
+    /// Takes new tokens from an upstream refresh: a token-mediating session's handle rotates
+    /// with them (the page holds it where a refresh token would be); a backend-for-frontend
+    /// session's does not (it is in a cookie that concurrent requests share).
+    pub fn renew(&mut self, tokens: TokenSet, next: HandleSecret, now: u64) {
+        if self.bff.is_some() {
+            self.tokens = tokens;
+            self.refreshes += 1;
+        } else {
+            self.rotate(tokens, next, now);
+        }
     }
 
     /// Takes new tokens from an upstream refresh and rotates the handle.
@@ -205,7 +233,8 @@ pub fn mediated_response(upstream: &[u8], handle: Option<String>) -> serde_json:
     serde_json::Value::Object(obj)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Equality of two byte strings in time independent of where they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }
@@ -239,6 +268,7 @@ mod tests {
             retired: Vec::new(),
             created_at: 1_000,
             refreshes: 0,
+            bff: None,
         }
     }
 
@@ -297,6 +327,19 @@ mod tests {
         }
         assert_eq!(r.retired.len(), RETIRED_KEPT);
         assert_eq!(r.refreshes, 12);
+        // A BFF session keeps its handle across refreshes.
+        r.bff = Some(crate::bff::BffBinding {
+            mcp_server: "m".into(),
+            issuer: "https://as".into(),
+        });
+        let current = r.handle.clone();
+        r.renew(
+            tokens("at-4", "rt-4"),
+            HandleSecret::from_random(&[99; 32]),
+            1_200,
+        );
+        assert_eq!((&r.handle, r.refreshes), (&current, 13));
+        assert_eq!(r.tokens.access_token.secret(), "at-4");
     }
 
     #[test]

@@ -1,0 +1,543 @@
+//! The backend-for-frontend's routes: `POST /bff/login`, `GET /bff/callback`,
+//! `GET /bff/session`, `POST /bff/logout` and `/bff/mcp/<name>`. The page holds only a sealed
+//! cookie; tokens stay in the session's Durable Object, and the worker adds the access token
+//! to requests it proxies to the configured MCP servers.
+
+use core::pin::pin;
+use core::time::Duration;
+use std::rc::Rc;
+
+use edge_oauth_core::authorize::{AuthorizationRequest, build_authorization_url};
+use edge_oauth_core::env::OsRandom;
+use edge_oauth_core::url::Url;
+use futures_util::future::{Either, select};
+use worker::{
+    AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
+    Response, ResponseBuilder, RouteContext,
+};
+
+use crate::bff::{
+    BffConfig, CSRF_HEADER, LoginRequest, csrf_check, mcp_request_header_allowed,
+    mcp_response_header_allowed,
+};
+use crate::config::Config;
+use crate::cookie::{CookieKind, LOGIN_MAX_AGE_SECS, cookie_values, expire_cookie, set_cookie};
+use crate::entry::{
+    into_response, read_body, resolve_for_login, send_command, session_stub, sessions,
+};
+use crate::error::ProxyError;
+use crate::fetch::WorkerClock;
+use crate::form::{Form, is_form_content_type};
+use crate::proxy::Command;
+use crate::reply::{Reply, credentialed_cors};
+use crate::seal::{seal, unseal};
+use crate::session::{HandleSecret, SessionHandle};
+
+/// Which BFF route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BffRoute {
+    /// `POST /bff/login`.
+    Login,
+    /// `GET /bff/callback`.
+    Callback,
+    /// `GET /bff/session`.
+    Session,
+    /// `POST /bff/logout`.
+    Logout,
+    /// `/bff/mcp/<name>`.
+    Mcp,
+}
+
+/// What a route answers: a reply, or an MCP server's streamed response.
+enum Outcome {
+    Reply(Reply),
+    Stream(Response),
+}
+
+fn header(req: &Request, name: &str) -> Option<String> {
+    req.headers().get(name).ok().flatten()
+}
+
+fn method_not_allowed(allow: &str) -> Reply {
+    Reply::error(&ProxyError::MethodNotAllowed).with_header("Allow", allow.to_owned())
+}
+
+/// Handles a `/bff/*` request.
+pub async fn handle(
+    mut req: Request,
+    ctx: RouteContext<Rc<Config>>,
+    route: BffRoute,
+) -> worker::Result<Response> {
+    let config = ctx.data.clone();
+    let allowed = header(&req, "Origin").filter(|o| config.origin_allowed(o));
+    let name = ctx.param("name").cloned().unwrap_or_default();
+    let result = match config.bff.as_ref() {
+        None => Err(Reply::error(&ProxyError::BffNotConfigured)),
+        Some(bff) => {
+            dispatch(
+                &mut req,
+                &config,
+                bff,
+                &ctx.env,
+                route,
+                &name,
+                allowed.as_deref(),
+            )
+            .await
+        }
+    };
+    let secure = config.bff.as_ref().is_none_or(|b| b.secure_cookies);
+    let mut reply = match result {
+        Ok(Outcome::Stream(response)) => return Ok(response),
+        Ok(Outcome::Reply(reply)) => reply,
+        Err(mut reply) => {
+            // The cookie was refused or its session is gone: stop the browser sending it.
+            if reply.status == 401 && config.bff.is_some() {
+                reply
+                    .headers
+                    .push(("Set-Cookie", expire_cookie(CookieKind::Session, secure)));
+            }
+            reply
+        }
+    };
+    if route != BffRoute::Callback && reply.status != 204 {
+        reply.headers.retain(|(n, _)| *n != "Vary");
+        reply.headers.extend(credentialed_cors(allowed.as_deref()));
+    }
+    into_response(reply)
+}
+
+async fn dispatch(
+    req: &mut Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+    route: BffRoute,
+    name: &str,
+    allowed: Option<&str>,
+) -> Result<Outcome, Reply> {
+    let preflight = req.method() == Method::Options
+        && header(req, "Access-Control-Request-Method").is_some()
+        && route != BffRoute::Callback;
+    if preflight {
+        let origin = allowed.ok_or(ProxyError::OriginNotAllowed)?;
+        let requested = header(req, "Access-Control-Request-Headers");
+        return Reply::bff_preflight(origin, requested.as_deref())
+            .map(Outcome::Reply)
+            .ok_or_else(|| Reply::error(&ProxyError::OriginNotAllowed));
+    }
+    let reply = match route {
+        BffRoute::Login => login(req, config, bff, env).await?,
+        BffRoute::Callback => callback(req, config, bff, env).await?,
+        BffRoute::Session => status(req, config, bff, env).await?,
+        BffRoute::Logout => logout(req, config, bff, env).await?,
+        BffRoute::Mcp => return mcp(req, config, bff, env, name, allowed).await,
+    };
+    Ok(Outcome::Reply(reply))
+}
+
+/// The CSRF gate (see [`csrf_check`]).
+fn csrf(req: &Request, config: &Config, safe_method: bool) -> Result<(), ProxyError> {
+    csrf_check(
+        header(req, CSRF_HEADER).as_deref(),
+        header(req, "Origin").as_deref(),
+        safe_method,
+        |o| config.origin_allowed(o),
+    )
+}
+
+/// A cookie as this request carries it.
+enum Cookie {
+    Absent,
+    Invalid,
+    Valid(SessionHandle),
+}
+
+async fn read_cookie(req: &Request, bff: &BffConfig, kind: CookieKind) -> Cookie {
+    let header = header(req, "Cookie").unwrap_or_default();
+    let values = cookie_values(&header, kind.name(bff.secure_cookies));
+    if values.is_empty() {
+        return Cookie::Absent;
+    }
+    for value in values {
+        if let Some(plain) = unseal(bff, kind, value).await
+            && let Some(handle) = SessionHandle::parse(&plain)
+        {
+            return Cookie::Valid(handle);
+        }
+    }
+    Cookie::Invalid
+}
+
+/// The session behind a valid session cookie; refusals as the page should see them.
+async fn session_cookie(
+    req: &Request,
+    bff: &BffConfig,
+    env: &Env,
+) -> Result<Option<(SessionHandle, worker::Stub)>, ProxyError> {
+    match read_cookie(req, bff, CookieKind::Session).await {
+        Cookie::Absent => Ok(None),
+        Cookie::Invalid => Err(ProxyError::InvalidSessionCookie),
+        Cookie::Valid(handle) => {
+            let stub = session_stub(env, &handle).map_err(|_| ProxyError::InvalidSessionCookie)?;
+            Ok(Some((handle, stub)))
+        }
+    }
+}
+
+/// A session command whose answer must be 200 JSON; any other answer (already RFC-shaped,
+/// with its `Retry-After`) is the page's.
+async fn ask(stub: &worker::Stub, command: &Command) -> Result<serde_json::Value, Reply> {
+    let answer = send_command(stub, command).await?;
+    if answer.status != 200 {
+        return Err(answer);
+    }
+    serde_json::from_slice(&answer.body).map_err(|_| {
+        Reply::error(&ProxyError::Internal {
+            what: "an unreadable session answer",
+        })
+    })
+}
+
+fn is_json_content_type(value: &str) -> bool {
+    value
+        .split(';')
+        .next()
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+}
+
+/// `POST /bff/login`: from a page's `fetch` (JSON, the custom header, an allowed `Origin`)
+/// it answers `{"authorization_url": …}`; from a top-level form POST (no custom header
+/// possible, the allowed `Origin` suffices: a login needs no session) it answers `303` to it.
+/// Either way the login cookie binds the login to this browser.
+async fn login(
+    req: &mut Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+) -> Result<Reply, Reply> {
+    if req.method() != Method::Post {
+        return Err(method_not_allowed("POST, OPTIONS"));
+    }
+    let content_type = header(req, "Content-Type").unwrap_or_default();
+    let form_post = is_form_content_type(&content_type);
+    if form_post {
+        if !header(req, "Origin").is_some_and(|o| config.origin_allowed(&o)) {
+            return Err(ProxyError::OriginNotAllowed.into());
+        }
+    } else {
+        csrf(req, config, false)?;
+        if !is_json_content_type(&content_type) {
+            return Err(ProxyError::UnsupportedContentType.into());
+        }
+    }
+    let body = read_body(req, config.limits.max_body_bytes).await?;
+    let request = match form_post {
+        true => LoginRequest::from_form(&Form::parse(&body))?,
+        false => LoginRequest::from_json(&body)?,
+    };
+    let (server, provider) = request.resolve(bff, &config.providers)?;
+    let http = crate::fetch::WorkerHttp::new(config.limits.upstream_timeout_ms);
+    let endpoints = resolve_for_login(config, provider, &http).await?;
+    let metadata = endpoints.login_metadata(provider)?;
+    let (url, pending) = build_authorization_url(
+        &AuthorizationRequest {
+            metadata: &metadata,
+            client: &provider.client,
+            redirect_uri: &bff.redirect_uri,
+            scope: server.scope.as_deref(),
+            resource: Some(&server.url),
+        },
+        &OsRandom,
+        &WorkerClock,
+    )
+    .map_err(|e| match e {
+        edge_oauth_core::Error::Random { .. } => ProxyError::Internal {
+            what: "the random source",
+        },
+        e => ProxyError::Misconfigured {
+            problem: format!("provider {}: {e}", provider.name),
+        },
+    })?;
+    let namespace = sessions(env)?;
+    let id = namespace.unique_id().map_err(|_| ProxyError::Internal {
+        what: "creating a session id",
+    })?;
+    let stub = id.get_stub().map_err(|_| ProxyError::Internal {
+        what: "reaching the session",
+    })?;
+    let secret = HandleSecret::random()?;
+    ask(
+        &stub,
+        &Command::BffBegin {
+            provider: provider.name.clone(),
+            mcp_server: server.name.clone(),
+            pending,
+            secret: secret.clone(),
+        },
+    )
+    .await?;
+    let value = seal(
+        bff,
+        CookieKind::Login,
+        &SessionHandle::encode(&id.to_string(), &secret),
+    )
+    .await?;
+    let reply = match form_post {
+        true => Reply::redirect(url.as_str()),
+        false => Reply::json(
+            200,
+            &serde_json::json!({ "authorization_url": url.as_str() }),
+        ),
+    };
+    let mut reply = reply;
+    reply.headers.push((
+        "Set-Cookie",
+        set_cookie(
+            CookieKind::Login,
+            &value,
+            LOGIN_MAX_AGE_SECS,
+            bff.secure_cookies,
+        ),
+    ));
+    Ok(reply)
+}
+
+/// `GET /bff/callback`: the login cookie finds the login, the session validates the callback
+/// and exchanges the code; the browser goes to `BFF_RETURN_URL` with the session cookie, or
+/// with `edge_oauth_error=<code>` when the login failed. The login cookie is cleared either way.
+async fn callback(
+    req: &Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+) -> Result<Reply, Reply> {
+    if req.method() != Method::Get {
+        return Err(method_not_allowed("GET"));
+    }
+    let outcome = finish_login(req, config, bff, env).await;
+    let mut location = Url::parse(&bff.return_url).map_err(|_| ProxyError::Misconfigured {
+        problem: "BFF_RETURN_URL is not a URL".into(),
+    })?;
+    let mut cookies = vec![expire_cookie(CookieKind::Login, bff.secure_cookies)];
+    match outcome {
+        Ok(session_cookie) => cookies.push(session_cookie),
+        Err(code) => {
+            location
+                .query_pairs_mut()
+                .append_pair("edge_oauth_error", &code);
+        }
+    }
+    let mut reply = Reply::redirect(location.as_str());
+    for c in cookies {
+        reply.headers.push(("Set-Cookie", c));
+    }
+    Ok(reply)
+}
+
+/// The session cookie of a completed login, or the stable code of why it failed.
+async fn finish_login(
+    req: &Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+) -> Result<String, String> {
+    let code_of = |reply: &Reply| {
+        serde_json::from_slice::<serde_json::Value>(&reply.body)
+            .ok()
+            .and_then(|v| v["code"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "internal_error".into())
+    };
+    let Cookie::Valid(login) = read_cookie(req, bff, CookieKind::Login).await else {
+        return Err("no_login_in_progress".into());
+    };
+    let stub = session_stub(env, &login).map_err(|_| "no_login_in_progress".to_owned())?;
+    let answer = ask(
+        &stub,
+        &Command::BffComplete {
+            secret: login.secret.clone(),
+            callback_url: req.inner().url(),
+        },
+    )
+    .await
+    .map_err(|r| code_of(&r))?;
+    let handle = answer["secret"]
+        .as_str()
+        .and_then(|s| SessionHandle::parse(&format!("{}.{s}", login.session_id)))
+        .ok_or_else(|| "internal_error".to_owned())?;
+    let value = seal(
+        bff,
+        CookieKind::Session,
+        &SessionHandle::encode(&handle.session_id, &handle.secret),
+    )
+    .await
+    .map_err(|e| e.code().to_owned())?;
+    Ok(set_cookie(
+        CookieKind::Session,
+        &value,
+        config.limits.session_idle_secs,
+        bff.secure_cookies,
+    ))
+}
+
+/// `GET /bff/session`: `{"authenticated": false}` without a session, else its status
+/// (issuer, provider, MCP server, `expires_at`, `scope`), never a token.
+async fn status(
+    req: &Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+) -> Result<Reply, Reply> {
+    if req.method() != Method::Get {
+        return Err(method_not_allowed("GET, OPTIONS"));
+    }
+    csrf(req, config, true)?;
+    let Some((handle, stub)) = session_cookie(req, bff, env).await? else {
+        return Ok(Reply::json(
+            200,
+            &serde_json::json!({ "authenticated": false }),
+        ));
+    };
+    let answer = ask(
+        &stub,
+        &Command::BffStatus {
+            secret: handle.secret,
+        },
+    )
+    .await?;
+    let mut reply = Reply::json(200, &answer);
+    if answer["authenticated"] != true {
+        reply.headers.push((
+            "Set-Cookie",
+            expire_cookie(CookieKind::Session, bff.secure_cookies),
+        ));
+    }
+    Ok(reply)
+}
+
+/// `POST /bff/logout`: the session's refresh token revoked upstream (RFC 7009), the session
+/// deleted, the cookie expired. Without a session it only expires the cookie.
+async fn logout(
+    req: &Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+) -> Result<Reply, Reply> {
+    if req.method() != Method::Post {
+        return Err(method_not_allowed("POST, OPTIONS"));
+    }
+    csrf(req, config, false)?;
+    if let Some((handle, stub)) = session_cookie(req, bff, env).await? {
+        ask(
+            &stub,
+            &Command::BffLogout {
+                secret: handle.secret,
+            },
+        )
+        .await?;
+    }
+    let mut reply = Reply::json(200, &serde_json::json!({ "authenticated": false }));
+    reply.headers.push((
+        "Set-Cookie",
+        expire_cookie(CookieKind::Session, bff.secure_cookies),
+    ));
+    Ok(reply)
+}
+
+/// `/bff/mcp/<name>` (`POST`, `GET`, `DELETE`): the request to the configured MCP server with
+/// the allowlisted headers and the session's access token, redirects not followed; the
+/// answer's status, allowlisted headers and body stream back unchanged (an SSE stream is
+/// piped, never buffered). The timeout covers the response head only.
+async fn mcp(
+    req: &mut Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+    name: &str,
+    allowed: Option<&str>,
+) -> Result<Outcome, Reply> {
+    let method = req.method();
+    if !matches!(method, Method::Get | Method::Post | Method::Delete) {
+        return Err(method_not_allowed("GET, POST, DELETE, OPTIONS"));
+    }
+    csrf(req, config, method == Method::Get)?;
+    let server = bff.mcp_server(name).ok_or(ProxyError::UnknownMcpServer)?;
+    let (handle, stub) = session_cookie(req, bff, env)
+        .await?
+        .ok_or(ProxyError::NotAuthenticated)?;
+    let body = match method {
+        Method::Post => Some(read_body(req, bff.max_mcp_body_bytes).await?),
+        _ => None,
+    };
+    let answer = ask(
+        &stub,
+        &Command::BffAccessToken {
+            secret: handle.secret,
+            mcp_server: server.name.clone(),
+        },
+    )
+    .await?;
+    let token = answer["access_token"]
+        .as_str()
+        .ok_or(ProxyError::Internal {
+            what: "a session answer without an access token",
+        })?;
+
+    let internal = |_| ProxyError::Internal {
+        what: "building the MCP request",
+    };
+    let headers = Headers::new();
+    for (n, v) in req.headers().entries() {
+        if mcp_request_header_allowed(&n) {
+            headers.append(&n, &v).map_err(internal)?;
+        }
+    }
+    headers
+        .set("Authorization", &format!("Bearer {token}"))
+        .map_err(internal)?;
+    let mut init = RequestInit::new();
+    init.with_method(method)
+        .with_headers(headers)
+        .with_redirect(RequestRedirect::Manual);
+    if let Some(body) = &body {
+        init.with_body(Some(
+            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+        ));
+    }
+    let upstream = Request::new_with_init(&server.url, &init).map_err(internal)?;
+    let controller = AbortController::default();
+    let signal = controller.signal();
+    let fetch = Fetch::Request(upstream);
+    let sent = pin!(fetch.send_with_signal(&signal));
+    let timer = pin!(Delay::from(Duration::from_millis(
+        config.limits.upstream_timeout_ms
+    )));
+    let response = match select(sent, timer).await {
+        Either::Left((Ok(r), _)) => r,
+        Either::Left((Err(_), _)) => return Err(ProxyError::McpServerUnavailable.into()),
+        Either::Right(_) => {
+            controller.abort();
+            return Err(ProxyError::McpServerUnavailable.into());
+        }
+    };
+    let status = response.status_code();
+    if (300..400).contains(&status) {
+        return Err(ProxyError::McpServerUnavailable.into());
+    }
+    let out = Headers::new();
+    for (n, v) in response.headers().entries() {
+        if mcp_response_header_allowed(&n) {
+            out.append(&n, &v).map_err(internal)?;
+        }
+    }
+    for (n, v) in credentialed_cors(allowed) {
+        out.append(n, &v).map_err(internal)?;
+    }
+    let (_, body) = response.into_parts();
+    Ok(Outcome::Stream(
+        ResponseBuilder::new()
+            .with_status(status)
+            .with_headers(out)
+            .body(body),
+    ))
+}

@@ -1,0 +1,247 @@
+//! The backend-for-frontend's side of a session's Durable Object. A login starts in a new
+//! object (the pending authorization in the table `bff_login`, deleted on first use), the
+//! callback turns that object into the session (the tokens in `session`, as for a
+//! token-mediating session), and every later request asks it for an access token, refreshed
+//! under the same lock and by the same code as a token-mediating refresh.
+
+use core::time::Duration;
+
+use edge_oauth_core::authorize::{PendingAuthorization, validate_callback};
+use edge_oauth_core::env::Clock;
+use edge_oauth_core::token::{authorization_code_request, process_token_response};
+use serde::{Deserialize, Serialize};
+use worker::SqlStorageValue;
+
+use super::{TokenSession, new_secret, provider_named, send, storage_error};
+use crate::bff::{BffBinding, session_status};
+use crate::config::Config;
+use crate::cookie::LOGIN_MAX_AGE_SECS;
+use crate::entry::resolve;
+use crate::error::ProxyError;
+use crate::fetch::{WorkerClock, WorkerHttp};
+use crate::proxy::Command;
+use crate::ratelimit::TokenBucket;
+use crate::reply::Reply;
+use crate::session::{HandleSecret, Presented, SessionRecord};
+
+const LOGIN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bff_login (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)";
+
+/// A login in progress.
+#[derive(Serialize, Deserialize)]
+struct LoginRecord {
+    provider: String,
+    mcp_server: String,
+    pending: PendingAuthorization,
+    /// base64url(SHA-256) of the login cookie's secret.
+    secret_hash: String,
+}
+
+impl TokenSession {
+    pub(super) async fn run_bff(
+        &self,
+        command: Command,
+        config: &Config,
+        http: &WorkerHttp,
+    ) -> Result<Reply, ProxyError> {
+        match command {
+            Command::BffBegin {
+                provider,
+                mcp_server,
+                pending,
+                secret,
+            } => {
+                if self.load()?.is_some() || self.load_row::<LoginRecord>("bff_login")?.is_some() {
+                    return Err(ProxyError::Internal {
+                        what: "a login in a session object that is in use",
+                    });
+                }
+                let login = LoginRecord {
+                    provider,
+                    mcp_server,
+                    pending,
+                    secret_hash: secret.hash(),
+                };
+                self.save_login(&login).await?;
+                Ok(Reply::json(200, &serde_json::json!({})))
+            }
+            Command::BffComplete {
+                secret,
+                callback_url,
+            } => self.complete(config, http, &secret, &callback_url).await,
+            Command::BffStatus { secret } => {
+                self.rate_limit(config)?;
+                let now = WorkerClock.now();
+                let record = self.bff_session(&secret)?;
+                if record.is_some() {
+                    self.touch(config).await?;
+                }
+                Ok(Reply::json(200, &session_status(record.as_ref(), now)))
+            }
+            Command::BffAccessToken { secret, mcp_server } => {
+                self.rate_limit(config)?;
+                let Some(mut record) = self.bff_session(&secret)? else {
+                    return Err(ProxyError::NotAuthenticated);
+                };
+                if record.bff.as_ref().map(|b| b.mcp_server.as_str()) != Some(&mcp_server) {
+                    return Err(ProxyError::McpServerNotInSession);
+                }
+                let provider = self.session_provider(config, &record).await?;
+                let now = WorkerClock.now();
+                self.refresh_if_due(config, http, provider, &mut record, now)
+                    .await?;
+                if record.tokens.is_expired(WorkerClock.now()) {
+                    return Err(ProxyError::UpstreamUnavailable { retry_after: None });
+                }
+                self.touch(config).await?;
+                Ok(Reply::json(
+                    200,
+                    &serde_json::json!({ "access_token": record.tokens.access_token.secret() }),
+                ))
+            }
+            Command::BffLogout { secret } => {
+                if let Some(record) = self.bff_session(&secret)? {
+                    self.end(config, http, &record).await?;
+                }
+                Ok(Reply::json(
+                    200,
+                    &serde_json::json!({ "authenticated": false }),
+                ))
+            }
+            _ => Err(ProxyError::Internal {
+                what: "a session command in the wrong place",
+            }),
+        }
+    }
+
+    /// The callback: the pending login is taken (deleted before anything is checked, so a
+    /// callback URL works once), the core validates the callback against it (age, redirect
+    /// URI, duplicates, `iss`, `state`) and builds the code exchange with the worker's client
+    /// authentication; the tokens become this object's session.
+    async fn complete(
+        &self,
+        config: &Config,
+        http: &WorkerHttp,
+        secret: &HandleSecret,
+        callback_url: &str,
+    ) -> Result<Reply, ProxyError> {
+        let no_login = ProxyError::LoginRejected {
+            core_code: "no_login_in_progress",
+        };
+        let Some(login) = self.load_row::<LoginRecord>("bff_login")? else {
+            return Err(no_login);
+        };
+        if !crate::session::constant_time_eq(login.secret_hash.as_bytes(), secret.hash().as_bytes())
+        {
+            return Err(no_login);
+        }
+        self.delete_login()?;
+        let provider = provider_named(config, &login.provider)?;
+        if provider.client.client_id != login.pending.client_id {
+            return Err(ProxyError::LoginRejected {
+                core_code: "provider_reconfigured",
+            });
+        }
+        let issuer = login.pending.issuer.clone();
+        let resource = login.pending.resource.clone();
+        let scope = login.pending.scope.clone();
+        let validated = validate_callback(callback_url, login.pending, &WorkerClock)
+            .map_err(ProxyError::from_callback)?;
+        let endpoints = resolve(config, provider, http).await?;
+        let request = authorization_code_request(&endpoints.token, &provider.client, validated)
+            .map_err(ProxyError::from_upstream)?;
+        let response = send(http, request).await?;
+        let tokens = process_token_response(
+            &response,
+            &endpoints.token,
+            &WorkerClock,
+            None,
+            scope.as_deref(),
+        )
+        .map_err(ProxyError::from_upstream)?;
+        let record = SessionRecord {
+            provider: provider.name.clone(),
+            client_id: provider.client.client_id.clone(),
+            resource,
+            tokens,
+            handle: new_secret()?,
+            retired: Vec::new(),
+            created_at: WorkerClock.now(),
+            refreshes: 0,
+            bff: Some(BffBinding {
+                mcp_server: login.mcp_server,
+                issuer,
+            }),
+        };
+        self.save(&record, config).await?;
+        self.touched.set(WorkerClock.now());
+        Ok(Reply::json(
+            200,
+            &serde_json::json!({ "secret": record.handle.secret() }),
+        ))
+    }
+
+    /// The BFF session this cookie secret opens, if any. The handle of a BFF session does
+    /// not rotate, so only the current one counts.
+    fn bff_session(&self, secret: &HandleSecret) -> Result<Option<SessionRecord>, ProxyError> {
+        Ok(self.load()?.filter(|r| {
+            r.bff.is_some() && r.classify(secret, WorkerClock.now(), 0) == Presented::Current
+        }))
+    }
+
+    /// One request from this session's bucket (`RATE_LIMIT_SESSION`).
+    fn rate_limit(&self, config: &Config) -> Result<(), ProxyError> {
+        let Some(limit) = config.rate_limits.session else {
+            return Ok(());
+        };
+        let now_ms = worker::js_sys::Date::now();
+        let mut bucket = self.bucket.borrow_mut();
+        bucket
+            .get_or_insert_with(|| TokenBucket::full(&limit, now_ms))
+            .take(&limit, now_ms)
+            .map_err(|retry_after| ProxyError::RateLimited { retry_after })
+    }
+
+    /// Pushes the idle expiry back (`SESSION_IDLE_SECS` from now), at most once a minute.
+    async fn touch(&self, config: &Config) -> Result<(), ProxyError> {
+        let now = WorkerClock.now();
+        if now.saturating_sub(self.touched.get()) < 60 {
+            return Ok(());
+        }
+        self.state
+            .storage()
+            .set_alarm(Duration::from_secs(config.limits.session_idle_secs))
+            .await
+            .map_err(storage_error("scheduling the session's expiry"))?;
+        self.touched.set(now);
+        Ok(())
+    }
+
+    async fn save_login(&self, login: &LoginRecord) -> Result<(), ProxyError> {
+        let json = serde_json::to_string(login).map_err(|_| ProxyError::Internal {
+            what: "encoding the login",
+        })?;
+        let storage = self.state.storage();
+        let sql = storage.sql();
+        sql.exec(LOGIN_SCHEMA, None)
+            .map_err(storage_error("creating the login table"))?;
+        sql.exec(
+            "INSERT OR REPLACE INTO bff_login (id, record) VALUES (1, ?)",
+            vec![SqlStorageValue::from(json)],
+        )
+        .map_err(storage_error("writing the login"))?;
+        // A login never completed is deleted with its object a little after it expires.
+        storage
+            .set_alarm(Duration::from_secs(LOGIN_MAX_AGE_SECS + 60))
+            .await
+            .map_err(storage_error("scheduling the login's expiry"))
+    }
+
+    fn delete_login(&self) -> Result<(), ProxyError> {
+        self.state
+            .storage()
+            .sql()
+            .exec("DELETE FROM bff_login", None)
+            .map(|_| ())
+            .map_err(storage_error("deleting the login"))
+    }
+}
