@@ -2,6 +2,12 @@
 //! `fetch`, `status`, `logout`, change events), `handleRedirectCallback` and
 //! `completePopupCallback` for the callback page. Types are in the hand-written `.d.ts`
 //! section below; errors are `Error`s with the core's stable `.code` and a `.recovery` class.
+//!
+//! One option, `architecture`, picks among RFC 10017's three: `"browser"` (the page is the
+//! OAuth client and holds every token), `"token-mediating"` (the page is the client, but the
+//! code exchange and every refresh go through the worker's `/token`: the page holds the access
+//! token and a session handle, never a refresh token; see [`crate::mediate`]) and `"bff"` (the
+//! worker is the client and holds every token; see [`crate::bff`]).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -15,20 +21,32 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::authorizer::{Mode, PageAuthorizer};
+use crate::bff::BffClient;
 use crate::env::DateClock;
-use crate::fetch::FetchClient;
+use crate::mediate::MediatedHttp;
 use crate::store::{BrowserStore, StorageMode, StoreOptions};
 
 #[wasm_bindgen(typescript_custom_section)]
 const TS: &'static str = r#"
-export interface EdgeOAuthOptions {
-  /** The MCP server URL (the protected resource). */
+/** Options of the "browser" and "token-mediating" architectures (the page is the OAuth client). */
+export interface EdgeOAuthPageOptions {
+  /** The MCP server URL (the protected resource), as the app (and the MCP SDK) uses it. */
   serverUrl: string;
   /** This app's callback page (registered as redirect URI). */
   redirectUri: string;
+  /** Who holds the tokens (RFC 10017):
+   *  - "browser" (default): this page; tokens encrypted in IndexedDB.
+   *  - "token-mediating": this page runs the authorization request (PKCE, state, iss); the
+   *    worker at `proxyUrl` exchanges the code and refreshes (`/token`, `/revoke`) with its
+   *    confidential client and keeps the refresh token. The page keeps the access token and an
+   *    opaque session handle, never a refresh token. Needs `proxyUrl` and `clientId` (the
+   *    worker's client at the authorization server; `redirectUri` in its `redirect_uris`). */
+  architecture?: "browser" | "token-mediating";
+  /** "token-mediating": the worker's base URL (`<proxyUrl>/token`, `<proxyUrl>/revoke`). */
+  proxyUrl?: string;
   /** Client name for dynamic registration. */
   clientName?: string;
-  /** "popup" (default) or "redirect". */
+  /** How the user is sent to the authorization server: "popup" (default) or "redirect". */
   mode?: "popup" | "redirect";
   /** Ask for this scope instead of the MCP scope selection. */
   scope?: string;
@@ -47,13 +65,32 @@ export interface EdgeOAuthOptions {
   /** IndexedDB database name (default "edge-oauth"). */
   dbName?: string;
 }
+/** Options of the "bff" architecture: the worker at `proxyUrl` is the OAuth client and keeps
+ *  every token; the page holds only its HttpOnly session cookie. `getAccessToken()` is always
+ *  null; `fetch` sends requests for `serverUrl` to `<proxyUrl>/bff/mcp/<mcpServer>` with the
+ *  cookie and `X-Edge-OAuth: 1`; `login()` navigates to `<proxyUrl>/bff/login`. */
+export interface EdgeOAuthBffOptions {
+  architecture: "bff";
+  /** The MCP server URL as the app (and the MCP SDK) uses it; mapped onto the worker. */
+  serverUrl: string;
+  /** The worker's base URL, served on this page's origin (a route like `/bff/*`): its session
+   *  cookie is SameSite=Strict and it returns to a URL of its own origin. */
+  proxyUrl: string;
+  /** The MCP server's name in the worker's `MCP_SERVERS`. */
+  mcpServer: string;
+  /** Always a full-page navigation; "popup" is refused. */
+  mode?: "redirect";
+}
+export type EdgeOAuthOptions = EdgeOAuthPageOptions | EdgeOAuthBffOptions;
 export interface EdgeOAuthStatus {
   /** authenticated: a valid access token, or a refresh token to get one; expired: the access
    *  token ran out and cannot be renewed; refresh-failed: the last refresh was refused. */
   state: "authenticated" | "expired" | "refresh-failed" | "not-authenticated";
-  storage: "indexeddb" | "memory";
+  architecture: "browser" | "token-mediating" | "bff";
+  /** "backend": "bff", where the worker holds the session. */
+  storage: "indexeddb" | "memory" | "backend";
   storageReason?: string;
-  lock: "web-locks" | "tab";
+  lock: "web-locks" | "tab" | "backend";
   issuer?: string;
   clientId?: string;
   /** Seconds since the epoch. */
@@ -76,10 +113,13 @@ export class EdgeOAuth {
   private constructor();
   free(): void;
   static create(options: EdgeOAuthOptions): Promise<EdgeOAuth>;
-  /** Popup mode: call from a click handler (the window opens before anything else). */
+  /** Popup mode: call from a click handler (the window opens before anything else).
+   *  "bff": navigates to the worker's `/bff/login` (`returnTo` is the worker's BFF_RETURN_URL). */
   login(options?: { returnTo?: string }): Promise<void>;
+  /** Always null with "bff": the page never sees a token there. */
   getAccessToken(): Promise<string | null>;
-  /** fetch-compatible; the token goes only to the MCP server. */
+  /** fetch-compatible; the token goes only to the MCP server ("bff": requests for `serverUrl`
+   *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`). */
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
   logout(): Promise<EdgeOAuthLogout>;
@@ -87,14 +127,60 @@ export class EdgeOAuth {
   onChange(listener: () => void): void;
 }
 export function createAuthFetch(client: EdgeOAuth): typeof globalThis.fetch;
-export function handleRedirectCallback(options: EdgeOAuthOptions): Promise<{ returnTo: string }>;
+export function handleRedirectCallback(options: EdgeOAuthPageOptions): Promise<{ returnTo: string }>;
 export function completePopupCallback(): void;
 "#;
 
-type Core = OAuthClient<FetchClient, Rc<BrowserStore>, PageAuthorizer, OsRandom, DateClock>;
+type Core = OAuthClient<MediatedHttp, Rc<BrowserStore>, PageAuthorizer, OsRandom, DateClock>;
+
+/// RFC 10017's architectures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Architecture {
+    Browser,
+    TokenMediating,
+    Bff,
+}
+
+impl Architecture {
+    fn from_options(options: &JsValue) -> Result<Self, JsValue> {
+        match opt_str(options, "architecture").as_deref() {
+            None | Some("browser") => Ok(Self::Browser),
+            Some("token-mediating") => Ok(Self::TokenMediating),
+            Some("bff") => Ok(Self::Bff),
+            _ => Err(invalid(
+                "architecture must be \"browser\", \"token-mediating\" or \"bff\"",
+            )),
+        }
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Browser => "browser",
+            Self::TokenMediating => "token-mediating",
+            Self::Bff => "bff",
+        }
+    }
+}
+
+/// `proxyUrl`, required by the proxied architectures: an https URL (or plain-http loopback,
+/// as the core allows for development), without query or fragment.
+fn proxy_url(options: &JsValue, architecture: Architecture) -> Result<String, JsValue> {
+    let raw = opt_str(options, "proxyUrl").ok_or_else(|| {
+        invalid(&format!(
+            "architecture \"{}\" needs proxyUrl (the worker's base URL)",
+            architecture.as_str()
+        ))
+    })?;
+    let url = edge_oauth_core::http::parse_secure_url(&raw).map_err(|e| js_error(&e))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(invalid("proxyUrl must not have a query or fragment"));
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
 
 struct Inner {
     core: Core,
+    architecture: Architecture,
     server: Url,
     store: Rc<BrowserStore>,
     listeners: RefCell<Vec<Function>>,
@@ -104,10 +190,16 @@ struct Inner {
     last_token: RefCell<Option<AccessToken>>,
 }
 
+/// The page as the OAuth client ("browser", "token-mediating") or the worker ("bff").
+enum Kind {
+    Core(Rc<Inner>),
+    Bff(Rc<BffClient>),
+}
+
 /// A client for one MCP server.
 #[wasm_bindgen(skip_typescript)]
 pub struct EdgeOAuth {
-    inner: Rc<Inner>,
+    kind: Kind,
     fetch: Function,
 }
 
@@ -139,6 +231,22 @@ fn invalid(message: &str) -> JsValue {
     error_value("invalid_input", Recovery::Misconfiguration, message)
 }
 
+pub(crate) fn invalid_input(message: &str) -> JsValue {
+    invalid(message)
+}
+
+/// An error answer of the backend-for-frontend: its stable `code`; 401 means log in again,
+/// 429 and 5xx are transient, anything else is refused.
+pub(crate) fn bff_error(code: &str, status: u16, message: &str) -> JsValue {
+    let recovery = match status {
+        401 => Recovery::Reauthenticate,
+        429 | 502 | 503 | 504 => Recovery::Transient,
+        500 => Recovery::Misconfiguration,
+        _ => Recovery::Refused,
+    };
+    error_value(code, recovery, message)
+}
+
 pub(crate) fn opt_str(o: &JsValue, k: &str) -> Option<String> {
     Reflect::get(o, &JsValue::from_str(k))
         .ok()
@@ -152,6 +260,28 @@ fn set(o: &Object, k: &str, v: impl Into<JsValue>) {
 
 /// Reads the options and opens the store (shared by `create` and `handleRedirectCallback`).
 async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
+    let architecture = Architecture::from_options(options)?;
+    let http = match architecture {
+        Architecture::Browser => MediatedHttp::direct(),
+        Architecture::TokenMediating => {
+            if opt_str(options, "clientId").is_none() {
+                return Err(invalid(
+                    "architecture \"token-mediating\" needs clientId (the worker's client at the authorization server)",
+                ));
+            }
+            if opt_str(options, "clientSecret").is_some() {
+                return Err(invalid(
+                    "architecture \"token-mediating\": the worker authenticates the client; pass no clientSecret",
+                ));
+            }
+            MediatedHttp::through(&proxy_url(options, architecture)?)
+        }
+        Architecture::Bff => {
+            return Err(invalid(
+                "architecture \"bff\" has no callback in the page: the worker handles /bff/callback",
+            ));
+        }
+    };
     let server = opt_str(options, "serverUrl").ok_or_else(|| invalid("serverUrl is required"))?;
     let server = edge_oauth_core::http::parse_secure_url(&server).map_err(|e| js_error(&e))?;
     let redirect_uri =
@@ -197,16 +327,10 @@ async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
         });
     }
     let authorizer = PageAuthorizer::new(mode, redirect_uri, store.clone());
-    let core = OAuthClient::new(
-        FetchClient::new(),
-        store.clone(),
-        authorizer,
-        OsRandom,
-        DateClock,
-        config,
-    );
+    let core = OAuthClient::new(http, store.clone(), authorizer, OsRandom, DateClock, config);
     Ok(Rc::new(Inner {
         core,
+        architecture,
         server,
         store,
         listeners: RefCell::default(),
@@ -330,19 +454,67 @@ fn make_fetch(inner: &Rc<Inner>) -> Function {
     .unchecked_into()
 }
 
+fn make_bff_fetch(bff: &Rc<BffClient>) -> Function {
+    let bff = bff.clone();
+    Closure::<dyn Fn(JsValue, JsValue) -> Promise>::new(move |input, init| {
+        let bff = bff.clone();
+        future_to_promise(async move { bff.fetch(input, init).await })
+    })
+    .into_js_value()
+    .unchecked_into()
+}
+
+/// The backend-for-frontend client of these options.
+fn build_bff(options: &JsValue) -> Result<Rc<BffClient>, JsValue> {
+    let proxy = proxy_url(options, Architecture::Bff)?;
+    let server = opt_str(options, "serverUrl").ok_or_else(|| invalid("serverUrl is required"))?;
+    let server = edge_oauth_core::http::parse_secure_url(&server).map_err(|e| js_error(&e))?;
+    let mcp_server = opt_str(options, "mcpServer").ok_or_else(|| {
+        invalid("architecture \"bff\" needs mcpServer (the MCP server's name in the worker's MCP_SERVERS)")
+    })?;
+    if opt_str(options, "mode").as_deref() == Some("popup")
+        || opt_str(options, "clientSecret").is_some()
+    {
+        return Err(invalid(
+            "architecture \"bff\": login is a full-page navigation to the worker (no popup mode) and the worker is the client (no clientSecret)",
+        ));
+    }
+    Ok(Rc::new(BffClient::new(&proxy, server, mcp_server)))
+}
+
 #[wasm_bindgen]
 impl EdgeOAuth {
     /// Opens the store and prepares the client (no network).
     pub async fn create(options: JsValue) -> Result<EdgeOAuth, JsValue> {
+        if Architecture::from_options(&options)? == Architecture::Bff {
+            let bff = build_bff(&options)?;
+            let fetch = make_bff_fetch(&bff);
+            return Ok(EdgeOAuth {
+                kind: Kind::Bff(bff),
+                fetch,
+            });
+        }
         let inner = build(&options).await?;
         let fetch = make_fetch(&inner);
-        Ok(EdgeOAuth { inner, fetch })
+        Ok(EdgeOAuth {
+            kind: Kind::Core(inner),
+            fetch,
+        })
     }
 
     /// Popup: opens the window at once (inside the click handler), then discovers, registers,
     /// and waits for the callback. Redirect: saves the pending login encrypted and navigates.
     pub fn login(&self, options: JsValue) -> Promise {
-        let inner = self.inner.clone();
+        let inner = match &self.kind {
+            Kind::Core(inner) => inner.clone(),
+            Kind::Bff(bff) => {
+                return match bff.login() {
+                    // The page is leaving for the worker's /bff/login.
+                    Ok(()) => Promise::new(&mut |_, _| {}),
+                    Err(e) => Promise::reject(&e),
+                };
+            }
+        };
         let return_to = opt_str(&options, "returnTo");
         if let Err(e) = inner.core.authorizer_ref().prepare(return_to) {
             return Promise::reject(&js_error(&e));
@@ -361,7 +533,12 @@ impl EdgeOAuth {
     /// when the user must log in.
     #[wasm_bindgen(js_name = getAccessToken)]
     pub async fn get_access_token(&self) -> Result<JsValue, JsValue> {
-        let t = self.inner.access_token().await.map_err(|e| js_error(&e))?;
+        let inner = match &self.kind {
+            Kind::Core(inner) => inner,
+            // By design: the worker holds the tokens.
+            Kind::Bff(_) => return Ok(JsValue::NULL),
+        };
+        let t = inner.access_token().await.map_err(|e| js_error(&e))?;
         Ok(t.map(|t| JsValue::from_str(t.secret()))
             .unwrap_or(JsValue::NULL))
     }
@@ -374,8 +551,12 @@ impl EdgeOAuth {
 
     /// Where things stand.
     pub async fn status(&self) -> Result<JsValue, JsValue> {
-        let inner = &self.inner;
+        let inner = match &self.kind {
+            Kind::Core(inner) => inner,
+            Kind::Bff(bff) => return bff.status().await,
+        };
         let o = Object::new();
+        set(&o, "architecture", inner.architecture.as_str());
         let session = inner
             .core
             .load_session(inner.key())
@@ -416,14 +597,17 @@ impl EdgeOAuth {
     /// Revokes (RFC 7009) then deletes the session; without a revocation endpoint the
     /// session is still deleted and `revocationError` says so.
     pub async fn logout(&self) -> Result<JsValue, JsValue> {
-        let out = self
-            .inner
+        let inner = match &self.kind {
+            Kind::Core(inner) => inner,
+            Kind::Bff(bff) => return bff.logout().await,
+        };
+        let out = inner
             .core
-            .logout(self.inner.key())
+            .logout(inner.key())
             .await
             .map_err(|e| js_error(&e))?;
-        self.inner.refresh_failed.set(false);
-        self.inner.changed();
+        inner.refresh_failed.set(false);
+        inner.changed();
         let o = Object::new();
         set(&o, "deleted", out.deleted);
         set(&o, "revoked", out.revoked);
@@ -440,8 +624,13 @@ impl EdgeOAuth {
     /// Registers a listener called after login, refresh and logout, here or in another tab.
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: Function) {
-        self.inner.store.on_change_elsewhere(listener.clone());
-        self.inner.listeners.borrow_mut().push(listener);
+        match &self.kind {
+            Kind::Core(inner) => {
+                inner.store.on_change_elsewhere(listener.clone());
+                inner.listeners.borrow_mut().push(listener);
+            }
+            Kind::Bff(bff) => bff.on_change(listener),
+        }
     }
 }
 

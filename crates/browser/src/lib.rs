@@ -8,6 +8,8 @@
 //! - [`env`]: [`DateClock`] (`Date.now()`), and why the core's `OsRandom` is the random source;
 //! - [`fetch`]: [`FetchClient`], the core's `HttpClient` over `fetch` (no redirects followed,
 //!   no cookies sent);
+//! - [`mediate`]: [`MediatedHttp`], token and revocation requests through a token-mediating
+//!   worker (the page never receives a refresh token);
 //! - [`idb`]: raw IndexedDB, each request turned into a future;
 //! - [`crypto`]: a non-extractable AES-GCM key kept in IndexedDB, sealing records with AAD;
 //! - [`store`]: [`BrowserStore`], the core's `CredentialStore` over the two layers above,
@@ -18,6 +20,7 @@
 //! - [`authorizer`]: popup and redirect authorization in a page;
 //! - [`provider`]: an `OAuthClientProvider` over the store, for apps that let the MCP SDK
 //!   drive (it checks the `state` the SDK does not);
+//! - [`bff`]: the page's side of a backend-for-frontend worker (no token in the page);
 //! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`,
 //!   `completePopupCallback`).
 //!
@@ -28,12 +31,14 @@
 
 pub mod api;
 pub mod authorizer;
+pub mod bff;
 pub mod crypto;
 pub mod env;
 pub mod error;
 pub mod fetch;
 pub mod idb;
 pub mod locks;
+pub mod mediate;
 pub mod provider;
 pub mod share;
 pub mod store;
@@ -41,4 +46,5 @@ pub mod store;
 pub use env::DateClock;
 pub use error::{Error, JsError};
 pub use fetch::FetchClient;
+pub use mediate::MediatedHttp;
 pub use store::{BrowserStore, StorageMode, StoreOptions};
