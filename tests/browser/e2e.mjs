@@ -5,13 +5,17 @@
 //   node tests/browser/e2e.mjs [--pkg DIR] [--only a,b,...] [--timeout S] [--verbose]
 //
 // Starts the static server (serve.mjs: pages/ and the wasm-pack output DIR, default
-// crates/browser/pkg), one mcp-stack per scenario (with --cors-origin <static origin>), and one
-// Chromium with a fresh browser context per scenario. Prints one line per scenario on stdout and
+// crates/browser/pkg; /bff/* passed to the worker's port), one mcp-stack per scenario (with
+// --cors-origin <static origin>), for the token-mediating and bff scenarios the built worker
+// (worker/build, `make worker`) in workerd through miniflare (tests/worker/miniflare.mjs) in
+// front of that stack, and one Chromium with a fresh browser context per scenario. Prints one line per scenario on stdout and
 // last exactly `N passed, M failed`; details of failures go to stderr. Exits 1 on any failure.
 // Every process it started is stopped on the way out, failures and signals included.
 
 import { spawn } from 'node:child_process';
+import * as nodeCrypto from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -182,10 +186,23 @@ function grantCounts(stats, grantType) {
 // ---------------------------------------------------------------------------
 // Scenario context.
 // ---------------------------------------------------------------------------
-function makeTest(browser, origin, id) {
+// A free loopback port (the worker's: the static server forwards /bff/* there).
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+function makeTest(browser, origin, id, workerPort) {
   const t = {
     id,
     origin,
+    worker: undefined,
     stack: undefined,
     context: undefined,
     pages: [],
@@ -206,10 +223,49 @@ function makeTest(browser, origin, id) {
       assert(res.ok, `GET /test/stats: HTTP ${res.status}`);
       return res.json();
     },
-    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}`, persist = false } = {}) {
+    // The worker in workerd in front of the stack, with a confidential client registered at
+    // the AS for it (Basic auth; redirect URIs: the page's callback and the BFF's), this
+    // origin allowed, and the BFF on this origin (the static server forwards /bff/*), coming
+    // back to `bffReturn`.
+    async startWorker({ bffReturn = `${origin}/app.html` } = {}) {
+      const { issuer, mcp } = t.stack.info;
+      const res = await fetch(`${issuer}/reg`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: json({
+          application_type: 'web',
+          redirect_uris: [`${origin}/callback.html`, `${origin}/bff/callback`],
+          grant_types: ['authorization_code', 'refresh_token'],
+          response_types: ['code'],
+          token_endpoint_auth_method: 'client_secret_basic',
+        }),
+      });
+      const client = await res.json();
+      assert(res.status === 201 && client.client_secret, `registering the worker's client: HTTP ${res.status}`);
+      const { startMiniflare } = await import('../worker/miniflare.mjs');
+      const w = await startMiniflare({
+        bindings: {
+          ALLOWED_ORIGINS: origin,
+          INSECURE_ALLOW_LOOPBACK: 'true',
+          PROVIDERS: json([{ name: 'peer', issuer, client_id: client.client_id, client_secret_binding: 'PEER_CLIENT_SECRET', redirect_uris: [`${origin}/callback.html`] }]),
+          PEER_CLIENT_SECRET: client.client_secret,
+          BFF_REDIRECT_URI: `${origin}/bff/callback`,
+          BFF_RETURN_URL: bffReturn,
+          MCP_SERVERS: json([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+          BFF_COOKIE_KEY: nodeCrypto.randomBytes(32).toString('base64'),
+          INSECURE_LOOPBACK_COOKIES: 'true',
+        },
+        port: workerPort,
+        verbose: args.verbose,
+      });
+      t.worker = { ...w, client };
+      return t.worker;
+    },
+    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}`, persist = false, arch, proxy, client, server } = {}) {
       const q = new URLSearchParams({ mcp: t.stack.info.mcp, mode, redirect, db });
       if (scope) q.set('scope', scope);
       if (persist) q.set('persist', '1');
+      for (const [k, v] of Object.entries({ arch, proxy, client, server })) if (v) q.set(k, v);
       return `${origin}/app.html?${q}`;
     },
     watch(page, label) {
@@ -311,6 +367,7 @@ function makeTest(browser, origin, id) {
     },
     async cleanup() {
       await t.context?.close().catch(() => {});
+      await t.worker?.mf.dispose().catch(() => {});
       await t.stack?.stop();
     },
   };
@@ -440,6 +497,37 @@ async function reloadScenario(t, { persist }) {
   const extractable = dump.keys.filter((k) => k.extractable);
   assert(extractable.length === 0, `IndexedDB holds extractable CryptoKeys: ${json(extractable)}`);
   return `${dump.records} records in ${dump.dbs.map((d) => d.name).join(', ')}; ${dump.keys.length} non-extractable key(s); ${refreshes} refresh on reload`;
+}
+
+// Every record of the page's own database, decrypted with its own non-extractable key (script
+// may use it, never read it): { "<kind>|<id>": plaintext }.
+function decryptIndexedDb(page) {
+  return page.evaluate(async (name) => {
+    const db = await new Promise((resolve, reject) => {
+      const r = indexedDB.open(name);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const all = (store) => new Promise((resolve, reject) => {
+      const tx = db.transaction(store, 'readonly');
+      const k = tx.objectStore(store).getAllKeys();
+      const v = tx.objectStore(store).getAll();
+      tx.oncomplete = () => resolve(k.result.map((key, i) => [key, v.result[i]]));
+      tx.onerror = () => reject(tx.error);
+    });
+    const [[, key]] = await all('keys');
+    const out = {};
+    for (const [k, v] of await all('records')) {
+      try {
+        const additionalData = new TextEncoder().encode(`edge-oauth/v1|${k}`);
+        out[k] = new TextDecoder().decode(await crypto.subtle.decrypt({ name: 'AES-GCM', iv: v.iv, additionalData }, key, v.ct));
+      } catch (e) {
+        out[k] = `undecryptable: ${e}`;
+      }
+    }
+    db.close();
+    return out;
+  }, new URL(page.url()).searchParams.get('db'));
 }
 
 // ---------------------------------------------------------------------------
@@ -729,6 +817,140 @@ const scenarios = [
       assert(String(jwtPayload(after)?.scope ?? '').split(' ').includes('mcp:tools'), 'getAccessToken() after the step-up still lacks mcp:tools');
     },
   },
+  {
+    id: 'k',
+    name: 'token-mediating: code exchange and refresh through the worker in workerd (its secret added, the refresh token kept at the edge); MCP SDK lists and calls a tool; the page never receives a refresh token; logout through /revoke',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--access-token-ttl', '8']);
+      const w = await t.startWorker();
+      const page = await t.openApp({ mode: 'redirect', arch: 'token-mediating', proxy: w.base, client: w.client.client_id });
+      // Every answer of the worker and of the AS's token endpoint the page received.
+      const answers = [];
+      t.context.on('response', async (r) => {
+        const u = new URL(r.url());
+        if (u.origin !== w.base && !(u.origin === t.stack.info.issuer && u.pathname.startsWith('/token'))) return;
+        if (r.request().method() !== 'POST') return; // preflights
+        answers.push({ url: u.origin + u.pathname, status: r.status(), body: await r.text().catch(() => '') });
+      });
+      const s0 = await t.stats();
+      await t.loginRedirect(page);
+      const { st, token: first } = await expectAuthenticated(t, page, 'after the token-mediating login', { statusFirst: true });
+      assert(st.architecture === 'token-mediating', `status().architecture ${json(st.architecture)}`);
+      const s1 = await t.stats();
+      assert(grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok === 1, 'the code was not exchanged once');
+      assert(s1.client_auth.token.basic - (s0.client_auth.token?.basic ?? 0) >= 1, 'no token request with the worker\'s Basic client authentication');
+      assert(s1.registration.requests === s0.registration.requests, 'the page registered a client of its own');
+      const sdk = await page.evaluate(() => window.e2e.sdk('method').catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })));
+      assert(!sdk.error, `MCP SDK over client.fetch failed: ${sdk.error}`);
+      assert(sdk.tools?.includes('echo') && sdk.echo === 'hi', `listTools ${json(sdk.tools)}, echo ${json(sdk.echo)}`);
+      // Refresh after expiry: through the worker, one upstream refresh.
+      const exp = jwtPayload(first)?.exp;
+      assert(exp, 'the access token is not a JWT with exp');
+      await sleep(Math.max(0, exp * 1000 - Date.now()) + 700);
+      const s2 = await t.stats();
+      const second = await t.token(page);
+      assert(typeof second === 'string' && second !== first, `getAccessToken() after expiry returned ${second === first ? 'the expired token' : json(second)}`);
+      const s3 = await t.stats();
+      const refreshed = grantCounts(s3, 'refresh_token');
+      assert(refreshed.ok - grantCounts(s2, 'refresh_token').ok === 1, `refresh_token ok +${refreshed.ok - grantCounts(s2, 'refresh_token').ok}, want +1`);
+      const r = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r.status === 200, `client.fetch after the refresh: HTTP ${r.status}`);
+      // What the page received: access tokens and session handles, never a refresh token, and
+      // nothing from the AS's token endpoint directly.
+      const direct = answers.filter((a) => a.url.startsWith(t.stack.info.issuer));
+      assert(direct.length === 0, `the page called the AS's token endpoint: ${json(direct.map((a) => a.url))}`);
+      const tokenAnswers = answers.filter((a) => a.url === `${w.base}/token`);
+      assert(tokenAnswers.length >= 2, `${tokenAnswers.length} answers of the worker's /token, want the exchange and a refresh`);
+      const handles = [];
+      for (const a of tokenAnswers) {
+        const body = JSON.parse(a.body);
+        assert(a.status === 200 && body.access_token, `/token answered ${a.status} ${a.body.slice(0, 200)}`);
+        assert(!('refresh_token' in body), 'the worker sent the page a refresh_token');
+        assert(/^[0-9a-f]{64}\.[A-Za-z0-9_-]{43}$/.test(body.session_handle ?? ''), `no session handle: ${a.body.slice(0, 200)}`);
+        handles.push(body.session_handle);
+      }
+      // IndexedDB, decrypted with the page's own key: the refresh slot holds the last handle.
+      const plain = await decryptIndexedDb(page);
+      const stored = Object.values(plain).flatMap((p) => [...p.matchAll(/"refresh_token":"([^"]*)"/g)].map((m) => m[1]));
+      assert(stored.length >= 1, `no session in IndexedDB (records: ${json(Object.keys(plain))})`);
+      assert(stored.every((v) => v === handles.at(-1)), 'IndexedDB holds something other than the current session handle where a refresh token would be');
+      // Logout: the handle and the access token revoked through /revoke, the grant dead.
+      const s4 = await t.stats();
+      const out = await page.evaluate(() => window.e2e.client.logout());
+      assert(out?.deleted === true && out?.revoked >= 1, `logout() returned ${json(out)}`);
+      const s5 = await t.stats();
+      assert(s5.revocation.ok - s4.revocation.ok >= 1, 'no revocation reached the AS');
+      assert(answers.some((a) => a.url === `${w.base}/revoke` && a.status === 200), 'logout did not go through the worker\'s /revoke');
+      assert(await t.mcpDirect(second) === 401, 'the MCP server still accepts the access token after logout');
+      return `${tokenAnswers.length} /token answers, ${handles.length} handles, no refresh token`;
+    },
+  },
+  {
+    id: 'l',
+    name: 'bff: login through the worker\'s /bff/login, MCP SDK lists and calls a tool through /bff/mcp/tools; the page never sees a token (getAccessToken() null, no Authorization header, HttpOnly cookie); logout',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack();
+      const opts = { mode: 'redirect', arch: 'bff', proxy: t.origin, server: 'tools' };
+      await t.startWorker({ bffReturn: t.appUrl(opts) });
+      const page = await t.openApp(opts);
+      const requests = [];
+      const bodies = [];
+      t.context.on('request', async (r) => requests.push({ url: r.url(), headers: await r.allHeaders().catch(() => ({})) }));
+      // Every answer of the worker (the page's static files hold the word access_token).
+      t.context.on('response', async (r) => {
+        if (new URL(r.url()).pathname.startsWith('/bff/')) bodies.push(await r.text().catch(() => ''));
+      });
+      const st0 = await t.status(page);
+      assert(st0.state === 'not-authenticated' && st0.architecture === 'bff', `status() before login: ${json(st0)}`);
+      const s0 = await t.stats();
+      const before = page.navs.length;
+      await page.evaluate(() => window.e2e.startLogin());
+      await until(async () => {
+        const navs = page.navs.slice(before).map((u) => new URL(u));
+        const err = await tryEval(page, () => window.e2e?.loginError);
+        if (err) throw new Failure(`login() failed: ${json(err)}`);
+        // /bff/login, the AS and /bff/callback only redirect (no committed navigation): the
+        // code exchanged at the AS, then app.html loaded again.
+        if (!navs.some((u) => u.origin === t.origin && u.pathname === '/app.html')) return false;
+        return grantCounts(await t.stats(), 'authorization_code').ok > grantCounts(s0, 'authorization_code').ok;
+      }, 20000, 'the BFF login to come back to app.html');
+      await page.waitForLoadState('load');
+      await t.ready(page);
+      assert(!new URL(page.url()).searchParams.has('edge_oauth_error'), `the worker refused the login: ${page.url()}`);
+      const st = await t.status(page);
+      assert(st.state === 'authenticated' && st.issuer === t.stack.info.issuer, `status() after login: ${json(st)}`);
+      const token = await t.token(page);
+      assert(token === null, `getAccessToken() returned ${json(token)}`);
+      assert(!(await page.evaluate(() => document.cookie)).includes('edge-oauth'), 'the session cookie is readable by script');
+      for (const kind of ['method', 'authFetch']) {
+        const sdk = await page.evaluate((k) => window.e2e.sdk(k).catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })), kind);
+        assert(!sdk.error, `MCP SDK (${kind}) failed: ${sdk.error}`);
+        assert(sdk.tools?.includes('echo') && sdk.echo === 'hi', `${kind}: listTools ${json(sdk.tools)}, echo ${json(sdk.echo)}`);
+      }
+      const s1 = await t.stats();
+      assert((s1.mcp.tool_calls.echo || 0) - (s0.mcp.tool_calls.echo || 0) === 2, 'the MCP server did not count the two echo calls');
+      const withAuth = requests.filter((r) => 'authorization' in r.headers);
+      assert(withAuth.length === 0, `the page sent Authorization: ${json(withAuth.map((r) => r.url))}`);
+      const mcpOrigin = new URL(t.stack.info.mcp).origin;
+      assert(!requests.some((r) => new URL(r.url).origin === mcpOrigin), 'the page called the MCP server directly');
+      const viaBff = requests.filter((r) => new URL(r.url).pathname === '/bff/mcp/tools');
+      assert(viaBff.length >= 4 && viaBff.every((r) => r.headers['x-edge-oauth'] === '1'), `${viaBff.length} requests to /bff/mcp/tools, CSRF header on all of them wanted`);
+      assert(bodies.length >= 6, `only ${bodies.length} answers of the worker seen`);
+      const leaks = bodies.filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh)_token"/.test(b));
+      assert(leaks.length === 0, `a response to the page holds a token: ${leaks[0]?.slice(0, 120)}`);
+      const out = await page.evaluate(() => window.e2e.client.logout());
+      assert(out?.deleted === true, `logout() returned ${json(out)}`);
+      const st2 = await t.status(page);
+      assert(st2.state === 'not-authenticated', `status() after logout: ${json(st2)}`);
+      const after = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(after.status === 401, `/bff/mcp after logout: HTTP ${after.status}`);
+      const s2 = await t.stats();
+      assert(s2.revocation.ok - s1.revocation.ok >= 1, 'logout revoked nothing at the AS');
+      return `${viaBff.length} requests through /bff/mcp/tools, none with a token`;
+    },
+  },
 ];
 
 // ---------------------------------------------------------------------------
@@ -767,7 +989,8 @@ try {
     logLevel: 'error',
   });
 
-  server = await startNode('serve', path.join(HERE, 'serve.mjs'), ['--port', '0', '--pkg', PKG]);
+  const workerPort = await freePort();
+  server = await startNode('serve', path.join(HERE, 'serve.mjs'), ['--port', '0', '--pkg', PKG, '--proxy', `http://127.0.0.1:${workerPort}`]);
   const { origin } = server.info;
 
   const { chromium } = await import('playwright-core');
@@ -781,7 +1004,7 @@ try {
   });
 
   for (const scenario of toRun) {
-    const t = makeTest(browser, origin, scenario.id);
+    const t = makeTest(browser, origin, scenario.id, workerPort);
     const started = Date.now();
     let error;
     let note;

@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Static HTTP server for the browser end-to-end tests (node:http only, no dependencies).
 //
-//   node tests/browser/serve.mjs [--port N] [--pkg DIR]
+//   node tests/browser/serve.mjs [--port N] [--pkg DIR] [--proxy URL]
 //
 // Serves, on 127.0.0.1:
 //   /          tests/browser/pages/   (/ itself is app.html)
 //   /pkg/      DIR, a wasm-pack output directory (default crates/browser/pkg)
 //   /callback-coop.html  callback.html with Cross-Origin-Opener-Policy: same-origin
+//   /bff/...   with --proxy: passed to URL (the worker in workerd), any method, the Host header
+//              kept (the worker sees this origin, as behind a route on the page's origin),
+//              answers streamed back as they come (SSE), Set-Cookie included
 // Every answer carries Cache-Control: no-store. Prints exactly one JSON line on stdout once it
 // listens, {"origin":"http://127.0.0.1:P"}, logs nothing else, and exits 0 on SIGTERM/SIGINT.
 
@@ -18,7 +21,7 @@ import { parseArgs } from 'node:util';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
-const USAGE = 'usage: node serve.mjs [--port N (default 0 = ephemeral)] [--pkg DIR (default crates/browser/pkg)]';
+const USAGE = 'usage: node serve.mjs [--port N (default 0 = ephemeral)] [--pkg DIR (default crates/browser/pkg)] [--proxy URL (/bff/* goes there)]';
 
 let args;
 try {
@@ -26,6 +29,7 @@ try {
     options: {
       port: { type: 'string', default: '0' },
       pkg: { type: 'string', default: path.join(ROOT, 'crates/browser/pkg') },
+      proxy: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -91,7 +95,32 @@ function send(res, status, headers, body) {
   res.end(body);
 }
 
+const PROXY = args.proxy ? new URL(args.proxy) : undefined;
+
+// /bff/* to the worker, as a route on this origin would: request and answer streamed.
+function proxy(req, res) {
+  const upstream = http.request({
+    host: PROXY.hostname,
+    port: PROXY.port,
+    method: req.method,
+    path: req.url,
+    headers: req.headers,
+  }, (up) => {
+    res.writeHead(up.statusCode, up.rawHeaders);
+    up.pipe(res);
+  });
+  upstream.on('error', () => {
+    if (!res.headersSent) send(res, 502, { 'Content-Type': 'text/plain' }, 'worker unreachable\n');
+    else res.destroy();
+  });
+  req.pipe(upstream);
+}
+
 const server = http.createServer(async (req, res) => {
+  if (PROXY && new URL(req.url, 'http://x').pathname.startsWith('/bff/')) {
+    proxy(req, res);
+    return;
+  }
   if (req.method !== 'GET' && req.method !== 'HEAD') {
     send(res, 405, { Allow: 'GET, HEAD', 'Content-Type': 'text/plain' }, 'method not allowed\n');
     return;

@@ -9,13 +9,14 @@ import init, {
   type EdgeOAuthError,
   type EdgeOAuthLogout,
   type EdgeOAuthOptions,
+  type EdgeOAuthPageOptions,
   type EdgeOAuthProviderOptions,
   type EdgeOAuthStatus,
 } from '../../crates/browser/pkg/edge_oauth_browser.js';
 
 export async function typed(): Promise<void> {
   await init();
-  const options: EdgeOAuthOptions = {
+  const options: EdgeOAuthPageOptions = {
     serverUrl: 'https://mcp.example.com/mcp',
     redirectUri: 'https://app.example.com/callback.html',
     clientName: 'typed',
@@ -29,7 +30,7 @@ export async function typed(): Promise<void> {
   const token: string | null = await client.getAccessToken();
   const status: EdgeOAuthStatus = await client.status();
   const state: 'authenticated' | 'expired' | 'refresh-failed' | 'not-authenticated' = status.state;
-  const lock: 'web-locks' | 'tab' = status.lock;
+  const lock: 'web-locks' | 'tab' | 'backend' = status.lock;
   const response: Response = await client.fetch('https://mcp.example.com/mcp', { method: 'POST' });
   const authFetch: typeof fetch = createAuthFetch(client);
   await authFetch(new URL('https://mcp.example.com/mcp'));
@@ -47,6 +48,27 @@ export async function typed(): Promise<void> {
     void code;
     void recovery;
   }
+  // RFC 10017's other two architectures, through the worker.
+  const mediated: EdgeOAuth = await EdgeOAuth.create({
+    ...options,
+    architecture: 'token-mediating',
+    proxyUrl: 'https://app.example.com/oauth',
+    clientId: 'worker-client',
+  });
+  const bffOptions: EdgeOAuthOptions = {
+    serverUrl: options.serverUrl,
+    architecture: 'bff',
+    proxyUrl: 'https://app.example.com',
+    mcpServer: 'tools',
+    mode: 'redirect',
+  };
+  const bff: EdgeOAuth = await EdgeOAuth.create(bffOptions);
+  const none: null | string = await bff.getAccessToken();
+  const bffStatus: EdgeOAuthStatus = await bff.status();
+  const architecture: 'browser' | 'token-mediating' | 'bff' = bffStatus.architecture;
+  const storage: 'indexeddb' | 'memory' | 'backend' = bffStatus.storage;
+  await mediated.fetch('https://mcp.example.com/mcp');
+  void [none, architecture, storage];
   // The SDK drives: EdgeOAuthProvider is its OAuthClientProvider.
   const providerOptions: EdgeOAuthProviderOptions = { serverUrl: options.serverUrl, redirectUri: options.redirectUri };
   const provider: EdgeOAuthProvider = await EdgeOAuthProvider.create(providerOptions);

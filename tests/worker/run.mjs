@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Miniflare } from 'miniflare';
+import { startMiniflare } from './miniflare.mjs';
 
 const VERBOSE = process.argv.includes('--verbose');
 const ROOT = path.resolve(import.meta.dirname, '../..');
@@ -95,31 +95,9 @@ async function freePort() {
 }
 
 async function startWorker(bindings, persistDir, port = 0) {
-  const mf = new Miniflare({
-    modules: true,
-    scriptPath: path.join(BUILD, 'index.js'),
-    modulesRoot: BUILD,
-    modulesRules: [{ type: 'CompiledWasm', include: ['**/*.wasm'] }],
-    compatibilityDate: '2026-01-01',
-    durableObjects: { SESSIONS: { className: 'TokenSession', useSQLite: true } },
-    durableObjectsPersist: persistDir ?? false,
-    bindings,
-    host: '127.0.0.1',
-    port,
-    // workerd's own output (the worker's console) only with --verbose.
-    handleRuntimeStdio(stdout, stderr) {
-      if (VERBOSE) {
-        stdout.pipe(process.stderr);
-        stderr.pipe(process.stderr);
-      } else {
-        stdout.resume();
-        stderr.resume();
-      }
-    },
-  });
-  started.workers.add(mf);
-  const url = await mf.ready;
-  return { mf, base: url.origin };
+  const w = await startMiniflare({ build: BUILD, bindings, persistDir, port, verbose: VERBOSE });
+  started.workers.add(w.mf);
+  return w;
 }
 
 async function stopWorker(w) {
