@@ -68,7 +68,8 @@ typecheck: browser-pkg
 
 # The browser package in headless Chromium (Playwright) against the local oidc-provider and MCP
 # server: redirect and popup logins (COOP too), reload, rotation, 5 tabs x 20 calls -> one
-# refresh, logout, the MCP SDK over our fetch, step-up. One scenario: node tests/browser/e2e.mjs --only d
+# refresh, logout, the MCP SDK over our fetch, step-up; token-mediating and bff through the built
+# worker in workerd (miniflare). One scenario: node tests/browser/e2e.mjs --only d
 browser-e2e: browser-pkg worker
 	node tests/browser/e2e.mjs
 
