@@ -105,7 +105,11 @@ demo: bootstrap
 # browser timings in headless Chromium against the local stack (warm token, cold start after a
 # reload, refreshes under 5 tabs x 20 calls), each next to the MCP SDK 1.x pattern measured in the
 # same run. Neither builds the package: EDGE_OAUTH_PKG=DIR for a wasm-pack output other than
-# crates/browser/pkg. See bench/README.md.
+# crates/browser/pkg. Then the Cloudflare Worker under wrk (the /token refresh path and the
+# /bff/mcp proxy path, Rust next to a plain JS worker, a fresh workerd per run; about 70 s); it
+# does not build worker/build either (`make worker`). See bench/README.md.
+bench: export EDGE_OAUTH_BOOTSTRAP_BENCH = 1
 bench: bootstrap
 	node bench/size.mjs
 	node bench/browser.mjs
+	node bench/worker.mjs

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Installs everything `make test`, `make demo` and `make bench` need, skipping what is already present.
+# Installs everything `make test`, `make demo` and `make bench` need, skipping what is already present
+# (wrk only with EDGE_OAUTH_BOOTSTRAP_BENCH=1, which `make bench` sets).
 # Tools live in a per-user cache outside the clone so a fresh clone reuses them.
 set -euo pipefail
 
@@ -53,6 +54,14 @@ if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+
+# 3b. wrk (Debian package) for `make bench` only (bench/worker.mjs); `make test` does not need it.
+if [ "${EDGE_OAUTH_BOOTSTRAP_BENCH:-0}" = 1 ] && ! command -v wrk >/dev/null 2>&1; then
+  say "apt-get install wrk"
+  export DEBIAN_FRONTEND=noninteractive
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
+  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk >/dev/null; }
 fi
 
 # 4. Node 22 from the npm registry (the machine's Node 20 is too old for the conformance suite).
