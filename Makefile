@@ -109,7 +109,7 @@ demo: bootstrap
 # /bff/mcp proxy path, Rust next to a plain JS worker, a fresh workerd per run; about 70 s); it
 # does not build worker/build either (`make worker`). See bench/README.md.
 bench: export EDGE_OAUTH_BOOTSTRAP_BENCH = 1
-bench: bootstrap
+bench: bootstrap browser-pkg worker
 	node bench/size.mjs
 	node bench/browser.mjs
 	node bench/worker.mjs
