@@ -123,8 +123,9 @@ impl FileStore {
     }
 }
 
+/// A new file readable and writable by its owner only (0600); fails if it exists.
 #[cfg(unix)]
-fn open_private(path: &Path) -> std::io::Result<fs::File> {
+pub(crate) fn open_private(path: &Path) -> std::io::Result<fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     fs::OpenOptions::new()
         .write(true)
@@ -134,7 +135,7 @@ fn open_private(path: &Path) -> std::io::Result<fs::File> {
 }
 
 #[cfg(not(unix))]
-fn open_private(path: &Path) -> std::io::Result<fs::File> {
+pub(crate) fn open_private(path: &Path) -> std::io::Result<fs::File> {
     fs::OpenOptions::new()
         .write(true)
         .create_new(true)

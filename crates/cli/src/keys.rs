@@ -63,7 +63,7 @@ impl EcKey {
             .map_err(|e| e.to_string())?;
         let tmp = path.with_extension(format!("tmp{}", std::process::id()));
         let written = (|| -> std::io::Result<()> {
-            let mut f = create_private(&tmp)?;
+            let mut f = crate::filestore::open_private(&tmp)?;
             f.write_all(pem.as_bytes())?;
             f.sync_all()?;
             // A hard link does not replace an existing file: the first writer wins.
@@ -129,24 +129,6 @@ pub fn read_private_file(path: &Path) -> std::io::Result<String> {
         }
     }
     Ok(text)
-}
-
-#[cfg(unix)]
-fn create_private(path: &Path) -> std::io::Result<fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-}
-
-#[cfg(not(unix))]
-fn create_private(path: &Path) -> std::io::Result<fs::File> {
-    fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
 }
 
 #[cfg(test)]
