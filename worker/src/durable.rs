@@ -365,20 +365,31 @@ impl TokenSession {
         }
     }
 
+    /// Stores `record` as JSON in the one row of a table (created by `schema` if missing).
+    fn write_row(
+        &self,
+        schema: &str,
+        insert: &str,
+        record: &impl serde::Serialize,
+        what: &'static str,
+    ) -> Result<(), ProxyError> {
+        let json = serde_json::to_string(record).map_err(|_| ProxyError::Internal { what })?;
+        let sql = self.state.storage().sql();
+        sql.exec(schema, None).map_err(storage_error(what))?;
+        sql.exec(insert, vec![SqlStorageValue::from(json)])
+            .map(|_| ())
+            .map_err(storage_error(what))
+    }
+
     async fn save(&self, record: &SessionRecord, config: &Config) -> Result<(), ProxyError> {
-        let json = serde_json::to_string(record).map_err(|_| ProxyError::Internal {
-            what: "encoding the session",
-        })?;
-        let storage = self.state.storage();
-        let sql = storage.sql();
-        sql.exec(SCHEMA, None)
-            .map_err(storage_error("creating the session table"))?;
-        sql.exec(
+        self.write_row(
+            SCHEMA,
             "INSERT OR REPLACE INTO session (id, record) VALUES (1, ?)",
-            vec![SqlStorageValue::from(json)],
-        )
-        .map_err(storage_error("writing the session"))?;
-        storage
+            record,
+            "writing the session",
+        )?;
+        self.state
+            .storage()
             .set_alarm(Duration::from_secs(config.limits.session_idle_secs))
             .await
             .map_err(storage_error("scheduling the session's expiry"))

@@ -823,20 +823,13 @@ where
     ) -> Result<(Url, PendingLogin)> {
         let discovery = self.discover(server, challenge).await?;
         let meta = &discovery.authorization_server;
-        let issuer = meta.issuer.clone();
         let server_key = server.as_str();
         let scope = self
             .scope_for(server_key, &discovery, challenge, extra_scope, known)
             .await?;
         let client = self.client_for(&discovery).await?;
         let dpop_jkt = self.dpop_key_for(meta)?.map(Signer::thumbprint);
-        let token_endpoint = meta
-            .token_endpoint
-            .clone()
-            .ok_or(Error::UnsupportedByServer {
-                issuer: issuer.clone(),
-                feature: "token_endpoint",
-            })?;
+        let token_endpoint = meta.require_token_endpoint()?;
         let redirect_uri = self.redirect_uri_for(&client);
         let request = AuthorizationRequest {
             metadata: meta,
@@ -931,13 +924,7 @@ where
             }
             other => other,
         };
-        let token_endpoint = meta
-            .token_endpoint
-            .clone()
-            .ok_or(Error::UnsupportedByServer {
-                issuer: issuer.clone(),
-                feature: "token_endpoint",
-            })?;
+        let token_endpoint = meta.require_token_endpoint()?;
         let dpop = self.dpop_key_for(meta)?;
         let client = self.pre_registered_for(&issuer, Some(meta));
         let resource = Some(discovery.resource.as_str());
@@ -1172,13 +1159,7 @@ where
         let device = process_device_authorization_response(&response, &url, &self.clock)?;
         let dpop = self.dpop_key_for(meta)?;
         show(&device);
-        let token_endpoint = meta
-            .token_endpoint
-            .clone()
-            .ok_or(Error::UnsupportedByServer {
-                issuer: meta.issuer.clone(),
-                feature: "token_endpoint",
-            })?;
+        let token_endpoint = meta.require_token_endpoint()?;
         let mut interval = device.interval;
         loop {
             if self.clock.now() >= device.expires_at {

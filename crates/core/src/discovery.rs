@@ -107,6 +107,16 @@ impl AuthorizationServerMetadata {
         }
     }
 
+    /// The token endpoint, or the error saying the server offers none.
+    pub fn require_token_endpoint(&self) -> Result<String> {
+        self.token_endpoint
+            .clone()
+            .ok_or_else(|| Error::UnsupportedByServer {
+                issuer: self.issuer.clone(),
+                feature: "token_endpoint",
+            })
+    }
+
     /// The 2025-03-26 fallback for servers without metadata: `/authorize`, `/token` and
     /// `/register` at the authorization base URL (the MCP server's origin).
     pub fn fallback_for(origin: &Url) -> Self {

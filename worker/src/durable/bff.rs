@@ -10,7 +10,6 @@ use edge_oauth_core::authorize::{PendingAuthorization, validate_callback};
 use edge_oauth_core::env::Clock;
 use edge_oauth_core::token::{authorization_code_request, process_token_response};
 use serde::{Deserialize, Serialize};
-use worker::SqlStorageValue;
 
 use super::{TokenSession, new_secret, provider_named, send, storage_error};
 use crate::bff::{BffBinding, session_status};
@@ -217,20 +216,15 @@ impl TokenSession {
     }
 
     async fn save_login(&self, login: &LoginRecord) -> Result<(), ProxyError> {
-        let json = serde_json::to_string(login).map_err(|_| ProxyError::Internal {
-            what: "encoding the login",
-        })?;
-        let storage = self.state.storage();
-        let sql = storage.sql();
-        sql.exec(LOGIN_SCHEMA, None)
-            .map_err(storage_error("creating the login table"))?;
-        sql.exec(
+        self.write_row(
+            LOGIN_SCHEMA,
             "INSERT OR REPLACE INTO bff_login (id, record) VALUES (1, ?)",
-            vec![SqlStorageValue::from(json)],
-        )
-        .map_err(storage_error("writing the login"))?;
+            login,
+            "writing the login",
+        )?;
         // A login never completed is deleted with its object a little after it expires.
-        storage
+        self.state
+            .storage()
             .set_alarm(Duration::from_secs(LOGIN_MAX_AGE_SECS + 60))
             .await
             .map_err(storage_error("scheduling the login's expiry"))
