@@ -169,7 +169,7 @@ function isRfcError(res, status, error, code) {
 // ---------------------------------------------------------------------------------------------
 // The peer: registration and the authorization step a page would do.
 // ---------------------------------------------------------------------------------------------
-async function register(issuer, method, extraRedirectUris = []) {
+async function register(issuer, method, extraRedirectUris = [], extra = {}) {
   const res = await fetch(`${issuer}/reg`, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
@@ -179,11 +179,25 @@ async function register(issuer, method, extraRedirectUris = []) {
       grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       token_endpoint_auth_method: method,
+      ...extra,
     }),
   });
   const json = await res.json();
-  assert(res.status === 201 && json.client_secret, `registration failed: ${res.status}`);
+  assert(res.status === 201 && (json.client_secret || method === 'private_key_jwt'), `registration failed: ${res.status}`);
   return json;
+}
+
+// A private_key_jwt client (RFC 7523 §2.2): its public key registered over DCR, the private
+// JWK handed to the worker as the secret its provider names.
+async function registerKeyClient(issuer) {
+  const { publicKey, privateKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const pub = publicKey.export({ format: 'jwk' });
+  const kid = crypto.randomBytes(6).toString('hex');
+  const client = await register(issuer, 'private_key_jwt', [], {
+    token_endpoint_auth_signing_alg: 'ES256',
+    jwks: { keys: [{ ...pub, kid, alg: 'ES256', use: 'sig' }] },
+  });
+  return { client, privateJwk: JSON.stringify({ ...privateKey.export({ format: 'jwk' }), kid }) };
 }
 
 // Runs the authorization request through the auto-approving interaction (a cookie jar that
@@ -615,7 +629,11 @@ async function main() {
   const bffRedirect = `${app}/bff/callback`;
   const basicClient = await register(issuer, 'client_secret_basic', [bffRedirect]);
   const postClient = await register(issuer, 'client_secret_post');
-  const secrets = [basicClient.client_secret, postClient.client_secret];
+  const keyClient = await registerKeyClient(issuer);
+  // Registered with one key, configured with another: the AS must refuse its assertions.
+  const wrongKeyClient = await registerKeyClient(issuer);
+  const otherKey = await registerKeyClient(issuer);
+  const secrets = [basicClient.client_secret, postClient.client_secret, JSON.parse(keyClient.privateJwk).d, JSON.parse(otherKey.privateJwk).d];
   const persist = mkdtempSync(path.join(tmpdir(), 'edge-oauth-worker-'));
   started.dirs.push(persist);
   const cookieKey = crypto.randomBytes(32);
@@ -642,9 +660,27 @@ async function main() {
         revocation_endpoint: `${issuer}/token/revocation`,
         redirect_uris: [REDIRECT_URI],
       },
+      {
+        name: 'peer-jwt',
+        issuer,
+        client_id: keyClient.client.client_id,
+        client_secret_binding: 'PEER_JWT_KEY',
+        auth_method: 'private_key_jwt',
+        redirect_uris: [REDIRECT_URI],
+      },
+      {
+        name: 'peer-jwt-wrong',
+        issuer,
+        client_id: wrongKeyClient.client.client_id,
+        client_secret_binding: 'PEER_JWT_OTHER_KEY',
+        auth_method: 'private_key_jwt',
+        redirect_uris: [REDIRECT_URI],
+      },
     ]),
     PEER_CLIENT_SECRET: basicClient.client_secret,
     PEER_POST_CLIENT_SECRET: postClient.client_secret,
+    PEER_JWT_KEY: keyClient.privateJwk,
+    PEER_JWT_OTHER_KEY: otherKey.privateJwk,
     // The backend-for-frontend, over plain http on loopback (the named exception).
     BFF_REDIRECT_URI: bffRedirect,
     BFF_RETURN_URL: `${app}/app`,
@@ -827,6 +863,36 @@ async function main() {
     eq(await mcpStatus(mcp, r.json.access_token), 401, 'MCP server with the revoked grant');
     const twice = await call(w(), '/revoke', { params: { token: r.json.session_handle } });
     eq(twice.status, 200, 'revoking again (RFC 7009: 200)');
+  });
+
+  // --- the third client: private_key_jwt (RFC 7523), a key the worker cannot export ----------
+  await check('private_key_jwt provider: exchange, refresh and revoke signed with the configured key; another key is refused', async () => {
+    const clientId = keyClient.client.client_id;
+    const s0 = await stats(issuer);
+    const { code, verifier } = await authorize(issuer, mcp, clientId);
+    const r = await call(w(), '/token', {
+      params: { grant_type: 'authorization_code', client_id: clientId, code, code_verifier: verifier, redirect_uri: REDIRECT_URI, resource: mcp },
+    });
+    eq(r.status, 200, `status (${r.text.slice(0, 300)})`);
+    assert(typeof r.json.session_handle === 'string' && !r.json.refresh_token, 'a session handle, no refresh token');
+    eq(await mcpStatus(mcp, r.json.access_token), 200, 'MCP server with the access token');
+    await sleep(DUE_MS); // the access token is due: the refresh goes upstream
+    const f = await call(w(), '/token', { params: { grant_type: 'refresh_token', refresh_token: r.json.session_handle } });
+    eq(f.status, 200, `refresh status (${f.text.slice(0, 300)})`);
+    const s1 = await stats(issuer);
+    eq(s1.token.by_grant_type.refresh_token.ok - (s0.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
+    eq(tokenAuth(s1).basic - tokenAuth(s0).basic, 0, 'Basic token requests');
+    const v = await call(w(), '/revoke', { params: { token: f.json.session_handle } });
+    eq(v.status, 200, `revoke status (${v.text.slice(0, 300)})`);
+    eq((await stats(issuer)).revocation.ok - s1.revocation.ok, 1, 'upstream revocations');
+    eq(await mcpStatus(mcp, f.json.access_token), 401, 'MCP server with the revoked grant');
+
+    const wrong = await authorize(issuer, mcp, wrongKeyClient.client.client_id);
+    const x = await call(w(), '/token', {
+      params: { grant_type: 'authorization_code', client_id: wrongKeyClient.client.client_id, code: wrong.code, code_verifier: wrong.verifier, redirect_uri: REDIRECT_URI, resource: mcp },
+    });
+    // The AS refused the worker's own client (invalid_client): a deployment problem, not the page's.
+    isRfcError(x, 502, 'server_error', 'upstream_client_rejected');
   });
 
   await bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey });

@@ -17,12 +17,16 @@
 //!
 //! A provider: `{"name", "issuer", "client_id", "client_secret_binding", "auth_method"?,
 //! "token_endpoint"?, "revocation_endpoint"?, "authorization_endpoint"?, "redirect_uris"}`.
+//! `auth_method` is `client_secret_basic` (default), `client_secret_post` or `private_key_jwt`
+//! (RFC 7523 §2.2); for `private_key_jwt` the secret named by `client_secret_binding` holds the
+//! client's private key as a JWK (EC P-256, ES256), imported non-extractable at first use.
 //! Endpoints left out are discovered from the issuer (RFC 8414) at first use. The
 //! backend-for-frontend's variables are read by [`BffConfig::load`].
 
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use edge_oauth_core::ClientSecret;
+use edge_oauth_core::jws::PublicJwk;
 use edge_oauth_core::registration::{
     ClientCredentials, RegistrationSource, TokenEndpointAuthMethod,
 };
@@ -85,6 +89,87 @@ pub struct Provider {
     pub authorization_endpoint: Option<String>,
     /// The redirect URIs a code exchange may name.
     pub redirect_uris: Vec<String>,
+    /// The private key of a `private_key_jwt` client (`client.client_secret` is then `None`).
+    pub assertion_key: Option<AssertionKey>,
+}
+
+/// What the secret binding of a provider holds.
+enum Credential {
+    Secret(ClientSecret),
+    Key(AssertionKey),
+}
+
+/// A `private_key_jwt` client's private key (RFC 7523 §2.2), as the JWK the secret holds:
+/// EC P-256 for ES256, the only algorithm WebCrypto and every server here share. Checked
+/// when the configuration loads; imported into WebCrypto, non-extractable, at first use.
+/// `Debug` shows the public half only.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AssertionKey {
+    /// The whole private JWK, as WebCrypto's `importKey("jwk", …)` wants it.
+    private_jwk: Map<String, Value>,
+    /// The public half, for thumbprints and `Debug`.
+    pub public: PublicJwk,
+    /// The JWK's `kid`, sent in the assertion's header when present.
+    pub kid: Option<String>,
+}
+
+impl AssertionKey {
+    /// Parses a private EC P-256 JWK; the reason on failure never quotes the key.
+    pub fn parse(text: &str) -> Result<Self, &'static str> {
+        let Ok(Value::Object(jwk)) = serde_json::from_str::<Value>(text) else {
+            return Err("is not a JSON object (a private JWK)");
+        };
+        let field = |name: &str| jwk.get(name).and_then(Value::as_str);
+        if field("kty") != Some("EC") || field("crv") != Some("P-256") {
+            return Err("must be an EC P-256 private JWK (\"kty\":\"EC\",\"crv\":\"P-256\")");
+        }
+        if let Some(alg) = field("alg")
+            && alg != "ES256"
+        {
+            return Err("names an alg other than ES256");
+        }
+        let coordinate = |name: &str| {
+            field(name).filter(|v| {
+                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, v)
+                    .is_ok_and(|b| b.len() == 32)
+            })
+        };
+        let (Some(x), Some(y)) = (coordinate("x"), coordinate("y")) else {
+            return Err("lacks valid x and y (32 bytes each, base64url)");
+        };
+        if coordinate("d").is_none() {
+            return Err("lacks the private part d (32 bytes, base64url): it is a public key");
+        }
+        let public = PublicJwk::Ec {
+            crv: "P-256".to_owned(),
+            x: x.to_owned(),
+            y: y.to_owned(),
+        };
+        let kid = field("kid").map(str::to_owned);
+        let private_jwk = ["kty", "crv", "x", "y", "d"]
+            .iter()
+            .filter_map(|k| jwk.get(*k).map(|v| ((*k).to_owned(), v.clone())))
+            .collect();
+        Ok(Self {
+            private_jwk,
+            public,
+            kid,
+        })
+    }
+
+    /// The private JWK (`kty`, `crv`, `x`, `y`, `d` only) for WebCrypto's import.
+    pub fn private_jwk(&self) -> &Map<String, Value> {
+        &self.private_jwk
+    }
+}
+
+impl core::fmt::Debug for AssertionKey {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("AssertionKey")
+            .field("thumbprint", &self.public.thumbprint())
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Provider {
@@ -527,17 +612,15 @@ fn parse_provider(
     let auth_method = match auth_method.as_deref() {
         None | Some("client_secret_basic") => Some(TokenEndpointAuthMethod::ClientSecretBasic),
         Some("client_secret_post") => Some(TokenEndpointAuthMethod::ClientSecretPost),
-        Some("private_key_jwt") => {
-            problems.push(format!("{at}.auth_method private_key_jwt is not supported yet (client_secret_basic or client_secret_post)"));
-            None
-        }
+        Some("private_key_jwt") => Some(TokenEndpointAuthMethod::PrivateKeyJwt),
         Some(_) => {
             problems.push(format!(
-                "{at}.auth_method must be client_secret_basic or client_secret_post"
+                "{at}.auth_method must be client_secret_basic, client_secret_post or private_key_jwt"
             ));
             None
         }
     };
+    let key_auth = auth_method == Some(TokenEndpointAuthMethod::PrivateKeyJwt);
     // The binding's name, never its value: someone may have pasted the secret itself here.
     let secret = match &binding {
         Some(b)
@@ -550,7 +633,14 @@ fn parse_provider(
             None
         }
         Some(b) => match source.secret(b) {
-            Some(s) if !s.is_empty() => Some(ClientSecret::new(s)),
+            Some(s) if !s.is_empty() && key_auth => match AssertionKey::parse(&s) {
+                Ok(key) => Some(Credential::Key(key)),
+                Err(why) => {
+                    problems.push(format!("{at}: the secret {b} named by client_secret_binding {why} (auth_method private_key_jwt)"));
+                    None
+                }
+            },
+            Some(s) if !s.is_empty() => Some(Credential::Secret(ClientSecret::new(s))),
             _ => {
                 problems.push(format!("{at}: the secret {b} named by client_secret_binding is not set (wrangler secret put {b}, or .dev.vars locally)"));
                 None
@@ -585,14 +675,19 @@ fn parse_provider(
     if problems.len() != before {
         return None;
     }
-    let (name, issuer, client_id, secret, auth_method) =
+    let (name, issuer, client_id, credential, auth_method) =
         (name?, issuer?, client_id?, secret?, auth_method?);
+    let (client_secret, assertion_key) = match credential {
+        Credential::Secret(s) => (Some(s), None),
+        Credential::Key(k) => (None, Some(k)),
+    };
     Some(Provider {
         name,
+        assertion_key,
         client: ClientCredentials {
             issuer: issuer.clone(),
             client_id,
-            client_secret: Some(secret),
+            client_secret,
             auth_method,
             source: RegistrationSource::PreRegistered,
             redirect_uris: redirect_uris.clone(),
@@ -682,7 +777,6 @@ mod tests {
             "PROVIDERS[0].name",
             "must be https",
             "NAME of a secret",
-            "private_key_jwt",
             "redirect_uris",
             "tokn_endpoint",
         ] {
@@ -690,6 +784,66 @@ mod tests {
         }
         assert!(!all.contains("sk-live-abc123"), "{all}");
         assert!(e.allowed_origins.is_none());
+    }
+
+    #[test]
+    fn private_key_jwt_takes_a_private_p256_jwk() {
+        let x = "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU";
+        let y = "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0";
+        let d = "jpsQnnGQmL-YBIffH1136cspYG6-0iY7X1fCE9-E9LI";
+        let provider = |auth: &str| {
+            format!(
+                r#"[{{"name":"main","issuer":"https://as.example.com","client_id":"c1","client_secret_binding":"MAIN_KEY","auth_method":"{auth}","redirect_uris":["https://app.example.com/cb"]}}]"#
+            )
+        };
+        let mut v = good();
+        v.0.insert("PROVIDERS", provider("private_key_jwt"));
+        v.1.insert(
+            "MAIN_KEY",
+            format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}","d":"{d}","kid":"k1","use":"sig"}}"#),
+        );
+        let c = Config::load(&v).unwrap();
+        let p = c.provider_for_client(Some("c1")).unwrap();
+        assert_eq!(p.client.auth_method, TokenEndpointAuthMethod::PrivateKeyJwt);
+        assert!(p.client.client_secret.is_none());
+        let key = p.assertion_key.as_ref().unwrap();
+        assert_eq!(key.kid.as_deref(), Some("k1"));
+        assert_eq!(
+            key.private_jwk().len(),
+            5,
+            "only kty, crv, x, y, d go to WebCrypto"
+        );
+        // Neither Debug of the configuration nor of the key shows the private part.
+        assert!(!format!("{c:?}").contains(d));
+        for (bad, why) in [
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}"}}"#),
+                "public key",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-384","x":"{x}","y":"{y}","d":"{d}"}}"#),
+                "P-256",
+            ),
+            (
+                format!(
+                    r#"{{"kty":"EC","crv":"P-256","x":"{x}","y":"{y}","d":"{d}","alg":"ES384"}}"#
+                ),
+                "ES256",
+            ),
+            (
+                format!(r#"{{"kty":"EC","crv":"P-256","x":"short","y":"{y}","d":"{d}"}}"#),
+                "x and y",
+            ),
+            ("sk-live-not-a-jwk".to_owned(), "JSON object"),
+        ] {
+            v.1.insert("MAIN_KEY", bad.clone());
+            let e = Config::load(&v).unwrap_err().to_string();
+            assert!(e.contains(why) && e.contains("MAIN_KEY"), "{why}: {e}");
+            assert!(!e.contains(d) && !e.contains("sk-live"), "{e}");
+        }
+        v.0.insert("PROVIDERS", provider("tls_client_auth"));
+        let e = Config::load(&v).unwrap_err().to_string();
+        assert!(e.contains("private_key_jwt"), "{e}");
     }
 
     #[test]

@@ -108,7 +108,7 @@ impl TokenSession {
                     &code_verifier,
                     resource.as_deref(),
                 );
-                let response = send(&http, request).await?;
+                let response = send(&http, provider, request).await?;
                 let tokens =
                     process_token_response(&response, &endpoints.token, &WorkerClock, None, None)
                         .map_err(ProxyError::from_upstream)?;
@@ -240,7 +240,7 @@ impl TokenSession {
             record.resource.as_deref(),
         )
         .map_err(ProxyError::from_upstream)?;
-        let response = send(http, request).await;
+        let response = send(http, provider, request).await;
         let outcome = response.as_ref().map_err(Clone::clone).and_then(|r| {
             process_token_response(
                 r,
@@ -307,7 +307,7 @@ impl TokenSession {
                 rt.secret(),
                 TokenTypeHint::RefreshToken,
             ) {
-                Ok(request) => match send(http, request).await {
+                Ok(request) => match send(http, provider, request).await {
                     Ok(response) => {
                         process_revocation_response(&response, &url).map_err(|e| e.code())
                     }
@@ -416,10 +416,14 @@ fn provider_named<'a>(config: &'a Config, name: &str) -> Result<&'a Provider, Pr
         })
 }
 
+/// Sends a token-endpoint or revocation request for `provider`'s client, with its client
+/// authentication completed (a fresh assertion for `private_key_jwt`).
 async fn send(
     http: &WorkerHttp,
+    provider: &Provider,
     request: edge_oauth_core::HttpRequest,
 ) -> Result<edge_oauth_core::HttpResponse, ProxyError> {
+    let request = crate::signer::authenticate(provider, request).await?;
     http.send(request)
         .await
         .map_err(|_| ProxyError::UpstreamUnavailable { retry_after: None })

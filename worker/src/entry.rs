@@ -355,6 +355,7 @@ async fn revoke(form: &Form, config: &Config, env: &Env) -> Result<Reply, ProxyE
     };
     let request = revocation_request(&url, &provider.client, token, hint)
         .map_err(ProxyError::from_upstream)?;
+    let request = crate::signer::authenticate(provider, request).await?;
     let response = http
         .send(request)
         .await

@@ -287,7 +287,7 @@ impl fmt::Display for ProxyError {
             }
             ProxyError::SessionHandleReused => f.write_str("a rotated session handle was presented again after the grace window; the session has been ended"),
             ProxyError::Upstream { error, .. } => write!(f, "authorization server: {error}"),
-            ProxyError::UpstreamClientRejected => f.write_str("the authorization server rejected this worker's client credentials (check the configured client_id and secret)"),
+            ProxyError::UpstreamClientRejected => f.write_str("the authorization server rejected this worker's client credentials (check the configured client_id and its secret or key)"),
             ProxyError::UpstreamUnavailable { .. } => f.write_str("the authorization server is unavailable; retry later"),
             ProxyError::UpstreamInvalid { core_code } => write!(f, "the authorization server's answer was unusable ({core_code})"),
             ProxyError::Misconfigured { problem } => write!(f, "the worker is misconfigured: {problem}"),

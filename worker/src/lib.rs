@@ -38,6 +38,8 @@ mod entry;
 mod fetch;
 #[cfg(target_arch = "wasm32")]
 mod seal;
+#[cfg(target_arch = "wasm32")]
+mod signer;
 
 pub use config::{Config, ConfigError};
 pub use error::ProxyError;

@@ -148,7 +148,7 @@ impl TokenSession {
         let endpoints = resolve(config, provider, http).await?;
         let request = authorization_code_request(&endpoints.token, &provider.client, validated)
             .map_err(ProxyError::from_upstream)?;
-        let response = send(http, request).await?;
+        let response = send(http, provider, request).await?;
         let tokens = process_token_response(
             &response,
             &endpoints.token,
