@@ -13,7 +13,7 @@ use edge_oauth_core::url::Url;
 use futures_util::future::{Either, select};
 use worker::{
     AbortController, Delay, Env, Fetch, Headers, Method, Request, RequestInit, RequestRedirect,
-    Response, ResponseBuilder, RouteContext,
+    Response, ResponseBuilder,
 };
 
 use crate::bff::{
@@ -65,26 +65,15 @@ fn method_not_allowed(allow: &str) -> Reply {
 /// Handles a `/bff/*` request.
 pub async fn handle(
     mut req: Request,
-    ctx: RouteContext<Rc<Config>>,
+    config: Rc<Config>,
+    env: &Env,
     route: BffRoute,
+    name: &str,
 ) -> worker::Result<Response> {
-    let config = ctx.data.clone();
     let allowed = header(&req, "Origin").filter(|o| config.origin_allowed(o));
-    let name = ctx.param("name").cloned().unwrap_or_default();
     let result = match config.bff.as_ref() {
         None => Err(Reply::error(&ProxyError::BffNotConfigured)),
-        Some(bff) => {
-            dispatch(
-                &mut req,
-                &config,
-                bff,
-                &ctx.env,
-                route,
-                &name,
-                allowed.as_deref(),
-            )
-            .await
-        }
+        Some(bff) => dispatch(&mut req, &config, bff, env, route, name, allowed.as_deref()).await,
     };
     let secure = config.bff.as_ref().is_none_or(|b| b.secure_cookies);
     let mut reply = match result {

@@ -338,21 +338,16 @@ impl TokenSession {
         table: &'static str,
     ) -> Result<Option<T>, ProxyError> {
         let sql = self.state.storage().sql();
-        // A session that never stored anything has no table: do not create one just to look.
-        let tables: Vec<serde_json::Value> = sql
-            .exec(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?",
-                vec![SqlStorageValue::from(table.to_owned())],
-            )
-            .and_then(|c| c.to_array())
-            .map_err(storage_error("reading the session"))?;
-        if tables.is_empty() {
-            return Ok(None);
-        }
-        let rows: Vec<Row> = sql
+        // A session that never stored anything has no table, and that is not an error: one
+        // query, instead of asking `sqlite_master` first.
+        let rows: Vec<Row> = match sql
             .exec(&format!("SELECT record FROM {table} WHERE id = 1"), None)
             .and_then(|c| c.to_array())
-            .map_err(storage_error("reading the session"))?;
+        {
+            Ok(rows) => rows,
+            Err(e) if e.to_string().contains("no such table") => return Ok(None),
+            Err(e) => return Err(storage_error("reading the session")(e)),
+        };
         match rows.first() {
             None => Ok(None),
             Some(row) => {

@@ -1,5 +1,5 @@
 //! The front worker: `#[event(fetch)]`, the configuration once per isolate, the per-address
-//! rate limit, a `Router` with `/token` and `/revoke` (the `Origin` gate and CORS, the body
+//! rate limit, a match on the path: `/token` and `/revoke` (the `Origin` gate and CORS, the body
 //! cap), the backend-for-frontend's `/bff/*` (in `bff_entry`) and `/relay`; sessions are
 //! handed to their Durable Object.
 
@@ -11,7 +11,7 @@ use edge_oauth_core::token::{TokenTypeHint, process_revocation_response, revocat
 use edge_oauth_core::{AuthorizationCode, CodeVerifier, HttpClient, HttpRequest};
 use futures_util::StreamExt;
 use worker::wasm_bindgen::JsValue;
-use worker::{Env, Headers, Method, Request, RequestInit, Response, RouteContext, Router, event};
+use worker::{Env, Headers, Method, Request, RequestInit, Response, event};
 
 use crate::bff_entry::BffRoute;
 use crate::config::{Config, ConfigError, Provider, Source};
@@ -153,40 +153,30 @@ async fn fetch(req: Request, env: Env, _ctx: worker::Context) -> worker::Result<
         }
         return into_response(reply);
     }
-    Router::with_data(config)
-        .on_async("/token", |req, ctx| async move {
-            into_response(route(req, ctx, Route::Token).await)
-        })
-        .on_async("/revoke", |req, ctx| async move {
-            into_response(route(req, ctx, Route::Revoke).await)
-        })
-        .on_async("/bff/login", |req, ctx| {
-            crate::bff_entry::handle(req, ctx, BffRoute::Login)
-        })
-        .on_async("/bff/callback", |req, ctx| {
-            crate::bff_entry::handle(req, ctx, BffRoute::Callback)
-        })
-        .on_async("/bff/session", |req, ctx| {
-            crate::bff_entry::handle(req, ctx, BffRoute::Session)
-        })
-        .on_async("/bff/logout", |req, ctx| {
-            crate::bff_entry::handle(req, ctx, BffRoute::Logout)
-        })
-        .on_async("/bff/mcp/:name", |req, ctx| {
-            crate::bff_entry::handle(req, ctx, BffRoute::Mcp)
-        })
-        .on_async("/relay", |req, ctx| async move {
-            into_response(relay(req, ctx).await)
-        })
-        .or_else_any_method("/", not_found)
-        .or_else_any_method("/*rest", not_found)
-        .run(req, env)
-        .await
+    // A plain match on the path: cheaper than building a `Router` for every request.
+    let path = req.path();
+    match path.as_str() {
+        "/token" => into_response(route(req, config, &env, Route::Token).await),
+        "/revoke" => into_response(route(req, config, &env, Route::Revoke).await),
+        "/bff/login" => crate::bff_entry::handle(req, config, &env, BffRoute::Login, "").await,
+        "/bff/callback" => {
+            crate::bff_entry::handle(req, config, &env, BffRoute::Callback, "").await
+        }
+        "/bff/session" => crate::bff_entry::handle(req, config, &env, BffRoute::Session, "").await,
+        "/bff/logout" => crate::bff_entry::handle(req, config, &env, BffRoute::Logout, "").await,
+        "/relay" => into_response(relay(req, config).await),
+        other => match other.strip_prefix("/bff/mcp/") {
+            Some(name) if !name.is_empty() && !name.contains('/') => {
+                crate::bff_entry::handle(req, config, &env, BffRoute::Mcp, name).await
+            }
+            _ => not_found(&req, &config),
+        },
+    }
 }
 
-fn not_found(req: Request, ctx: RouteContext<Rc<Config>>) -> worker::Result<Response> {
+fn not_found(req: &Request, config: &Config) -> worker::Result<Response> {
     let origin = req.headers().get("Origin").ok().flatten();
-    let allowed = origin.as_deref().filter(|o| ctx.data.origin_allowed(o));
+    let allowed = origin.as_deref().filter(|o| config.origin_allowed(o));
     into_response(Reply::error(&ProxyError::NotFound).with_cors(allowed))
 }
 
@@ -196,8 +186,7 @@ enum Route {
     Revoke,
 }
 
-async fn route(mut req: Request, ctx: RouteContext<Rc<Config>>, route: Route) -> Reply {
-    let config = ctx.data.clone();
+async fn route(mut req: Request, config: Rc<Config>, env: &Env, route: Route) -> Reply {
     // Strict allowlist: a request without an Origin is not from an allowed origin either.
     let origin = req.headers().get("Origin").ok().flatten();
     let Some(origin) = origin.filter(|o| config.origin_allowed(o)) else {
@@ -214,8 +203,8 @@ async fn route(mut req: Request, ctx: RouteContext<Rc<Config>>, route: Route) ->
         }
         Method::Post => match read_form(&mut req, config.limits.max_body_bytes).await {
             Ok(form) => match route {
-                Route::Token => token(&form, &config, &ctx.env).await,
-                Route::Revoke => revoke(&form, &config, &ctx.env).await,
+                Route::Token => token(&form, &config, env).await,
+                Route::Revoke => revoke(&form, &config, env).await,
             },
             Err(e) => Err(e),
         },
@@ -258,6 +247,23 @@ fn check_declared_length(req: &Request, limit: usize) -> Result<(), ProxyError> 
 pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, ProxyError> {
     let too_large = ProxyError::BodyTooLarge { limit };
     check_declared_length(req, limit)?;
+    // A declared length within the limit (HTTP framing holds the body to it): one read.
+    if req
+        .headers()
+        .get("Content-Length")
+        .ok()
+        .flatten()
+        .is_some_and(|l| l.trim().parse::<u64>().is_ok())
+    {
+        let body = req.bytes().await.map_err(|_| ProxyError::Internal {
+            what: "reading the request body",
+        })?;
+        return if body.len() > limit {
+            Err(too_large)
+        } else {
+            Ok(body)
+        };
+    }
     let mut body = Vec::new();
     if let Ok(mut stream) = req.stream() {
         while let Some(chunk) = stream.next().await {
@@ -417,8 +423,7 @@ pub async fn send_command(stub: &worker::Stub, command: &Command) -> Result<Repl
 /// `GET /relay?url=`: a well-known metadata document of a configured issuer, fetched without
 /// redirects, passed back with CORS for allowed origins (a page of another origin has no
 /// reason to call; a same-origin `GET` carries no `Origin`).
-async fn relay(req: Request, ctx: RouteContext<Rc<Config>>) -> Reply {
-    let config = ctx.data.clone();
+async fn relay(req: Request, config: Rc<Config>) -> Reply {
     let origin = req.headers().get("Origin").ok().flatten();
     let allowed = origin.as_deref().filter(|o| config.origin_allowed(o));
     if origin.is_some() && allowed.is_none() {
