@@ -17,7 +17,7 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test worker-config
 
 all: test
 
@@ -85,6 +85,12 @@ worker:
 		WASM_OPT_BIN=$(WORKER_NPM_BIN)/wasm-opt $(WORKER_BUILD) --release 2>&1 | sed '/^ *Compiling /d'
 	@printf 'worker: %s bytes wasm, %s bytes gzip (-9)\n' $$(wc -c < worker/build/index_bg.wasm) \
 		$$(gzip -9c worker/build/index_bg.wasm | wc -c)
+
+# The worker's configuration (wrangler.toml [vars] with .dev.vars over them) checked by the same
+# code the worker runs on its first request; wrangler.toml's [build] runs it, so `wrangler dev`
+# stops at start on a bad configuration.
+worker-config:
+	cargo run --quiet -p edge-oauth-worker --bin edge-oauth-worker-config -- wrangler.toml .dev.vars
 
 # The built worker in workerd (miniflare 4) against the oidc-provider peer: code exchange, refresh
 # through the session handle, 10 concurrent refreshes -> 1 upstream, rotation grace and reuse,

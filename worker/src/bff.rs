@@ -304,6 +304,8 @@ fn parse_mcp_servers(
                 continue;
             }
             None if providers.len() == 1 => providers[0].name.clone(),
+            // No valid provider: PROVIDERS' own problems say why; nothing to add here.
+            None if providers.is_empty() => continue,
             None => {
                 problems.push(format!(
                     "{at}.provider is required (several providers are configured)"
