@@ -114,3 +114,68 @@ export function consentPage({ action, clientName, clientId, scopes, user, resour
     + '<button type="submit" name="decision" value="allow">Allow</button>'
     + '<button type="submit" name="decision" value="deny" class="secondary">Deny</button></div></form>');
 }
+
+// ---------------------------------------------------------------------------
+// CORS for the MCP endpoint (--cors-origin): the headers to add for a request from `origin`
+// (undefined when that origin is not allowed), plus the preflight's own when `preflight`.
+// The exposed headers matter: without them a page cannot read the 401/403 challenge.
+// ---------------------------------------------------------------------------
+export const MCP_CORS = {
+  methods: 'GET, POST, DELETE, OPTIONS',
+  allowHeaders: 'authorization, content-type, accept, mcp-protocol-version, mcp-session-id, last-event-id, dpop',
+  exposeHeaders: 'www-authenticate, mcp-session-id, dpop-nonce',
+};
+export function mcpCorsHeaders(origin, allowed, preflight) {
+  if (!origin || !allowed.has(origin)) return undefined;
+  const h = { 'Access-Control-Allow-Origin': origin, 'Access-Control-Expose-Headers': MCP_CORS.exposeHeaders };
+  if (preflight) {
+    Object.assign(h, {
+      'Access-Control-Allow-Methods': MCP_CORS.methods,
+      'Access-Control-Allow-Headers': MCP_CORS.allowHeaders,
+      'Access-Control-Max-Age': '600',
+    });
+  }
+  return h;
+}
+
+// Parses --cors-origin values (repeatable, comma-separated) into a Set of exact origins; throws
+// on anything that is not scheme://host[:port].
+export function parseCorsOrigins(values) {
+  const out = new Set();
+  for (const value of values) {
+    for (const raw of value.split(',').map((v) => v.trim()).filter(Boolean)) {
+      let origin;
+      try {
+        origin = new URL(raw).origin;
+      } catch {
+        origin = undefined;
+      }
+      if (!origin || origin === 'null' || origin !== raw.replace(/\/$/, '')) {
+        throw new Error(`--cors-origin: not an origin (scheme://host[:port]): ${raw}`);
+      }
+      out.add(origin);
+    }
+  }
+  return out;
+}
+
+// The /test/stats shape all peers share (mcp-stack.mjs has a few more counters).
+export function freshStats() {
+  return {
+    token: { total: 0, by_grant_type: {} },
+    authorization: { requests: 0 },
+    registration: { requests: 0, ok: 0, errors: {} },
+    revocation: { requests: 0, ok: 0, errors: {} },
+    interactions: { login: 0, consent: 0, denied: 0 },
+    mcp: { requests: 0, unauthorized: 0, forbidden: 0, with_cookie: 0, tool_calls: {} },
+  };
+}
+export function bump(bucket, ok, error) {
+  bucket.requests += 1;
+  if (ok) bucket.ok += 1;
+  else if (error) bucket.errors[error] = (bucket.errors[error] || 0) + 1;
+}
+export function countToken(stats, grantType, ok, error) {
+  stats.token.total += 1;
+  bump((stats.token.by_grant_type[grantType || 'unknown'] ||= { requests: 0, ok: 0, errors: {} }), ok, error);
+}
