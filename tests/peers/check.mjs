@@ -11,6 +11,7 @@
 
 import { spawn } from 'node:child_process';
 import * as crypto from 'node:crypto';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 
@@ -69,6 +70,24 @@ function startPeer(as, extra = []) {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`${as}: exited ${code} before ready\n${err}`)); });
   });
 }
+// The process tree under `pid`, from /proc (Linux).
+function descendants(pid) {
+  const parent = new Map();
+  for (const d of fs.readdirSync('/proc').filter((x) => /^\d+$/.test(x))) {
+    try {
+      const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+      parent.set(Number(d), Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]));
+    } catch {
+      // gone
+    }
+  }
+  const out = [];
+  const walk = (p) => { for (const [c, pp] of parent) if (pp === p) { out.push(c); walk(c); } };
+  walk(pid);
+  return out;
+}
+const alive = (pid) => { try { return fs.existsSync(`/proc/${pid}`); } catch { return false; } };
+
 function stopPeer(child) {
   return new Promise((resolve) => {
     if (child.exitCode !== null || child.signalCode !== null) { resolve(child.exitCode); return; }
@@ -431,14 +450,19 @@ async function flow(as) {
       return `token.total ${s.token.total}, mcp ${JSON.stringify({ requests: s.mcp.requests, unauthorized: s.mcp.unauthorized, forbidden: s.mcp.forbidden })}`;
     });
   } finally {
+    const tree = descendants(child.pid);
     const code = await stopPeer(child);
-    record(as, 'SIGTERM: launcher exits 0', code === 0, `exit ${code}; ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    await new Promise((resolve) => { setTimeout(resolve, 300); });
+    const left = tree.filter(alive);
+    record(as, 'SIGTERM: launcher exits 0, no process left', code === 0 && left.length === 0 && tree.length > 0,
+      `exit ${code}; ${tree.length} processes under it, ${left.length} left; ${((Date.now() - started) / 1000).toFixed(1)} s`);
   }
 }
 
 // --interactive: login form, consent page (escaped client name), Deny, then Allow.
 async function interactive(as) {
-  const { child, ready } = await startPeer(as, ['--interactive']);
+  const TTL = 5;
+  const { child, ready } = await startPeer(as, ['--interactive', '--access-token-ttl', String(TTL)]);
   const name = 'interactive: login form, consent (escaped), Deny -> access_denied, Allow -> code';
   try {
     const { meta } = await discover(ready.mcp);
@@ -484,6 +508,20 @@ async function interactive(as) {
     const who = JSON.parse(toolText(await mcpCall(ready.mcp, tokens.access_token, 'tools/call', { name: 'whoami', arguments: {} })) ?? '{}');
     assert(who.sub === 'alice', `whoami after interactive login: ${JSON.stringify(who)}`);
     record(as, name, true, 'sub alice');
+    // --access-token-ttl: the token dies after TTL seconds; the refresh token still works.
+    const ttlName = `--access-token-ttl ${TTL}: expires_in ${TTL}, MCP 401 after it, refresh works`;
+    try {
+      assert(tokens.expires_in === TTL, `expires_in ${tokens.expires_in}`);
+      await new Promise((resolve) => { setTimeout(resolve, (TTL + 1.5) * 1000); });
+      const late = await mcpCall(ready.mcp, tokens.access_token, 'tools/list');
+      assert(late.status === 401, `MCP ${TTL + 1.5} s after the exchange: HTTP ${late.status}`);
+      const r = await refresh(meta, clientId, tokens.refresh_token, ready.mcp);
+      assert(r.status === 200, `refresh after expiry: ${r.status} ${r.text}`);
+      assert((await mcpCall(ready.mcp, r.json.access_token, 'tools/list')).status === 200, 'refreshed token refused');
+      record(as, ttlName, true, `401 challenge: ${late.www}`);
+    } catch (err) {
+      record(as, ttlName, false, err instanceof CheckError ? err.message : (err?.stack || String(err)));
+    }
   } catch (err) {
     record(as, name, false, err instanceof CheckError ? err.message : (err?.stack || String(err)));
   } finally {

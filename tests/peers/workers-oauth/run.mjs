@@ -7,6 +7,7 @@
 // Prints exactly one JSON line on stdout once workerd listens, logs to stderr; SIGTERM/SIGINT
 // dispose of workerd and exit 0.
 
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as path from 'node:path';
 import { createRequire } from 'node:module';
@@ -103,6 +104,8 @@ const bundle = await esbuild.build({
   external: ['cloudflare:*', 'node:*'],
 });
 
+await esbuild.stop?.(); // no esbuild service process left running
+
 const mf = new Miniflare({
   modules: true,
   script: bundle.outputFiles[0].text,
@@ -139,14 +142,37 @@ try {
 process.stdout.write(`${JSON.stringify({ issuer: ORIGIN, mcp: `${ORIGIN}/mcp`, as_port: workerPort, mcp_port: workerPort })}\n`);
 log(`worker (authorization server + MCP) at ${ORIGIN}`);
 
+// Our child processes (workerd), from /proc; [] where there is no /proc.
+function childPids() {
+  try {
+    return fs.readdirSync('/proc').filter((d) => /^\d+$/.test(d)).filter((d) => {
+      try {
+        const stat = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
+        return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === process.pid;
+      } catch {
+        return false;
+      }
+    });
+  } catch {
+    return [];
+  }
+}
+
 let stopping = false;
 async function shutdown(signal) {
   if (stopping) return;
   stopping = true;
   log(`${signal} received, shutting down`);
-  setTimeout(() => process.exit(0), 5000).unref();
+  setTimeout(() => process.exit(0), 8000).unref();
   await mf.dispose().catch(() => {});
+  // dispose() does not wait for workerd to be gone: wait (and so reap it) before exiting.
+  for (let i = 0; i < 50 && childPids().length; i += 1) await new Promise((resolve) => { setTimeout(resolve, 100); });
   process.exit(0);
 }
-process.on('SIGTERM', () => shutdown('SIGTERM'));
-process.on('SIGINT', () => shutdown('SIGINT'));
+// miniflare's exit hook answers SIGTERM/SIGINT with a synchronous kill of workerd and
+// process.exit(128 + n), leaving workerd unreaped (a zombie) and the exit status non-zero:
+// replace it with an orderly dispose.
+for (const sig of ['SIGTERM', 'SIGINT']) {
+  process.removeAllListeners(sig);
+  process.on(sig, () => shutdown(sig));
+}

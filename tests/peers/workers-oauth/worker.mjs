@@ -160,6 +160,44 @@ const defaultHandler = {
 };
 
 // ---------------------------------------------------------------------------
+// Access tokens shorter than the library allows. workers-oauth-provider refuses an
+// accessTokenTTL under 60 s (Cloudflare KV's minimum expiration). With AT_TTL < 60 the library
+// issues 60 s tokens and this wrapper enforces the shorter lifetime: it rewrites expires_in in
+// token responses, remembers when each access token it passed out expires, and answers 401
+// invalid_token at /mcp after that, as an AS with that TTL would.
+// ---------------------------------------------------------------------------
+const LIBRARY_MIN_TTL = 60;
+const shortExpiry = new Map(); // access token -> expiry (ms since epoch)
+async function shortenTokenResponse(response, ttl) {
+  if (response.status !== 200) return response;
+  let body;
+  try {
+    body = await response.clone().json();
+  } catch {
+    return response;
+  }
+  if (typeof body?.access_token !== 'string') return response;
+  const now = Date.now();
+  for (const [token, exp] of shortExpiry) if (exp + 600_000 < now) shortExpiry.delete(token);
+  shortExpiry.set(body.access_token, now + ttl * 1000);
+  const headers = new Headers(response.headers);
+  headers.delete('content-length');
+  return new Response(JSON.stringify({ ...body, expires_in: ttl }), { status: 200, headers });
+}
+function expiredShortToken(request, origin) {
+  const m = /^Bearer\s+(\S+)$/i.exec(request.headers.get('Authorization') ?? '');
+  const exp = m && shortExpiry.get(m[1]);
+  if (!exp || exp > Date.now()) return undefined;
+  return new Response(JSON.stringify({ error: 'invalid_token', error_description: 'access token expired' }), {
+    status: 401,
+    headers: {
+      'Content-Type': 'application/json', 'Cache-Control': 'no-store',
+      'WWW-Authenticate': `Bearer realm="OAuth", error="invalid_token", error_description="access token expired", resource_metadata="${origin}/.well-known/oauth-protected-resource/mcp"`,
+    },
+  });
+}
+
+// ---------------------------------------------------------------------------
 // The provider, built on the first request (it needs the worker's origin and the TTL).
 // ---------------------------------------------------------------------------
 let provider;
@@ -172,7 +210,7 @@ function getProvider(env) {
     tokenEndpoint: '/token',
     clientRegistrationEndpoint: '/register',
     scopesSupported: [MCP_SCOPE, ADMIN_SCOPE],
-    accessTokenTTL: Number(env.AT_TTL) || 3600,
+    accessTokenTTL: Math.max(LIBRARY_MIN_TTL, Number(env.AT_TTL) || 3600),
     resourceMetadata: {
       resource: `${env.ORIGIN}/mcp`,
       authorization_servers: [env.ORIGIN],
@@ -242,7 +280,10 @@ export default {
       if (request.headers.get('Cookie')) stats.mcp.with_cookie += 1;
     }
 
-    let response = await getProvider(env).fetch(request, env, ctx);
+    const ttl = Number(env.AT_TTL) || 3600;
+    let response = (isMcp && ttl < LIBRARY_MIN_TTL && expiredShortToken(request, env.ORIGIN))
+      || await getProvider(env).fetch(request, env, ctx);
+    if (tokenKind && tokenKind !== 'revocation' && ttl < LIBRARY_MIN_TTL) response = await shortenTokenResponse(response, ttl);
 
     if (tokenKind) {
       const ok = response.status < 400;
