@@ -95,9 +95,12 @@ const hiddenInputs = (hidden = {}) => Object.entries(hidden)
   .map(([k, v]) => `<input type="hidden" name="${escapeHtml(k)}" value="${escapeHtml(v)}">`).join('');
 
 // A login form accepting any user name (input `login`, button "Sign in"), posted to `action`.
-export function loginPage({ action, issuer, clientName, loginHint, hidden }) {
+export const LOGIN_PATTERN = /^[A-Za-z0-9._@+-]{1,64}$/;
+export const LOGIN_RULE = 'A user name is 1 to 64 letters, digits or . _ @ + -';
+export function loginPage({ action, issuer, clientName, loginHint, hidden, error }) {
   return page('Sign in', `<h1>Sign in</h1><p>to <strong>${escapeHtml(issuer)}</strong>`
     + `${clientName ? ` for <strong>${escapeHtml(clientName)}</strong>` : ''}. Any user name works.</p>`
+    + `${error ? `<p role="alert" style="color:#b3261e">${escapeHtml(error)}</p>` : ''}`
     + `<form method="post" action="${escapeHtml(action)}">${hiddenInputs(hidden)}`
     + `<label for="login">User name</label><input type="text" id="login" name="login" autocomplete="username" autofocus required value="${escapeHtml(loginHint ?? '')}">`
     + '<div class="row"><button type="submit">Sign in</button></div></form>');

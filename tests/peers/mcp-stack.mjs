@@ -470,10 +470,10 @@ async function interactiveSubmit(ctx, action) {
   let result;
   if (action === 'login' && details.prompt.name === 'login') {
     const login = String(form.get('login') || '').trim();
-    if (!login || login.length > 128) {
+    if (!contract.LOGIN_PATTERN.test(login)) {
       ctx.status = 400;
       ctx.type = 'text/html; charset=utf-8';
-      ctx.body = contract.loginPage({ action: ctx.path, issuer: ISSUER, loginHint: '' });
+      ctx.body = contract.loginPage({ action: ctx.path, issuer: ISSUER, loginHint: '', error: contract.LOGIN_RULE });
       return;
     }
     stats.interactions.login += 1;

@@ -213,7 +213,7 @@ const provider = {
     if (!args.interactive) {
       stats.interactions.login += 1;
       stats.interactions.consent += 1;
-      res.redirect(302, issueCode(client, request, loginHint || ACCOUNT));
+      res.redirect(302, issueCode(client, request, loginHint && contract.LOGIN_PATTERN.test(loginHint) ? loginHint : ACCOUNT));
       return;
     }
     const id = random();
@@ -339,8 +339,8 @@ asApp.post('/interaction/:step', express.urlencoded({ extended: false }), (req, 
   const { client, request } = entry;
   if (req.params.step === 'login' && !entry.sub) {
     const login = String(req.body.login ?? '').trim();
-    if (!login || login.length > 128) {
-      res.status(400).type('html').send(contract.loginPage({ action: '/interaction/login', issuer: ISSUER_URL.href, hidden: { request: id } }));
+    if (!contract.LOGIN_PATTERN.test(login)) {
+      res.status(400).type('html').send(contract.loginPage({ action: '/interaction/login', issuer: ISSUER_URL.href, hidden: { request: id }, error: contract.LOGIN_RULE }));
       return;
     }
     entry.sub = login;

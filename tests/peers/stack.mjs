@@ -22,11 +22,13 @@ const USAGE = `usage: node tests/peers/stack.mjs --as oidc|sdk|workers [options]
   --cors-origin ORIGIN     answer CORS on the MCP server for this origin (repeatable)
   --interactive            login form + consent page instead of auto-approving
   --quiet                  no per-request log lines on stderr
+  -- ARGS...               passed to the peer as they are (e.g. -- --dpop for oidc)
   -h, --help               this text`;
 
 let args;
 try {
-  ({ values: args } = parseArgs({
+  let positionals;
+  ({ values: args, positionals } = parseArgs({
     options: {
       as: { type: 'string' },
       'as-port': { type: 'string', default: '0' },
@@ -38,7 +40,13 @@ try {
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
+    allowPositionals: true,
   }));
+  const dash = process.argv.indexOf('--');
+  args.passthrough = dash < 0 ? [] : process.argv.slice(dash + 1);
+  if (positionals.length !== args.passthrough.length) {
+    throw new Error('unexpected argument (peer flags go after --)');
+  }
 } catch (err) {
   process.stderr.write(`${err.message}\n${USAGE}\n`);
   process.exit(2);
@@ -56,6 +64,7 @@ const here = import.meta.dirname;
 const common = ['--access-token-ttl', args['access-token-ttl'], ...args['cors-origin'].flatMap((o) => ['--cors-origin', o])];
 if (args.interactive) common.push('--interactive');
 if (args.quiet) common.push('--quiet');
+common.push(...args.passthrough);
 const childArgs = {
   oidc: [path.join(here, 'mcp-stack.mjs'), '--as-port', args['as-port'], '--mcp-port', args['mcp-port'], ...common],
   sdk: [path.join(here, 'sdk-as.mjs'), '--as-port', args['as-port'], '--mcp-port', args['mcp-port'], ...common],

@@ -98,7 +98,7 @@ async function authorizePage(request, env) {
     if (env.INTERACTIVE !== '1') {
       stats.interactions.login += 1;
       stats.interactions.consent += 1;
-      return await complete(oauth, authRequest, loginHint || ACCOUNT);
+      return await complete(oauth, authRequest, loginHint && contract.LOGIN_PATTERN.test(loginHint) ? loginHint : ACCOUNT);
     }
     const id = randomId();
     pending.set(id, { authRequest, expires: Date.now() + 600_000 });
@@ -127,8 +127,9 @@ async function interactiveSubmit(request, env) {
   const { authRequest } = entry;
   if (form.get('step') === 'login' && !entry.sub) {
     const login = String(form.get('login') ?? '').trim();
-    if (!login || login.length > 128) {
-      return html(contract.loginPage({ action: '/authorize', issuer: env.ORIGIN, hidden: { request: id, step: 'login' } }), 400);
+    // (also keeps ':' out: the library's tokens are userId:grantId:secret)
+    if (!contract.LOGIN_PATTERN.test(login)) {
+      return html(contract.loginPage({ action: '/authorize', issuer: env.ORIGIN, hidden: { request: id, step: 'login' }, error: contract.LOGIN_RULE }), 400);
     }
     entry.sub = login;
     stats.interactions.login += 1;
