@@ -326,7 +326,7 @@ const configuration = {
         ctx.body = MINIMAL_PAGE('Sign-in', `${err ? '<p>error: the code is invalid, expired or already used</p>' : '<p>Enter the code displayed on your device</p>'}${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
       },
       userCodeConfirmSource: async (ctx, form, _client, _deviceInfo, userCode) => {
-        ctx.body = MINIMAL_PAGE('Confirm Device', `<p>Code: <code>${userCode}</code></p>${form}<button type="submit" form="op.deviceConfirmForm">Continue</button>`);
+        ctx.body = MINIMAL_PAGE('Confirm Device', `<p>Code: <code>${contract.escapeHtml(userCode)}</code></p>${form}<button type="submit" form="op.deviceConfirmForm">Continue</button>`);
       },
       successSource: async (ctx) => {
         ctx.body = MINIMAL_PAGE('Sign-in Success', '<p>device-flow-approved</p>');
