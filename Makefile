@@ -17,14 +17,14 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test worker-config
+.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test worker-config peers-test
 
 all: test
 
 bootstrap:
 	@bash .ci/bootstrap.sh
 
-test: bootstrap lint unit wasm-test typecheck browser-e2e conformance worker-test
+test: bootstrap lint unit wasm-test typecheck browser-e2e conformance worker-test peers-test
 	@echo "make test: all green"
 
 lint:
@@ -99,6 +99,14 @@ worker-config:
 # CSRF, rate limits) and the metadata relay.
 worker-test: worker
 	node tests/worker/run.mjs
+
+# The three authorization-server peers (tests/peers/stack.mjs --as oidc|sdk|workers: oidc-provider,
+# the MCP SDK's mcpAuthRouter, @cloudflare/workers-oauth-provider in workerd), each through a
+# scripted flow: discovery, DCR, authorize, PKCE code exchange, MCP tools, admin_note step-up,
+# refresh rotation and reuse, revocation, CORS, the interactive pages, short TTLs (about 20 s, no
+# build needed). tests/peers/smoke.sh, the curl walk through mcp-stack.mjs alone, stays manual.
+peers-test:
+	node tests/peers/check.mjs
 
 # Only the end-to-end tests against oidc-provider (also part of `unit`).
 e2e:

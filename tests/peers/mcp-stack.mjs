@@ -46,6 +46,8 @@ const USAGE = `usage: node mcp-stack.mjs [options]
   --machine-clients        the client credentials grant, with two pre-registered clients:
                            machine-basic (client_secret_basic) and machine-jwt (private_key_jwt,
                            ES256); the ready line carries the secret and the private key (PEM)
+  --interactive            a real login form (any user name) and a consent page (Allow/Deny)
+                           instead of the auto-approving interaction
   --progress-delay-ms MS   the echo tool sends two notifications/progress, MS apart, before its
                            result when the call carries _meta.progressToken (default 0: none)
   --quiet                  no per-request log lines on stderr
@@ -70,6 +72,7 @@ try {
       'dpop-nonce': { type: 'boolean', default: false },
       'machine-clients': { type: 'boolean', default: false },
       'progress-delay-ms': { type: 'string', default: '0' },
+      interactive: { type: 'boolean', default: false },
       quiet: { type: 'boolean', default: false },
       verbose: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -138,11 +141,12 @@ const jose = await import('jose');
 const { McpServer } = await import('@modelcontextprotocol/sdk/server/mcp.js');
 const { StreamableHTTPServerTransport } = await import('@modelcontextprotocol/sdk/server/streamableHttp.js');
 const { createMcpExpressApp } = await import('@modelcontextprotocol/sdk/server/express.js');
-const { z } = await import('zod');
+const contract = await import('./contract.mjs');
 
 const HOST = '127.0.0.1';
 const ACCOUNT = 'test-user';
-const MCP_SCOPE = 'mcp:tools';
+const { MCP_SCOPE, ADMIN_SCOPE } = contract;
+const RS_SCOPES = [MCP_SCOPE, ADMIN_SCOPE];
 const OIDC_SCOPES = ['openid', 'offline_access'];
 const DEVICE_GRANT = 'urn:ietf:params:oauth:grant-type:device_code';
 
@@ -261,7 +265,7 @@ const configuration = {
   },
   clientAuthMethods: ['none', 'client_secret_basic', 'client_secret_post', 'private_key_jwt'],
   responseTypes: ['code'],
-  scopes: [...OIDC_SCOPES, MCP_SCOPE],
+  scopes: [...OIDC_SCOPES, ...RS_SCOPES],
   claims: { openid: ['sub'] },
   // OAuth 2.1: the redirect_uri must always be sent on the authorization request.
   allowOmittingSingleRegisteredRedirectUri: false,
@@ -296,7 +300,7 @@ const configuration = {
       getResourceServerInfo: async (_ctx, resourceIndicator) => {
         if (resourceIndicator === MCP_URL) {
           return {
-            scope: MCP_SCOPE,
+            scope: RS_SCOPES.join(' '),
             audience: MCP_URL,
             accessTokenFormat: 'jwt',
             accessTokenTTL: AT_TTL,
@@ -322,7 +326,7 @@ const configuration = {
         ctx.body = MINIMAL_PAGE('Sign-in', `${err ? '<p>error: the code is invalid, expired or already used</p>' : '<p>Enter the code displayed on your device</p>'}${form}<button type="submit" form="op.deviceInputForm">Continue</button>`);
       },
       userCodeConfirmSource: async (ctx, form, _client, _deviceInfo, userCode) => {
-        ctx.body = MINIMAL_PAGE('Confirm Device', `<p>Code: <code>${userCode}</code></p>${form}<button type="submit" form="op.deviceConfirmForm">Continue</button>`);
+        ctx.body = MINIMAL_PAGE('Confirm Device', `<p>Code: <code>${contract.escapeHtml(userCode)}</code></p>${form}<button type="submit" form="op.deviceConfirmForm">Continue</button>`);
       },
       successSource: async (ctx) => {
         ctx.body = MINIMAL_PAGE('Sign-in Success', '<p>device-flow-approved</p>');
@@ -386,40 +390,100 @@ function readForm(req) {
   });
 }
 
-// Auto-approving interaction: login as `test-user` (or login_hint, if given),
-// consent to everything requested. login_hint=deny ends with access_denied.
-async function autoInteraction(ctx) {
-  const details = await provider.interactionDetails(ctx.req, ctx.res);
+// The interaction. Auto-approving by default: login as `test-user` (or login_hint, if
+// given), consent to everything requested. login_hint=deny ends with access_denied.
+// --interactive: GET shows a login form (any user name) or a consent page listing the client
+// and the requested scopes; their POSTs (/interaction/<uid>/login, /interaction/<uid>/confirm)
+// finish the prompt.
+async function consentResult(details) {
   const { prompt, params, session } = details;
-  let result;
-  if (params.login_hint === 'deny') {
-    stats.interactions.denied += 1;
-    result = { error: 'access_denied', error_description: 'End-User denied the request (login_hint=deny)' };
-  } else if (prompt.name === 'login') {
-    stats.interactions.login += 1;
-    result = { login: { accountId: params.login_hint || ACCOUNT } };
-  } else if (prompt.name === 'consent') {
-    stats.interactions.consent += 1;
-    const grant = details.grantId
-      ? await provider.Grant.find(details.grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
-    const d = prompt.details || {};
-    if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
-    if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
-    if (d.missingResourceScopes) {
-      for (const [indicator, scopes] of Object.entries(d.missingResourceScopes)) {
-        grant.addResourceScope(indicator, scopes.join(' '));
-      }
+  stats.interactions.consent += 1;
+  const grant = details.grantId
+    ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const d = prompt.details || {};
+  if (d.missingOIDCScope) grant.addOIDCScope(d.missingOIDCScope.join(' '));
+  if (d.missingOIDCClaims) grant.addOIDCClaims(d.missingOIDCClaims);
+  if (d.missingResourceScopes) {
+    for (const [indicator, scopes] of Object.entries(d.missingResourceScopes)) {
+      grant.addResourceScope(indicator, scopes.join(' '));
     }
-    result = { consent: { grantId: await grant.save() } };
-  } else {
-    result = { error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` };
   }
+  return { consent: { grantId: await grant.save() } };
+}
+function deniedResult(description) {
+  stats.interactions.denied += 1;
+  return { error: 'access_denied', error_description: description };
+}
+async function finishInteraction(ctx, result) {
   const returnTo = await provider.interactionResult(ctx.req, ctx.res, result, { mergeWithLastSubmission: true });
   ctx.status = 303;
   ctx.set('Location', returnTo);
   ctx.set('Cache-Control', 'no-store');
   ctx.body = '';
+}
+async function autoInteraction(ctx) {
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const { prompt, params } = details;
+  let result;
+  if (params.login_hint === 'deny') {
+    result = deniedResult('End-User denied the request (login_hint=deny)');
+  } else if (prompt.name === 'login') {
+    stats.interactions.login += 1;
+    result = { login: { accountId: params.login_hint || ACCOUNT } };
+  } else if (prompt.name === 'consent') {
+    result = await consentResult(details);
+  } else {
+    result = { error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` };
+  }
+  await finishInteraction(ctx, result);
+}
+async function interactivePage(ctx) {
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const { prompt, params, uid, session } = details;
+  const client = await provider.Client.find(String(params.client_id));
+  ctx.type = 'text/html; charset=utf-8';
+  ctx.set('Cache-Control', 'no-store');
+  if (prompt.name === 'login') {
+    ctx.body = contract.loginPage({
+      action: `/interaction/${encodeURIComponent(uid)}/login`,
+      issuer: ISSUER,
+      clientName: client?.clientName || params.client_id,
+      loginHint: params.login_hint,
+    });
+  } else if (prompt.name === 'consent') {
+    ctx.body = contract.consentPage({
+      action: `/interaction/${encodeURIComponent(uid)}/confirm`,
+      clientName: client?.clientName,
+      clientId: params.client_id,
+      scopes: String(params.scope || '').split(' ').filter(Boolean),
+      user: session?.accountId,
+      resource: params.resource,
+    });
+  } else {
+    await finishInteraction(ctx, { error: 'access_denied', error_description: `unsupported prompt ${prompt.name}` });
+  }
+}
+async function interactiveSubmit(ctx, action) {
+  const details = await provider.interactionDetails(ctx.req, ctx.res);
+  const form = await readForm(ctx.req);
+  let result;
+  if (action === 'login' && details.prompt.name === 'login') {
+    const login = String(form.get('login') || '').trim();
+    if (!contract.LOGIN_PATTERN.test(login)) {
+      ctx.status = 400;
+      ctx.type = 'text/html; charset=utf-8';
+      ctx.body = contract.loginPage({ action: ctx.path, issuer: ISSUER, loginHint: '', error: contract.LOGIN_RULE });
+      return;
+    }
+    stats.interactions.login += 1;
+    result = { login: { accountId: login } };
+  } else if (action === 'confirm' && details.prompt.name === 'consent') {
+    result = form.get('decision') === 'allow' ? await consentResult(details) : deniedResult('End-User denied the request');
+  } else {
+    result = { error: 'access_denied', error_description: `unexpected ${action} for prompt ${details.prompt.name}` };
+  }
+  await finishInteraction(ctx, result);
 }
 
 // Scripted device approval: POST /test/device/approve  user_code=XXXX-XXXX
@@ -450,8 +514,8 @@ async function approveDevice(ctx) {
   if (!resource) resource = MCP_URL;
 
   const grant = new provider.Grant({ accountId, clientId: code.clientId });
-  const oidcScopes = [...requested].filter((s) => OIDC_SCOPES.includes(s) || s === MCP_SCOPE);
-  const rsScopes = [...requested].filter((s) => s === MCP_SCOPE);
+  const oidcScopes = [...requested].filter((s) => OIDC_SCOPES.includes(s) || RS_SCOPES.includes(s));
+  const rsScopes = [...requested].filter((s) => RS_SCOPES.includes(s));
   if (oidcScopes.length) grant.addOIDCScope(oidcScopes.join(' '));
   if (requested.has('openid')) grant.addOIDCClaims(['sub']);
   grant.addResourceScope(resource, rsScopes.join(' '));
@@ -518,9 +582,13 @@ provider.use(async (ctx, next) => {
     return;
   }
 
-  if (method === 'GET' && path.startsWith('/interaction/')) {
+  if (path.startsWith('/interaction/')) {
+    const submit = /^\/interaction\/[^/]+\/(login|confirm)$/.exec(path);
     try {
-      await autoInteraction(ctx);
+      if (method === 'POST' && args.interactive && submit) await interactiveSubmit(ctx, submit[1]);
+      else if (method !== 'GET' || submit) ctx.status = 405;
+      else if (args.interactive) await interactivePage(ctx);
+      else await autoInteraction(ctx);
     } catch (err) {
       ctx.status = 400;
       ctx.type = 'application/json';
@@ -741,33 +809,19 @@ async function bearerAuth(req, res, next) {
 
 function buildMcpServer() {
   const server = new McpServer({ name: 'edge-oauth-test-mcp', version: '1.0.0' });
-  const count = (name) => { stats.mcp.tool_calls[name] = (stats.mcp.tool_calls[name] || 0) + 1; };
-  server.registerTool('echo', {
-    description: 'Returns the given text unchanged.',
-    inputSchema: { text: z.string() },
-  }, async ({ text }, extra) => {
-    count('echo');
+  contract.registerTools(server, {
+    count: (name) => { stats.mcp.tool_calls[name] = (stats.mcp.tool_calls[name] || 0) + 1; },
+    auth: (extra) => ({ sub: extra.authInfo?.extra?.sub, client_id: extra.authInfo?.clientId, scopes: extra.authInfo?.scopes }),
     // --progress-delay-ms: progress on the call's own SSE stream, spaced out in time, so a
     // proxy that buffers the response can be told from one that streams it.
-    const progressToken = extra._meta?.progressToken;
-    if (PROGRESS_DELAY_MS && progressToken !== undefined) {
+    beforeEcho: async (extra) => {
+      const progressToken = extra._meta?.progressToken;
+      if (!PROGRESS_DELAY_MS || progressToken === undefined) return;
       for (const progress of [1, 2]) {
         await extra.sendNotification({ method: 'notifications/progress', params: { progressToken, progress, total: 2 } });
         await new Promise((resolve) => { setTimeout(resolve, PROGRESS_DELAY_MS); });
       }
-    }
-    return { content: [{ type: 'text', text }] };
-  });
-  server.registerTool('whoami', {
-    description: "Returns the access token's subject, client_id and scopes.",
-  }, async (extra) => {
-    count('whoami');
-    const info = {
-      sub: extra.authInfo?.extra?.sub,
-      client_id: extra.authInfo?.clientId,
-      scopes: extra.authInfo?.scopes ?? [],
-    };
-    return { content: [{ type: 'text', text: JSON.stringify(info) }] };
+    },
   });
   return server;
 }
@@ -778,6 +832,14 @@ app.get(PRM_PATH, (_req, res) => {
   res.json(protectedResourceMetadata);
 });
 app.post('/mcp', bearerAuth, async (req, res) => {
+  // The scope-gated tool: refused here, before the transport, so the client can step up.
+  if (contract.callsAdminTool(req.body) && !req.auth.scopes.includes(ADMIN_SCOPE)) {
+    stats.mcp.forbidden += 1;
+    const wwwAuthenticate = contract.adminChallenge(PRM_URL);
+    res.set('WWW-Authenticate', DPOP ? `${wwwAuthenticate}, DPoP algs="ES256", ${wwwAuthenticate.slice('Bearer '.length)}` : wwwAuthenticate);
+    res.status(403).json(contract.ADMIN_FORBIDDEN_BODY);
+    return;
+  }
   const server = buildMcpServer();
   const transport = new StreamableHTTPServerTransport({
     sessionIdGenerator: undefined, // stateless

@@ -205,7 +205,7 @@ expect_status 200 "MCP initialize"
 mcp_call "$AT" '{"jsonrpc":"2.0","id":2,"method":"tools/list"}'
 expect_status 200 "MCP tools/list"
 TOOLS="$(sse_json | jv 'd.result.tools.map(t => t.name).sort().join()')"
-[[ "$TOOLS" == "echo,whoami" ]] || fail "tools/list: $BODY"
+[[ "$TOOLS" == "admin_note,echo,time,whoami" ]] || fail "tools/list: $BODY"
 mcp_call "$AT" '{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hello edge"}}}'
 expect_status 200 "MCP echo"
 [[ "$(sse_json | jv 'd.result.content[0].text')" == "hello edge" ]] || fail "echo: $BODY"
@@ -214,6 +214,14 @@ expect_status 200 "MCP whoami"
 WHO="$(sse_json | jv 'd.result.content[0].text')"
 [[ "$(printf '%s\n' "$WHO" | jv d.sub)" == "test-user" && "$(printf '%s\n' "$WHO" | jv 'd.scopes.join()')" == "mcp:tools" ]] || fail "whoami: $WHO"
 ok "MCP with token: initialize, tools/list ($TOOLS), echo, whoami ($WHO)"
+mcp_call "$AT" '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"time","arguments":{}}}'
+expect_status 200 "MCP time"
+[[ "$(sse_json | jv 'd.result.content[0].text')" =~ ^[0-9]{4}-[0-9]{2}-[0-9]{2}T ]] || fail "time: $BODY"
+mcp_call "$AT" '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"admin_note","arguments":{"text":"x"}}}'
+expect_status 403 "MCP admin_note without mcp:admin"
+WWW="$(header WWW-Authenticate)"
+[[ "$WWW" == "Bearer error=\"insufficient_scope\", scope=\"mcp:tools mcp:admin\", resource_metadata=\"$MCP_ORIGIN/.well-known/oauth-protected-resource/mcp\""* ]] || fail "admin_note challenge: $WWW"
+ok "MCP time, admin_note without mcp:admin: 403, $WWW"
 
 # ---------------------------------------------------------------------------
 # Refresh twice with rotation, then replay the first refresh token
@@ -283,6 +291,18 @@ WWW="$(header WWW-Authenticate)"
 [[ "$WWW" == *'error="insufficient_scope"'* && "$WWW" == *'scope="mcp:tools"'* && "$WWW" == *"resource_metadata=\"$MCP_ORIGIN/.well-known/oauth-protected-resource/mcp\""* ]] \
   || fail "403 challenge: $WWW"
 ok "token without mcp:tools: 403, $WWW"
+
+# Step-up: a token with mcp:admin may call admin_note
+authorize "mcp:tools mcp:admin"
+token_request --data-urlencode grant_type=authorization_code --data-urlencode "code=$(qparam "$CALLBACK" code)" \
+  --data-urlencode "redirect_uri=$REDIRECT_URI" --data-urlencode "client_id=$CLIENT_ID" \
+  --data-urlencode "code_verifier=$VERIFIER" --data-urlencode "resource=$MCP"
+expect_status 200 "code exchange for scope=mcp:tools mcp:admin"
+[[ "$(printf '%s\n' "$BODY" | jv d.scope)" == "mcp:tools mcp:admin" ]] || fail "step-up scope: $BODY"
+mcp_call "$(printf '%s\n' "$BODY" | jv d.access_token)" '{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"admin_note","arguments":{"text":"hi"}}}'
+expect_status 200 "MCP admin_note with mcp:admin"
+[[ "$(sse_json | jv 'd.result.content[0].text')" == "note saved by test-user: hi" ]] || fail "admin_note: $BODY"
+ok "step-up: scope mcp:tools mcp:admin granted, admin_note answers"
 
 # Error redirect (login_hint=deny) carries iss too
 authorize "mcp:tools" "&login_hint=deny"

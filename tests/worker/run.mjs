@@ -457,7 +457,7 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     eq(list.status, 200, `tools/list status (${list.text.slice(0, 200)})`);
     assert((list.headers.get('content-type') ?? '').startsWith('text/event-stream'), `content-type ${list.headers.get('content-type')}`);
     const names = list.events.at(-1)?.message?.result?.tools?.map((t) => t.name).sort().join();
-    eq(names, 'echo,whoami', 'tools');
+    eq(names, 'admin_note,echo,time,whoami', 'tools');
     const who = await bffMcp(w(), app, jar, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
     eq(JSON.parse(who.events.at(-1).message.result.content[0].text).client_id, basicClient.client_id, 'whoami client_id');
     const echo = await bffMcp(w(), app, jar, {
