@@ -10,7 +10,8 @@ import * as path from 'node:path';
 
 export const HERE = import.meta.dirname;
 export const ROOT = path.resolve(HERE, '..');
-const PEERS = path.join(ROOT, 'tests/peers');
+// EDGE_OAUTH_PEERS: another tests/peers folder (e.g. a checkout of a newer one).
+const PEERS = process.env.EDGE_OAUTH_PEERS || path.join(ROOT, 'tests/peers');
 export const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -31,8 +32,8 @@ process.on('exit', () => {
 
 /** Spawns `node script ...argv` in its own process group; resolves with the JSON of its first
  *  stdout line and a stop() that ends the group (SIGTERM, then SIGKILL after 3 s). */
-export function startNode(name, script, argv, { verbose = false, timeoutMs = 30000 } = {}) {
-  const child = spawn(process.execPath, [script, ...argv], { cwd: ROOT, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startNode(name, script, argv, { verbose = false, timeoutMs = 30000, cwd = ROOT } = {}) {
+  const child = spawn(process.execPath, [script, ...argv], { cwd, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
   children.add(child);
   const tail = [];
   child.stderr.on('data', (d) => {
@@ -127,12 +128,14 @@ export async function startPeer({ kind = 'oidc', origin, ttl, interactive = fals
   if (ttl) argv.push('--access-token-ttl', String(ttl));
   const script = useStack ? stackMjs : path.join(PEERS, 'mcp-stack.mjs');
   let proc;
+  // From the root of the peers' checkout: workerd resolves its modules below the working folder.
+  const cwd = path.resolve(PEERS, '../..');
   try {
-    proc = await startNode(`peer ${kind}`, script, interactive ? [...argv, '--interactive'] : argv, { verbose });
+    proc = await startNode(`peer ${kind}`, script, interactive ? [...argv, '--interactive'] : argv, { verbose, cwd });
   } catch (err) {
     // A peer without --interactive rejects the flag (exit 2): the auto-approving AS instead.
     if (!interactive || err.exitCode !== 2) throw err;
-    proc = await startNode(`peer ${kind}`, script, argv, { verbose });
+    proc = await startNode(`peer ${kind}`, script, argv, { verbose, cwd });
     interactive = false;
   }
   const { issuer, mcp } = proc.info;

@@ -64,7 +64,8 @@ const MIME = {
 const HEADERS = {
   'Cache-Control': 'no-store',
   'X-Content-Type-Options': 'nosniff',
-  'Referrer-Policy': 'no-referrer',
+  // same-origin, not no-referrer: the BFF's form POST must carry this Origin (no-referrer makes it "null").
+  'Referrer-Policy': 'same-origin',
   'Content-Security-Policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src *; form-action 'self' http://127.0.0.1:*; frame-ancestors 'none'",
 };
 
