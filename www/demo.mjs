@@ -79,6 +79,7 @@ async function main() {
 
 async function runTour(origin, peer) {
   const shots = path.join(HERE, 'shots/tour');
+  fs.rmSync(shots, { recursive: true, force: true });
   fs.mkdirSync(shots, { recursive: true });
   const { chromium } = await import('playwright-core');
   const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

@@ -36,6 +36,7 @@ const { values: args } = parseArgs({ options: { only: { type: 'string' }, verbos
 const ttlOf = (kind) => (kind === 'workers' ? 60 : 6);
 const SCENARIOS = ['connect', 'reload', 'second tab', 'expiry', 'step-up', 'logout', 'error'];
 const SHOTS = path.join(HERE, 'shots/e2e');
+fs.rmSync(SHOTS, { recursive: true, force: true });
 fs.mkdirSync(SHOTS, { recursive: true });
 
 class Failure extends Error {}

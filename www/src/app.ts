@@ -156,7 +156,7 @@ function renderTrace(steps: EdgeOAuthDiscoveryStep[], note: string): void {
   el.trace.replaceChildren();
   for (const step of steps) {
     const tr = document.createElement('tr');
-    const cells = [step.status === undefined ? 'failed' : String(step.status), step.what, step.url, step.outcome];
+    const cells = [step.status === undefined ? 'none' : String(step.status), step.what, step.url, step.outcome];
     cells.forEach((text, i) => {
       const td = document.createElement('td');
       td.textContent = text;
@@ -168,6 +168,7 @@ function renderTrace(steps: EdgeOAuthDiscoveryStep[], note: string): void {
   el.traceNote.textContent = note;
 }
 
+const plural = (n: number, what: string): string => `${n} ${what}${n === 1 ? '' : 's'}`;
 const TRACE_KEY = 'edge-oauth-demo:trace';
 function saveTrace(): void {
   const steps = state.client?.discoveryTrace() ?? [];
@@ -181,13 +182,13 @@ function showTrace(): void {
   const live = state.client?.discoveryTrace() ?? [];
   if (live.length) {
     saveTrace();
-    renderTrace(live, `${live.length} requests at the last discovery (this page).`);
+    renderTrace(live, `${plural(live.length, 'request')} at the last discovery (this page).`);
     return;
   }
   try {
     const saved = JSON.parse(sessionStorage.getItem(TRACE_KEY) || 'null');
     if (saved?.mode === state.mode && Array.isArray(saved.steps)) {
-      renderTrace(saved.steps, `${saved.steps.length} requests at the discovery of ${new Date(saved.at).toLocaleTimeString()} (before this page loaded).`);
+      renderTrace(saved.steps, `${plural(saved.steps.length, 'request')} at the discovery of ${new Date(saved.at).toLocaleTimeString()} (before this page loaded).`);
       return;
     }
   } catch { /* nothing saved */ }
@@ -257,6 +258,8 @@ async function disconnect(why?: string): Promise<void> {
   state.transport = undefined;
   el.tools.replaceChildren(Object.assign(document.createElement('li'), { className: 'empty', textContent: 'Connect to list the server’s tools.' }));
   el.tool.replaceChildren();
+  el.result.textContent = '—';
+  el.result.classList.remove('tool-error');
   if (mcp) {
     await mcp.close().catch(() => {});
     if (why) log('disconnected', why);
