@@ -43,12 +43,22 @@ async function stopAll() {
   for (const p of running.reverse()) await p.stop();
   running.length = 0;
 }
+// Ctrl-C while a process is starting: main() stops at the next step (so nothing started after
+// the signal is left behind); otherwise stop everything now.
+class Stopped extends Error {}
+let starting = true;
 let stopping = false;
+const started = (p) => {
+  running.push(p);
+  if (stopping) throw new Stopped();
+  return p;
+};
 for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, async () => {
     if (stopping) return;
     stopping = true;
     say('\ndemo: stopping');
+    if (starting) return;
     await stopAll();
     process.exit(0);
   });
@@ -60,12 +70,10 @@ async function main() {
   for (const f of ['dist/app.js', '../crates/browser/pkg/edge_oauth_browser.js', '../worker/build/index.js']) {
     if (!fs.existsSync(path.join(HERE, f))) throw new Error(`${f} is missing: run \`make demo\` (it builds it)`);
   }
-  const peer = await startPeer({ origin, interactive: true, asPort: ports.DEMO_AS_PORT, mcpPort: ports.DEMO_MCP_PORT, verbose });
-  running.push(peer);
-  const worker = await startWorker({ peer, origin, port: ports.DEMO_WORKER_PORT, verbose });
-  running.push(worker);
-  const serve = await startServe({ port: ports.DEMO_PORT, peer, worker, verbose });
-  running.push(serve);
+  const peer = started(await startPeer({ origin, interactive: true, asPort: ports.DEMO_AS_PORT, mcpPort: ports.DEMO_MCP_PORT, verbose }));
+  const worker = started(await startWorker({ peer, origin, port: ports.DEMO_WORKER_PORT, verbose }));
+  started(await startServe({ port: ports.DEMO_PORT, peer, worker, verbose }));
+  starting = false;
   say(`authorization server  ${peer.issuer}${peer.interactive ? ' (login form: any name; consent page)' : ' (approves at once)'}`);
   say(`MCP server            ${peer.mcp}`);
   say(`edge worker (workerd) ${worker.base}`);
@@ -138,7 +146,9 @@ main().then(async () => {
   await stopAll();
   process.exit(0);
 }, async (err) => {
-  process.stderr.write(`demo: ${err.message}\n`);
+  // A child killed by the signal fails its start too: that is the stop, not an error.
+  const stopped = err instanceof Stopped || stopping;
+  if (!stopped) process.stderr.write(`demo: ${err.message}\n`);
   await stopAll();
-  process.exit(1);
+  process.exit(stopped ? 0 : 1);
 });

@@ -9,7 +9,8 @@
 // mcp-stack.mjs as oidc) in browser-only popup mode, then oidc once in token-mediating and once
 // in BFF mode through the edge worker in workerd. Each row gets fresh servers, a fresh page
 // origin and a fresh browser context, with access tokens living 6 s (workers: 60 s). Scenarios:
-//   connect      Connect, sign in (login form and consent, or an approving AS), tools listed, echo
+//   connect      Connect, sign in (login form and consent, or an approving AS), tools listed, echo,
+//                Refresh now (one refresh_token request at the AS)
 //   reload       the page reloads and is connected again without signing in
 //   second tab   a second tab shares the session (connects without signing in)
 //   expiry       after the access token expired, both tabs call a tool at once: the AS counts
@@ -114,6 +115,15 @@ async function runRow(browser, row, first) {
       if (mode !== 'bff') assert(trace >= 2, `discovery trace has ${trace} rows`);
       const echo = await callTool(page, peer, 'echo', { text: `hello ${kind}` });
       assert(echo.text === `hello ${kind}` && !echo.error, `echo gave ${JSON.stringify(echo)}`);
+      if (mode !== 'bff') {
+        // Refresh now: one refresh_token request at the AS, one more refresh in the panel.
+        const r0 = grantRequests(await getStats(peer), 'refresh_token');
+        const n0 = await page.$eval('#session [data-field="refreshes"]', (dd) => dd.dataset.value);
+        await page.click('#refresh');
+        await page.waitForFunction((n) => document.querySelector('#session [data-field="refreshes"]').dataset.value !== n, n0, { timeout: 10000 });
+        const r1 = grantRequests(await getStats(peer), 'refresh_token');
+        assert(r1 - r0 === 1, `Refresh now made ${r1 - r0} refresh_token requests, want 1`);
+      }
       await page.screenshot({ path: path.join(SHOTS, `${kind}-${mode}-connected.png`), fullPage: true });
       return steps.join('+');
     });
