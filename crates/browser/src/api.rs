@@ -142,9 +142,10 @@ export class EdgeOAuth {
   /** The requests of the last discovery this page ran; empty before one ("bff": always). */
   discoveryTrace(): EdgeOAuthDiscoveryStep[];
   /** Refreshes now (under the same cross-tab lock as automatic refreshes): a session another
-   *  tab just refreshed is taken over instead. Rejects when there is nothing to refresh;
-   *  "bff" rejects (the worker refreshes). */
-  refresh(): Promise<void>;
+   *  tab just refreshed is taken over instead. Resolves with whether the access token changed
+   *  ("token-mediating": the worker answers with the access token it holds while that one is
+   *  not due). Rejects when there is nothing to refresh; "bff" rejects (the worker refreshes). */
+  refresh(): Promise<boolean>;
   logout(): Promise<EdgeOAuthLogout>;
   /** Called after login, refresh and logout, in this tab or another tab of the origin. */
   onChange(listener: () => void): void;
@@ -649,8 +650,8 @@ impl EdgeOAuth {
     }
 
     /// Refreshes now, under the session's cross-tab lock (a session another tab refreshed
-    /// meanwhile is taken over, never refreshed twice).
-    pub async fn refresh(&self) -> Result<(), JsValue> {
+    /// meanwhile is taken over, never refreshed twice); true when the access token changed.
+    pub async fn refresh(&self) -> Result<bool, JsValue> {
         let inner = match &self.kind {
             Kind::Core(inner) => inner,
             Kind::Bff(_) => {
@@ -667,11 +668,14 @@ impl EdgeOAuth {
             .ok_or_else(|| js_error(&edge_oauth_core::Error::NoRefreshToken))?;
         match inner.core.refresh(&session).await {
             Ok(s) => {
-                inner.refresh_count.set(inner.refresh_count.get() + 1);
+                let changed = inner.last_token.borrow().as_ref() != Some(&s.tokens.access_token);
+                if changed {
+                    inner.refresh_count.set(inner.refresh_count.get() + 1);
+                }
                 *inner.last_token.borrow_mut() = Some(s.tokens.access_token);
                 inner.refresh_failed.set(false);
                 inner.changed();
-                Ok(())
+                Ok(changed)
             }
             Err(e) => {
                 inner.refresh_failed.set(true);
