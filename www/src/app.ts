@@ -388,8 +388,12 @@ async function onRefresh(): Promise<void> {
   if (!client) return;
   el.refresh.disabled = true;
   try {
-    await client.refresh();
-    log('refreshed', 'new access token');
+    const renewed = await client.refresh();
+    log('refreshed', renewed
+      ? 'new access token'
+      : state.mode === 'token-mediating'
+        ? 'the worker answered with the access token it holds (it refreshes upstream when that one is due)'
+        : 'another tab had just refreshed: its token taken over');
     clearError();
   } catch (e) {
     showError(e, 'refreshing');
