@@ -40,9 +40,8 @@ export async function typed(): Promise<void> {
   const trace: EdgeOAuthDiscoveryStep[] = client.discoveryTrace();
   const step: { what: string; url: string; status?: number; outcome: string } | undefined = trace[0];
   const source: 'pre-registered' | 'cimd' | 'dcr' | undefined = status.clientSource;
-  const bound: boolean | undefined = status.dpopBound;
   const renewed: boolean = await client.refresh();
-  void [step, source, bound, renewed];
+  void [step, source, renewed];
   const out: EdgeOAuthLogout = await client.logout();
   const revoked: number = out.revoked;
   const { returnTo }: { returnTo: string } = await handleRedirectCallback(options);

@@ -94,16 +94,16 @@ export interface EdgeOAuthStatus {
   lock: "web-locks" | "tab" | "backend";
   issuer?: string;
   clientId?: string;
-  /** Seconds since the epoch. */
-  expiresAt?: number;
-  scope?: string;
   /** How `clientId` was obtained: configured ("pre-registered"), a Client ID Metadata
    *  Document URL ("cimd") or dynamic registration ("dcr"). */
   clientSource?: "pre-registered" | "cimd" | "dcr";
-  /** The access token is DPoP-bound (RFC 9449) rather than a bearer token. */
-  dpopBound?: boolean;
-  /** Refreshes this page saw (its own, or another tab's it took over). */
+  /** Seconds since the epoch. */
+  expiresAt?: number;
+  scope?: string;
   refreshCount: number;
+  /** The session's tokens are DPoP-bound (`token_type: DPoP`): useless without this
+   *  origin's non-extractable key ("bff": without the worker's key for the session). */
+  dpopBound: boolean;
 }
 /** One request of the last discovery this page ran (at login or step-up). */
 export interface EdgeOAuthDiscoveryStep {
@@ -605,12 +605,14 @@ impl EdgeOAuth {
         }
         set(&o, "lock", crate::locks::mode().as_str());
         set(&o, "refreshCount", inner.refresh_count.get());
-        if let Some(s) = session {
-            set(&o, "issuer", s.issuer.clone());
-            if let Some(t) = s.tokens.expires_at.filter(|t| *t > 0) {
-                set(&o, "expiresAt", t as f64);
-            }
-            set(&o, "dpopBound", s.tokens.is_dpop());
+        set(
+            &o,
+            "dpopBound",
+            session.as_ref().is_some_and(|s| s.tokens.is_dpop()),
+        );
+        if let Some(s) = &session {
+            // How the client id was obtained: the stored registration of this issuer when it
+            // is the session's client, else the configured one.
             let stored = inner.store.load_client(&s.issuer).await.ok().flatten();
             let source = match stored.filter(|c| c.client_id == s.client_id) {
                 Some(c) => c.source,
@@ -622,10 +624,16 @@ impl EdgeOAuth {
                 RegistrationSource::Dynamic => "dcr",
             };
             set(&o, "clientSource", source);
+        }
+        if let Some(s) = session {
+            set(&o, "issuer", s.issuer);
+            set(&o, "clientId", s.client_id);
+            if let Some(t) = s.tokens.expires_at.filter(|t| *t > 0) {
+                set(&o, "expiresAt", t as f64);
+            }
             if let Some(scope) = s.tokens.scope {
                 set(&o, "scope", scope);
             }
-            set(&o, "clientId", s.client_id);
         }
         Ok(o.into())
     }
