@@ -244,6 +244,14 @@ async function runRow(browser, row, first) {
   return results;
 }
 
+// Ctrl-C or a kill: exit, so that lib.mjs's exit hook stops every process group started.
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+  process.on(signal, () => {
+    process.stderr.write(`demo e2e: ${signal}, stopping\n`);
+    process.exit(130);
+  });
+}
+
 const t0 = Date.now();
 const { chromium } = await import('playwright-core');
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
