@@ -8,7 +8,7 @@
 // Rows: every peer (tests/peers/stack.mjs --as oidc|sdk|workers; without stack.mjs,
 // mcp-stack.mjs as oidc) in browser-only popup mode, then oidc once in token-mediating and once
 // in BFF mode through the edge worker in workerd. Each row gets fresh servers, a fresh page
-// origin and a fresh browser context, with access tokens living 6 s (workers: 60 s). Scenarios:
+// origin and a fresh browser context, with access tokens living 6 s. Scenarios:
 //   connect      Connect, sign in (login form and consent, or an approving AS), tools listed, echo,
 //                Refresh now (one refresh_token request at the AS)
 //   reload       the page reloads and is connected again without signing in
@@ -32,9 +32,9 @@ import {
 } from './lib.mjs';
 
 const { values: args } = parseArgs({ options: { only: { type: 'string' }, verbose: { type: 'boolean', default: false } } });
-// Access-token lifetime: short, so the expiry scenario waits little; workers-oauth-provider
-// refuses less than 60 s (Cloudflare KV's minimum expiration).
-const ttlOf = (kind) => (kind === 'workers' ? 60 : 6);
+// Access-token lifetime: short, so the expiry scenario waits little (the workers peer enforces
+// lifetimes under workers-oauth-provider's 60 s minimum itself).
+const TTL = 6;
 const SCENARIOS = ['connect', 'reload', 'second tab', 'expiry', 'step-up', 'logout', 'error'];
 const SHOTS = path.join(HERE, 'shots/e2e');
 fs.rmSync(SHOTS, { recursive: true, force: true });
@@ -74,7 +74,7 @@ async function runRow(browser, row, first) {
   const origin = `http://127.0.0.1:${port}`;
   let context;
   try {
-    const peer = await startPeer({ kind, origin, ttl: ttlOf(kind), interactive: true, verbose: args.verbose });
+    const peer = await startPeer({ kind, origin, ttl: TTL, interactive: true, verbose: args.verbose });
     started.push(peer);
     const worker = mode === 'popup' ? undefined : await startWorker({ peer, origin, verbose: args.verbose });
     if (worker) started.push(worker);

@@ -389,6 +389,8 @@ async function onRefresh(): Promise<void> {
   el.refresh.disabled = true;
   try {
     const renewed = await client.refresh();
+    // The panel first, then the event: whoever watches the events sees the new counts.
+    await refreshStatus();
     log('refreshed', renewed
       ? 'new access token'
       : state.mode === 'token-mediating'
@@ -396,9 +398,9 @@ async function onRefresh(): Promise<void> {
         : 'another tab had just refreshed: its token taken over');
     clearError();
   } catch (e) {
+    await refreshStatus();
     showError(e, 'refreshing');
   }
-  await refreshStatus();
 }
 
 async function onLogout(): Promise<void> {
