@@ -261,11 +261,11 @@ function makeTest(browser, origin, id, workerPort) {
       t.worker = { ...w, client };
       return t.worker;
     },
-    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}`, persist = false, arch, proxy, client, server } = {}) {
+    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}`, persist = false, arch, proxy, client, server, dpop } = {}) {
       const q = new URLSearchParams({ mcp: t.stack.info.mcp, mode, redirect, db });
       if (scope) q.set('scope', scope);
       if (persist) q.set('persist', '1');
-      for (const [k, v] of Object.entries({ arch, proxy, client, server })) if (v) q.set(k, v);
+      for (const [k, v] of Object.entries({ arch, proxy, client, server, dpop })) if (v) q.set(k, v);
       return `${origin}/app.html?${q}`;
     },
     watch(page, label) {
@@ -499,6 +499,41 @@ async function reloadScenario(t, { persist }) {
   return `${dump.records} records in ${dump.dbs.map((d) => d.name).join(', ')}; ${dump.keys.length} non-extractable key(s); ${refreshes} refresh on reload`;
 }
 
+// Scenarios e and p3: 5 tabs x 20 concurrent getAccessToken() just after the access token
+// expires; exactly one refresh request reaches the AS. `stackArgs` for the stack (e.g.
+// --dpop); returns the first tab and the note.
+async function fiveTabs(t, stackArgs = [], appOpts = {}) {
+  await t.startStack(['--access-token-ttl', '8', ...stackArgs]);
+  const first = await t.openApp({ mode: 'redirect', ...appOpts });
+  await t.loginRedirect(first);
+  const { token: old } = await expectAuthenticated(t, first, 'tab 1 after login');
+  const s0 = await t.stats(); // counts the opening of tabs 2-5 too
+  const tabs = [first];
+  for (let i = 1; i < 5; i += 1) tabs.push(await t.openApp({ mode: 'redirect', ...appOpts }));
+  const exp = jwtPayload(old)?.exp;
+  assert(exp, 'the access token is not a JWT with exp');
+  const startAt = Math.max(Date.now() + 300, exp * 1000 + 300);
+  const results = await Promise.all(tabs.map((page) => page.evaluate(async (at) => {
+    await new Promise((r) => setTimeout(r, at - Date.now()));
+    const settled = await Promise.allSettled(Array.from({ length: 20 }, () => window.e2e.client.getAccessToken()));
+    return settled.map((s) => (s.status === 'fulfilled' ? { token: s.value } : { error: `${s.reason?.code ?? ''} ${s.reason?.message ?? s.reason}` }));
+  }, startAt)));
+  const flat = results.flat();
+  const errors = flat.filter((r) => r.error);
+  assert(errors.length === 0, `${errors.length}/100 calls threw, e.g. ${errors[0]?.error}`);
+  const tokens = new Set(flat.map((r) => r.token));
+  assert(!tokens.has(null) && !tokens.has(undefined), `${flat.filter((r) => !r.token).length}/100 calls returned no token`);
+  assert(!tokens.has(old), `${flat.filter((r) => r.token === old).length}/100 calls returned the expired token`);
+  assert(tokens.size === 1, `the 100 calls returned ${tokens.size} different tokens`);
+  const s1 = await t.stats();
+  const before = grantCounts(s0, 'refresh_token');
+  const after = grantCounts(s1, 'refresh_token');
+  assert(after.requests - before.requests === 1, `the AS counted ${after.requests - before.requests} refresh_token requests, want exactly 1`);
+  assert(after.errors - before.errors === 0, `refresh_token errors +${after.errors - before.errors}`);
+  const st = await t.status(first);
+  return { first, note: `lock: ${st.lock}`, token: [...tokens][0] };
+}
+
 // Every record of the page's own database, decrypted with its own non-extractable key (script
 // may use it, never read it): { "<kind>|<id>": plaintext }.
 function decryptIndexedDb(page) {
@@ -515,7 +550,7 @@ function decryptIndexedDb(page) {
       tx.oncomplete = () => resolve(k.result.map((key, i) => [key, v.result[i]]));
       tx.onerror = () => reject(tx.error);
     });
-    const [[, key]] = await all('keys');
+    const [, key] = (await all('keys')).find(([k]) => k === 'record-key');
     const out = {};
     for (const [k, v] of await all('records')) {
       try {
@@ -528,6 +563,112 @@ function decryptIndexedDb(page) {
     db.close();
     return out;
   }, new URL(page.url()).searchParams.get('db'));
+}
+
+
+// ---------------------------------------------------------------------------
+// DPoP (RFC 9449) helpers: the page's stored key, thumbprints, proofs made in Node.
+// ---------------------------------------------------------------------------
+const b64url = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+
+// RFC 7638 thumbprint of a P-256 public JWK.
+function ecThumbprint({ x, y }) {
+  return nodeCrypto.createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${x}","y":"${y}"}`).digest('base64url');
+}
+
+// A DPoP proof signed in Node with a key of its own (another key than the page's).
+function foreignProof(htu, htm = 'POST') {
+  const { privateKey, publicKey } = nodeCrypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { x, y } = publicKey.export({ format: 'jwk' });
+  const header = { typ: 'dpop+jwt', alg: 'ES256', jwk: { kty: 'EC', crv: 'P-256', x, y } };
+  const claims = { jti: nodeCrypto.randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
+  const input = `${b64url(header)}.${b64url(claims)}`;
+  const sig = nodeCrypto.sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' });
+  return `${input}.${sig.toString('base64url')}`;
+}
+
+// The page's DPoP key record in its IndexedDB (keys/dpop-key): what the private CryptoKey says
+// of itself, whether exportKey refuses it (every format), and whether WebCrypto verifies a
+// signature it made with the stored public coordinates.
+function inspectDpopKey(page) {
+  return page.evaluate(async (name) => {
+    const db = await new Promise((resolve, reject) => {
+      const r = indexedDB.open(name);
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    const rec = await new Promise((resolve, reject) => {
+      const r = db.transaction('keys', 'readonly').objectStore('keys').get('dpop-key');
+      r.onsuccess = () => resolve(r.result);
+      r.onerror = () => reject(r.error);
+    });
+    db.close();
+    if (!rec) return { missing: true };
+    const k = rec.privateKey;
+    const exports = {};
+    for (const format of ['jwk', 'pkcs8', 'raw']) {
+      try {
+        await crypto.subtle.exportKey(format, k);
+        exports[format] = 'exported';
+      } catch (e) {
+        exports[format] = e.name;
+      }
+    }
+    const data = new TextEncoder().encode('edge-oauth dpop check');
+    const sig = await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, k, data);
+    const pub = await crypto.subtle.importKey('jwk', { kty: 'EC', crv: rec.crv, x: rec.x, y: rec.y }, { name: 'ECDSA', namedCurve: 'P-256' }, false, ['verify']);
+    const verifies = await crypto.subtle.verify({ name: 'ECDSA', hash: 'SHA-256' }, pub, sig, data);
+    return {
+      isCryptoKey: k instanceof CryptoKey,
+      type: k.type,
+      extractable: k.extractable,
+      algorithm: k.algorithm,
+      usages: k.usages,
+      jwk: { crv: rec.crv, x: rec.x, y: rec.y },
+      exports,
+      sigLength: sig.byteLength,
+      verifies,
+    };
+  }, new URL(page.url()).searchParams.get('db'));
+}
+
+// Records every token-endpoint exchange of a page: request DPoP header, status, and body.
+function watchTokenEndpoint(page, issuer) {
+  const seen = [];
+  page.on('response', async (res) => {
+    const req = res.request();
+    if (req.method() !== 'POST' || req.url() !== `${issuer}/token`) return;
+    const entry = { dpop: req.headers().dpop, status: res.status(), body: null };
+    seen.push(entry);
+    try { entry.body = JSON.parse(await res.text()); } catch { /* a page that navigated on */ }
+  });
+  return seen;
+}
+
+// The claims and header of a DPoP proof.
+function proofParts(proof) {
+  const [h, c] = (proof ?? '').split('.');
+  try {
+    return { header: JSON.parse(Buffer.from(h, 'base64url')), claims: JSON.parse(Buffer.from(c, 'base64url')) };
+  } catch {
+    return {};
+  }
+}
+
+// A refresh_token grant sent from Node with the page's refresh token (read from its IndexedDB,
+// decrypted with its own key) and `dpop` as the DPoP header (none when undefined).
+async function refreshFromNode(t, page, dpop) {
+  const plain = await decryptIndexedDb(page);
+  const session = JSON.parse(plain[`session|${t.stack.info.mcp}`] ?? 'null');
+  assert(session?.tokens?.refresh_token, `no refresh token in the stored session (records: ${json(Object.keys(plain))})`);
+  const headers = { 'content-type': 'application/x-www-form-urlencoded' };
+  if (dpop) headers.dpop = dpop;
+  const res = await fetch(session.token_endpoint, {
+    method: 'POST',
+    headers,
+    body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: session.tokens.refresh_token, client_id: session.client_id }),
+  });
+  return { status: res.status, body: await res.json().catch(() => ({})), session };
 }
 
 // ---------------------------------------------------------------------------
@@ -628,35 +769,144 @@ const scenarios = [
     name: '5 tabs x 20 concurrent getAccessToken() just after expiry: exactly one refresh',
     timeoutMs: 90000,
     async run(t) {
-      await t.startStack(['--access-token-ttl', '8']);
-      const first = await t.openApp({ mode: 'redirect' });
-      await t.loginRedirect(first);
-      const { token: old } = await expectAuthenticated(t, first, 'tab 1 after login');
-      const s0 = await t.stats(); // counts the opening of tabs 2-5 too
-      const tabs = [first];
-      for (let i = 1; i < 5; i += 1) tabs.push(await t.openApp({ mode: 'redirect' }));
-      const exp = jwtPayload(old)?.exp;
-      assert(exp, 'the access token is not a JWT with exp');
-      const startAt = Math.max(Date.now() + 300, exp * 1000 + 300);
-      const results = await Promise.all(tabs.map((page) => page.evaluate(async (at) => {
-        await new Promise((r) => setTimeout(r, at - Date.now()));
-        const settled = await Promise.allSettled(Array.from({ length: 20 }, () => window.e2e.client.getAccessToken()));
-        return settled.map((s) => (s.status === 'fulfilled' ? { token: s.value } : { error: `${s.reason?.code ?? ''} ${s.reason?.message ?? s.reason}` }));
-      }, startAt)));
-      const flat = results.flat();
-      const errors = flat.filter((r) => r.error);
-      assert(errors.length === 0, `${errors.length}/100 calls threw, e.g. ${errors[0]?.error}`);
-      const tokens = new Set(flat.map((r) => r.token));
-      assert(!tokens.has(null) && !tokens.has(undefined), `${flat.filter((r) => !r.token).length}/100 calls returned no token`);
-      assert(!tokens.has(old), `${flat.filter((r) => r.token === old).length}/100 calls returned the expired token`);
-      assert(tokens.size === 1, `the 100 calls returned ${tokens.size} different tokens`);
+      return (await fiveTabs(t)).note;
+    },
+  },
+  {
+    id: 'p1',
+    name: 'DPoP (mcp-stack --dpop): non-extractable P-256 key in IndexedDB; tokens DPoP-bound to its thumbprint; MCP accepts them with a proof, refuses them as Bearer; a reload refreshes with the same key; the AS refuses a refresh without a proof or with another key',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--dpop']);
+      const { issuer } = t.stack.info;
+      const page = await t.openApp({ mode: 'redirect' });
+      const exchanges = watchTokenEndpoint(page, issuer);
+      await t.loginRedirect(page);
+      const { st, token } = await expectAuthenticated(t, page, 'after the DPoP login');
+      // The key: a non-extractable ECDSA P-256 private key that signs r||s; exportKey refuses it.
+      const key = await inspectDpopKey(page);
+      assert(!key.missing, 'no dpop-key record in IndexedDB');
+      assert(key.isCryptoKey && key.type === 'private' && key.extractable === false, `stored key: ${json(key)}`);
+      assert(key.algorithm?.name === 'ECDSA' && key.algorithm?.namedCurve === 'P-256', `stored key algorithm ${json(key.algorithm)}`);
+      for (const [format, outcome] of Object.entries(key.exports)) {
+        assert(outcome === 'InvalidAccessError', `crypto.subtle.exportKey('${format}', privateKey): ${outcome}, want InvalidAccessError`);
+      }
+      assert(key.sigLength === 64 && key.verifies, `WebCrypto ECDSA signature: ${key.sigLength} bytes, verifies ${key.verifies}`);
+      const jkt = ecThumbprint(key.jwk);
+      // Bound: token_type DPoP at the exchange, cnf.jkt = the key's thumbprint, status says so.
+      assert(st.dpopBound === true && st.dpopJkt === jkt, `status(): dpopBound ${json(st.dpopBound)}, dpopJkt ${json(st.dpopJkt)} (key ${jkt})`);
+      assert(jwtPayload(token)?.cnf?.jkt === jkt, `access token cnf ${json(jwtPayload(token)?.cnf)}, want jkt ${jkt}`);
+      const codeExchange = exchanges.find((e) => e.status === 200);
+      assert(codeExchange, `no successful token request seen (${json(exchanges.map((e) => e.status))})`);
+      assert(exchanges.every((e) => e.dpop), 'a token request went without a DPoP proof');
+      const proof = proofParts(codeExchange.dpop);
+      assert(proof.header?.typ === 'dpop+jwt' && proof.header?.alg === 'ES256' && ecThumbprint(proof.header.jwk ?? {}) === jkt && !proof.header.jwk.d, `code exchange proof header ${json(proof.header)}`);
+      assert(proof.claims?.htm === 'POST' && proof.claims?.htu === `${issuer}/token`, `code exchange proof claims ${json(proof.claims)}`);
+      if (codeExchange.body) assert(codeExchange.body.token_type === 'DPoP', `token_type ${json(codeExchange.body.token_type)}`);
+      // The MCP server: the bound token with a proof through client.fetch; as Bearer refused.
+      const s0 = await t.stats();
+      const r = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'bound' } }));
+      assert(r.status === 200 && r.result?.content?.[0]?.text === 'bound', `client.fetch with DPoP: HTTP ${r.status} ${r.body}`);
+      assert(await t.mcpDirect(token) === 401, 'the MCP server accepted the DPoP-bound token as a Bearer token');
       const s1 = await t.stats();
-      const before = grantCounts(s0, 'refresh_token');
-      const after = grantCounts(s1, 'refresh_token');
-      assert(after.requests - before.requests === 1, `the AS counted ${after.requests - before.requests} refresh_token requests, want exactly 1`);
-      assert(after.errors - before.errors === 0, `refresh_token errors +${after.errors - before.errors}`);
-      const st = await t.status(first);
-      return `lock: ${st.lock}`;
+      assert((s1.mcp.schemes.DPoP || 0) - (s0.mcp.schemes.DPoP || 0) === 1, `MCP schemes ${json(s0.mcp.schemes)} -> ${json(s1.mcp.schemes)}, want DPoP +1`);
+      const asBearer = (s1.mcp.dpop_rejected['bound token as Bearer'] || 0) - (s0.mcp.dpop_rejected['bound token as Bearer'] || 0);
+      assert(asBearer === 1, `dpop_rejected ${json(s1.mcp.dpop_rejected)}`);
+      // The MCP SDK over our fetch with DPoP.
+      const sdk = await page.evaluate(() => window.e2e.sdk('authFetch').catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })));
+      assert(!sdk.error && sdk.echo === 'hi', `MCP SDK over createAuthFetch with DPoP: ${json(sdk)}`);
+      // Reload: access tokens live in memory only, so the page refreshes, with the same key.
+      const before = exchanges.length;
+      await page.reload();
+      await t.ready(page);
+      const { st: st2, token: token2 } = await expectAuthenticated(t, page, 'after reload');
+      const s2 = await t.stats();
+      assert(grantCounts(s2, 'refresh_token').ok - grantCounts(s1, 'refresh_token').ok === 1, 'the reload did not refresh exactly once');
+      assert(token2 !== token && jwtPayload(token2)?.cnf?.jkt === jkt, `after reload: cnf ${json(jwtPayload(token2)?.cnf)}, want jkt ${jkt}`);
+      assert(st2.dpopJkt === jkt && st2.dpopBound, `status() after reload: ${json(st2)}`);
+      const refresh = exchanges.slice(before).find((e) => e.status === 200);
+      assert(refresh && ecThumbprint(proofParts(refresh.dpop).header?.jwk ?? {}) === jkt, 'the refresh after reload was not proven with the same key');
+      if (refresh.body) assert(refresh.body.token_type === 'DPoP', `refresh answer token_type ${json(refresh.body.token_type)}`);
+      const r2 = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r2.status === 200, `client.fetch after reload: HTTP ${r2.status} ${r2.body}`);
+      // The refresh token is bound too: the AS refuses it without a proof and with another key.
+      const none = await refreshFromNode(t, page, undefined);
+      assert(none.status === 400 && none.body.error, `refresh without a proof: HTTP ${none.status} ${json(none.body)}`);
+      const other = await refreshFromNode(t, page, foreignProof(none.session.token_endpoint));
+      assert(other.status === 400 && other.body.error, `refresh with another key: HTTP ${other.status} ${json(other.body)}`);
+      return `jkt ${jkt.slice(0, 8)}…; refused: no proof ${none.body.error} (${none.body.error_description}), other key ${other.body.error} (${other.body.error_description})`;
+    },
+  },
+  {
+    id: 'p2',
+    name: 'DPoP nonces (mcp-stack --dpop-nonce): the AS and the MCP server each challenge once, the page answers with the nonce, later requests carry it',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--dpop-nonce']);
+      const { issuer } = t.stack.info;
+      const page = await t.openApp({ mode: 'redirect', dpop: 'require' });
+      const exchanges = watchTokenEndpoint(page, issuer);
+      await t.loginRedirect(page);
+      const { st } = await expectAuthenticated(t, page, 'after the DPoP login');
+      assert(st.dpopBound, `status(): ${json(st)}`);
+      const s1 = await t.stats();
+      const code = s1.token.by_grant_type.authorization_code;
+      assert(code?.ok === 1 && code?.errors?.use_dpop_nonce === 1 && code.requests === 2, `code exchange: ${json(code)}, want one use_dpop_nonce then ok`);
+      // Exchanges on the callback page may be unreadable after it navigated; statuses are not.
+      assert(exchanges.filter((e) => e.status === 400).length === 1, `token statuses ${json(exchanges.map((e) => e.status))}`);
+      const ok = exchanges.find((e) => e.status === 200);
+      assert(ok && proofParts(ok.dpop).claims?.nonce, `the retried exchange's proof has no nonce (${json(proofParts(ok?.dpop).claims)})`);
+      // The MCP server: one 401 use_dpop_nonce, answered; the next request carries the nonce.
+      const r1 = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r1.status === 200, `first MCP request: HTTP ${r1.status} ${r1.body}`);
+      const r2 = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'n' } }));
+      assert(r2.status === 200, `second MCP request: HTTP ${r2.status} ${r2.body}`);
+      const s2 = await t.stats();
+      const nonceRejects = (s2.mcp.dpop_rejected.nonce || 0) - (s1.mcp.dpop_rejected.nonce || 0);
+      assert(nonceRejects === 1, `the MCP server challenged ${nonceRejects} times (${json(s2.mcp.dpop_rejected)}), want once`);
+      assert((s2.mcp.schemes.DPoP || 0) - (s1.mcp.schemes.DPoP || 0) === 3, `MCP DPoP requests ${json(s2.mcp.schemes)}, want 3 (challenge, retry, next)`);
+      return `AS: ${json(code)}; MCP nonce challenges: ${nonceRejects}`;
+    },
+  },
+  {
+    id: 'p3',
+    name: 'DPoP: 5 tabs x 20 concurrent getAccessToken() just after expiry share one key and make exactly one (proven) refresh',
+    timeoutMs: 90000,
+    async run(t) {
+      const { first, note, token } = await fiveTabs(t, ['--dpop']);
+      const jkts = new Set();
+      for (const page of t.pages) jkts.add((await t.status(page)).dpopJkt);
+      assert(jkts.size === 1 && !jkts.has(undefined), `the tabs use ${jkts.size} DPoP keys: ${json([...jkts])}`);
+      const [jkt] = jkts;
+      assert(jwtPayload(token)?.cnf?.jkt === jkt, `the refreshed token's cnf ${json(jwtPayload(token)?.cnf)}, want ${jkt}`);
+      const r = await first.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r.status === 200, `client.fetch after the refresh: HTTP ${r.status} ${r.body}`);
+      return `${note}; one key in ${t.pages.length} tabs`;
+    },
+  },
+  {
+    id: 'p4',
+    name: 'DPoP: logout replaces the key; the next login binds to the new one (mcp-stack --dpop); dpop "off" gets Bearer tokens from the same AS',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--dpop']);
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const { st } = await expectAuthenticated(t, page, 'after login');
+      const out = await page.evaluate(() => window.e2e.client.logout());
+      assert(out?.deleted === true, `logout(): ${json(out)}`);
+      const after = await t.status(page);
+      assert(after.dpopJkt && after.dpopJkt !== st.dpopJkt && !after.dpopBound, `after logout: ${json(after)} (before ${st.dpopJkt})`);
+      assert(ecThumbprint((await inspectDpopKey(page)).jwk) === after.dpopJkt, 'the stored key is not the new one');
+      await t.loginRedirect(page);
+      const { token } = await expectAuthenticated(t, page, 'after the second login');
+      assert(jwtPayload(token)?.cnf?.jkt === after.dpopJkt, `second login bound to ${json(jwtPayload(token)?.cnf)}, want ${after.dpopJkt}`);
+      // Off: the same AS hands out Bearer tokens.
+      const off = await t.openApp({ mode: 'redirect', dpop: 'off', db: 'e2e-p4-off' });
+      await t.loginRedirect(off);
+      const { st: stOff, token: bearer } = await expectAuthenticated(t, off, 'dpop off');
+      assert(!stOff.dpopBound && stOff.dpopJkt === undefined && !jwtPayload(bearer)?.cnf, `dpop "off": ${json(stOff)}, cnf ${json(jwtPayload(bearer)?.cnf)}`);
+      assert(await t.mcpDirect(bearer) === 200, 'the Bearer token of dpop "off" was refused');
     },
   },
   {
@@ -827,12 +1077,13 @@ const scenarios = [
       const page = await t.openApp({ mode: 'redirect', arch: 'token-mediating', proxy: w.base, client: w.client.client_id });
       // Every answer of the worker and of the AS's token endpoint the page received.
       const answers = [];
-      t.context.on('response', async (r) => {
+      const reading = []; // body reads still under way: awaited before answers are checked
+      t.context.on('response', (r) => {
         const u = new URL(r.url());
         if (u.origin !== w.base && !(u.origin === t.stack.info.issuer && u.pathname.startsWith('/token'))) return;
         if (r.request().method() !== 'POST') return; // preflights
         // A body can be gone when the page navigated on (the callback page leaving): null.
-        answers.push({ url: u.origin + u.pathname, status: r.status(), body: await r.text().catch(() => null) });
+        reading.push(r.text().catch(() => null).then((body) => answers.push({ url: u.origin + u.pathname, status: r.status(), body })));
       });
       const s0 = await t.stats();
       await t.loginRedirect(page);
@@ -859,6 +1110,7 @@ const scenarios = [
       assert(r.status === 200, `client.fetch after the refresh: HTTP ${r.status}`);
       // What the page received: access tokens and session handles, never a refresh token, and
       // nothing from the AS's token endpoint directly.
+      await Promise.all(reading);
       const direct = answers.filter((a) => a.url.startsWith(t.stack.info.issuer));
       assert(direct.length === 0, `the page called the AS's token endpoint: ${json(direct.map((a) => a.url))}`);
       const tokenAnswers = answers.filter((a) => a.url === `${w.base}/token`);
@@ -885,7 +1137,10 @@ const scenarios = [
       assert(out?.deleted === true && out?.revoked >= 1, `logout() returned ${json(out)}`);
       const s5 = await t.stats();
       assert(s5.revocation.ok - s4.revocation.ok >= 1, 'no revocation reached the AS');
-      assert(answers.some((a) => a.url === `${w.base}/revoke` && a.status === 200), 'logout did not go through the worker\'s /revoke');
+      // The response event reaches Node after logout() has resolved in the page: wait for it.
+      await until(async () => { await Promise.all(reading); return answers.some((a) => a.url === `${w.base}/revoke`); }, 5000, 'the answer of the worker\'s /revoke')
+        .catch(() => { throw new Failure('logout did not go through the worker\'s /revoke'); });
+      assert(answers.some((a) => a.url === `${w.base}/revoke` && a.status === 200), `the worker's /revoke answered ${json(answers.filter((a) => a.url === `${w.base}/revoke`).map((a) => a.status))}`);
       assert(await t.mcpDirect(second) === 401, 'the MCP server still accepts the access token after logout');
       return `${tokenAnswers.length} /token answers, ${handles.length} handles, no refresh token`;
     },

@@ -32,6 +32,11 @@ export async function typed(): Promise<void> {
   const status: EdgeOAuthStatus = await client.status();
   const state: 'authenticated' | 'expired' | 'refresh-failed' | 'not-authenticated' = status.state;
   const lock: 'web-locks' | 'tab' | 'backend' = status.lock;
+  const dpopBound: boolean = status.dpopBound;
+  const dpopJkt: string | undefined = status.dpopJkt;
+  void dpopBound;
+  void dpopJkt;
+  for (const dpop of ['require', 'prefer', 'off'] as const) await EdgeOAuth.create({ ...options, dpop });
   const response: Response = await client.fetch('https://mcp.example.com/mcp', { method: 'POST' });
   const authFetch: typeof fetch = createAuthFetch(client);
   await authFetch(new URL('https://mcp.example.com/mcp'));

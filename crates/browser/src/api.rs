@@ -14,15 +14,20 @@ use std::rc::Rc;
 
 use edge_oauth_core::client::{PendingLogin, RetryState};
 use edge_oauth_core::env::OsRandom;
+use edge_oauth_core::http::{HttpResponse, Method};
+use edge_oauth_core::jws::Signer;
 use edge_oauth_core::registration::{ClientMetadata, RegistrationSource};
 use edge_oauth_core::store::CredentialStore;
-use edge_oauth_core::{AccessToken, ClientConfig, OAuthClient, PreRegisteredClient, Recovery, Url};
+use edge_oauth_core::{
+    AccessToken, ClientConfig, DpopPolicy, OAuthClient, PreRegisteredClient, Recovery, Url,
+};
 use js_sys::{Function, Object, Promise, Reflect};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::authorizer::{Mode, PageAuthorizer};
 use crate::bff::BffClient;
+use crate::dpop::DpopKey;
 use crate::env::DateClock;
 use crate::mediate::MediatedHttp;
 use crate::store::{BrowserStore, StorageMode, StoreOptions};
@@ -65,6 +70,13 @@ export interface EdgeOAuthPageOptions {
   persistAccessTokens?: boolean;
   /** IndexedDB database name (default "edge-oauth"). */
   dbName?: string;
+  /** Sender-constrained tokens (DPoP, RFC 9449) with a non-extractable ECDSA P-256 key kept in
+   *  IndexedDB, shared by the origin's tabs and replaced on logout:
+   *  - "prefer" (default): DPoP when the authorization server advertises ES256 in
+   *    `dpop_signing_alg_values_supported`, bearer tokens otherwise;
+   *  - "require": DPoP-bound tokens only (a server that lists other algorithms is refused);
+   *  - "off": bearer tokens only. */
+  dpop?: "require" | "prefer" | "off";
 }
 /** Options of the "bff" architecture: the worker at `proxyUrl` is the OAuth client and keeps
  *  every token; the page holds only its HttpOnly session cookie. `getAccessToken()` is always
@@ -104,6 +116,9 @@ export interface EdgeOAuthStatus {
   /** The session's tokens are DPoP-bound (`token_type: DPoP`): useless without this
    *  origin's non-extractable key ("bff": without the worker's key for the session). */
   dpopBound: boolean;
+  /** The RFC 7638 thumbprint of the DPoP key (the `cnf.jkt` bound tokens carry), when the
+   *  `dpop` option is not "off". */
+  dpopJkt?: string;
 }
 /** One request of the last discovery this page ran (at login or step-up). */
 export interface EdgeOAuthDiscoveryStep {
@@ -212,6 +227,8 @@ struct Inner {
     refresh_failed: Cell<bool>,
     /// The access token `getAccessToken` returned last.
     last_token: RefCell<Option<AccessToken>>,
+    /// The DPoP key (also the core's `dpop_signer`), unless the `dpop` option is "off".
+    dpop: Option<DpopKey>,
 }
 
 /// The page as the OAuth client ("browser", "token-mediating") or the worker ("bff").
@@ -329,10 +346,29 @@ async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
         store_options = store_options.db_name(db);
     }
     let store = Rc::new(BrowserStore::open(store_options).await);
+    let policy = match opt_str(options, "dpop").as_deref() {
+        // Prefer by default: sender-constrained tokens wherever the AS offers them (a stolen
+        // token is then useless without the non-extractable key), bearer tokens elsewhere.
+        None | Some("prefer") => DpopPolicy::Prefer,
+        Some("require") => DpopPolicy::Require,
+        Some("off") => DpopPolicy::Off,
+        _ => return Err(invalid("dpop must be \"require\", \"prefer\" or \"off\"")),
+    };
+    let dpop = match policy {
+        DpopPolicy::Off => None,
+        _ => match DpopKey::load_or_create(store.database(), store.db_name()).await {
+            Ok(key) => Some(key),
+            Err(e) if policy == DpopPolicy::Require => return Err(js_error(&e.into())),
+            // No usable WebCrypto ECDSA here: bearer tokens, as if no AS offered DPoP.
+            Err(_) => None,
+        },
+    };
     let name = opt_str(options, "clientName").unwrap_or_else(|| "edge-oauth".into());
     let mut config = ClientConfig::new(ClientMetadata::web(name, redirect_uri.clone()));
     config.scope_override = opt_str(options, "scope");
     config.client_id_metadata_url = opt_str(options, "clientMetadataUrl");
+    config.dpop = policy;
+    config.dpop_signer = dpop.clone().map(Signer::new);
     if let Some(client_id) = opt_str(options, "clientId") {
         // A secret only where the code is not shipped to users (Node, a worker); never in a
         // page, where anyone can read it.
@@ -361,6 +397,7 @@ async fn build(options: &JsValue) -> Result<Rc<Inner>, JsValue> {
         refresh_count: Cell::new(0),
         refresh_failed: Cell::new(false),
         last_token: RefCell::default(),
+        dpop,
     }))
 }
 
@@ -401,6 +438,40 @@ impl Inner {
         result
     }
 
+    /// The headers presenting `token` on a `method` request to `url` (the core's: bearer, or
+    /// DPoP with a proof).
+    async fn authorization(
+        &self,
+        method: &str,
+        url: &str,
+        token: &AccessToken,
+    ) -> Result<Vec<(String, String)>, JsValue> {
+        let known = match method {
+            "GET" => Some(Method::Get),
+            "POST" => Some(Method::Post),
+            "DELETE" => Some(Method::Delete),
+            _ => None,
+        };
+        let headers = self
+            .core
+            .authorization_headers(known.unwrap_or(Method::Get), url, token)
+            .await
+            .map_err(|e| js_error(&e))?;
+        if known.is_none() && headers.iter().any(|(n, _)| n == "DPoP") {
+            return Err(invalid(
+                "DPoP proofs are made for GET, POST and DELETE requests only",
+            ));
+        }
+        Ok(headers)
+    }
+
+    /// Takes the DPoP key stored now (another tab replaced it at logout).
+    async fn reload_dpop_key(&self) {
+        if let Some(key) = &self.dpop {
+            let _ = key.reload(self.store.database()).await;
+        }
+    }
+
     /// Is `url` the protected resource (same origin, path within the server's)?
     fn protects(&self, url: &Url) -> bool {
         if url.origin() != self.server.origin() {
@@ -435,25 +506,36 @@ impl Inner {
             )?
             .unchecked_into();
             let headers = attempt.headers();
-            match &token {
-                Some(t) => headers.set("Authorization", &format!("Bearer {}", t.secret()))?,
-                None => headers.delete("Authorization")?,
+            headers.delete("Authorization")?;
+            headers.delete("DPoP")?;
+            if let Some(t) = &token {
+                // Bearer, or for a DPoP-bound token the DPoP scheme and a fresh proof (with
+                // `ath` and the resource server's latest nonce).
+                for (name, value) in self
+                    .authorization(&attempt.method(), &attempt.url(), t)
+                    .await?
+                {
+                    headers.set(&name, &value)?;
+                }
             }
             let response: web_sys::Response =
                 JsFuture::from(Promise::from(fetch.call1(&global, &attempt)?))
                     .await?
                     .unchecked_into();
-            let challenge = response.headers().get("www-authenticate")?;
+            // What recovery reads: the challenge, and a DPoP nonce (kept for the next proof;
+            // a `use_dpop_nonce` challenge is answered once).
+            let seen = response.headers();
+            let mut kept = Vec::new();
+            for name in ["www-authenticate", "dpop-nonce"] {
+                if let Some(v) = seen.get(name)? {
+                    kept.push((name.to_owned(), v));
+                }
+            }
+            let head = HttpResponse::new(response.status(), kept, "");
             let authorizations = retry.authorizations();
             let next = self
                 .core
-                .recover(
-                    &self.server,
-                    response.status(),
-                    challenge.as_deref(),
-                    token.as_ref(),
-                    &mut retry,
-                )
+                .recover_response(&self.server, &head, token.as_ref(), &mut retry)
                 .await
                 .map_err(|e| js_error(&e))?;
             match next {
@@ -519,6 +601,18 @@ impl EdgeOAuth {
             });
         }
         let inner = build(&options).await?;
+        if inner.dpop.is_some() {
+            // Another tab's logout replaces the key: take the new one for the next login.
+            let weak = Rc::downgrade(&inner);
+            let reload = Closure::<dyn Fn()>::new(move || {
+                if let Some(inner) = weak.upgrade() {
+                    wasm_bindgen_futures::spawn_local(async move { inner.reload_dpop_key().await });
+                }
+            });
+            inner
+                .store
+                .on_change_elsewhere(reload.into_js_value().unchecked_into());
+        }
         let fetch = make_fetch(&inner);
         Ok(EdgeOAuth {
             kind: Kind::Core(inner),
@@ -544,6 +638,8 @@ impl EdgeOAuth {
             return Promise::reject(&js_error(&e));
         }
         future_to_promise(async move {
+            // Bind to the key every tab uses now.
+            inner.reload_dpop_key().await;
             let result = inner.core.authorize(&inner.server, None, None).await;
             inner.core.authorizer_ref().finish();
             result.map_err(|e| js_error(&e))?;
@@ -610,6 +706,9 @@ impl EdgeOAuth {
             "dpopBound",
             session.as_ref().is_some_and(|s| s.tokens.is_dpop()),
         );
+        if let Some(key) = &inner.dpop {
+            set(&o, "dpopJkt", key.thumbprint());
+        }
         if let Some(s) = &session {
             // How the client id was obtained: the stored registration of this issuer when it
             // is the session's client, else the configured one.
@@ -705,6 +804,12 @@ impl EdgeOAuth {
             .logout(inner.key())
             .await
             .map_err(|e| js_error(&e))?;
+        // A new DPoP key for the next login: nothing issued before is bound to it.
+        if let Some(key) = &inner.dpop {
+            key.replace(inner.store.database(), inner.store.db_name())
+                .await
+                .map_err(|e| js_error(&e.into()))?;
+        }
         inner.refresh_failed.set(false);
         inner.changed();
         let o = Object::new();

@@ -12,6 +12,8 @@
 //!   worker (the page never receives a refresh token);
 //! - [`idb`]: raw IndexedDB, each request turned into a future;
 //! - [`crypto`]: a non-extractable AES-GCM key kept in IndexedDB, sealing records with AAD;
+//! - [`dpop`]: the DPoP key (non-extractable ECDSA P-256 in IndexedDB), the core's signer
+//!   over `crypto.subtle.sign`;
 //! - [`store`]: [`BrowserStore`], the core's `CredentialStore` over the two layers above,
 //!   falling back to memory when IndexedDB cannot be used.
 //!
@@ -33,6 +35,7 @@ pub mod api;
 pub mod authorizer;
 pub mod bff;
 pub mod crypto;
+pub mod dpop;
 pub mod env;
 pub mod error;
 pub mod fetch;

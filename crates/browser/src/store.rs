@@ -1,7 +1,9 @@
 //! [`BrowserStore`]: the core's [`CredentialStore`] in IndexedDB, every record encrypted.
 //!
 //! Layout (database `edge-oauth` by default, version 1):
-//! - object store `keys`, key `record-key`: the non-extractable AES-GCM `CryptoKey`;
+//! - object store `keys`, key `record-key`: the non-extractable AES-GCM `CryptoKey`; key
+//!   `dpop-key`: the DPoP key pair's non-extractable private key and public JWK
+//!   ([`crate::dpop`]);
 //! - object store `records`, keys `client|<issuer>`, `session|<server URL>`,
 //!   `pending|<base64url SHA-256 of the state>`: `{iv, ct}` objects, the plaintext JSON.
 //!
@@ -219,6 +221,20 @@ impl BrowserStore {
     /// Where credentials are kept.
     pub fn storage_mode(&self) -> &StorageMode {
         &self.mode
+    }
+
+    /// The IndexedDB database, `None` where the store keeps to memory (the DPoP key is kept
+    /// in it beside the record key, see [`crate::dpop`]).
+    pub fn database(&self) -> Option<&Database> {
+        match &self.backend {
+            Backend::Idb { db, .. } => Some(db),
+            Backend::Memory(_) => None,
+        }
+    }
+
+    /// The database's name.
+    pub fn db_name(&self) -> &str {
+        &self.db_name
     }
 
     /// True when sessions are persisted without their access token (memory holds it).
