@@ -13,6 +13,8 @@
 #               0.1.16's `2025-03-26-oauth-metadata-backcompat`
 #               serves root metadata whose issuer is <origin>/oauth, which RFC 8414 §3.3 (and the
 #               MCP spec) require a client to refuse; the suite fixed it in 0.2.0-alpha.5.
+#   dpop:       0.2.0-alpha.12's auth/dpop and auth/dpop-nonce with the wasm build as the client,
+#               at the 2026-07-28 wire (the driver's --wire 2026-07-28) and at the SDK's.
 #   2026-07-28: 0.2.0-alpha.12's frozen requirement set, run at the 2026-07-28 wire (stateless,
 #               _meta on every request) against the CLI: every scored client scenario must pass
 #               with no failed check and no warning. The auth extensions the set runs unscored
@@ -109,4 +111,27 @@ for client in "$wasm_client"; do
   done
 done
 [ "$failed" = 0 ] || { echo "conformance refusal scenarios FAILED" >&2; exit 1; }
+
+# DPoP (RFC 9449, the auth/dpop extension of the 2026-07-28 set) with the wasm build as the
+# client: its non-extractable WebCrypto P-256 key (Node 22's WebCrypto; no IndexedDB there, so a
+# key per process), proofs at the token endpoint and on every MCP request, both nonce
+# challenges. At the 2026-07-28 wire (how the requirement set runs them; the driver's own
+# stateless JSON-RPC sender, the SDK speaks only 2025-11-25) and at the SDK's wire.
+dpop_pkg=tests/conformance/node_modules/conformance-0.2.0-alpha.12/dist/index.js
+echo "== DPoP scenarios (conformance 0.2.0-alpha.12), client: ${wasm_client##*/}"
+for s in auth/dpop auth/dpop-nonce; do
+  for how in "2026-07-28|--wire 2026-07-28|--spec-version 2026-07-28 --force" "the MCP SDK 1.32 wire||"; do
+    IFS='|' read -r label flag spec <<<"$how"
+    log="$(mktemp)"
+    # shellcheck disable=SC2086 # $spec and $flag are lists of words
+    if node "$dpop_pkg" client --command "$wasm_client $flag" --scenario "$s" $spec >"$log" 2>&1 &&
+       grep -q 'OVERALL: PASSED' "$log" && grep -q 'Passed: [0-9]*/[0-9]*, 0 failed, 0 warnings' "$log"; then
+      echo "✓ $s at $label: $(grep -o 'Passed: [^,]*, [0-9]* failed, [0-9]* warnings' "$log"); $(grep -c 'sep-1932-client.*SUCCESS' "$log") DPoP checks"
+    else
+      echo "✗ $s at $label"; cat "$log" >&2; failed=1
+    fi
+    rm -f "$log"
+  done
+done
+[ "$failed" = 0 ] || { echo "conformance DPoP scenarios FAILED" >&2; exit 1; }
 

@@ -2,7 +2,10 @@
 // The MCP conformance client with the wasm build of edge-oauth as its OAuth client: the
 // `nodejs` build of crates/browser drives discovery, registration, PKCE, the code exchange,
 // refresh and step-up; the MCP TypeScript SDK (1.32) speaks MCP through its `fetch`.
-// Usage (what the suite runs): wasm-client.mjs <server-url>
+// Usage (what the suite runs): wasm-client.mjs [--wire 2026-07-28] <server-url>
+//   --wire 2026-07-28: speak MCP at the 2026-07-28 wire (stateless, `_meta` on every request,
+//   `Mcp-Method`/`Mcp-Name` headers) with the small JSON-RPC sender below instead of the SDK,
+//   which speaks only the 2025-11-25 wire; OAuth is the wasm build's either way.
 //   MCP_CONFORMANCE_CONTEXT: {"client_id", "client_secret"} for pre-registration scenarios.
 //   EDGE_OAUTH_NODE_PKG: the wasm-pack --target nodejs output (default crates/browser/pkg-node).
 import { createRequire } from 'node:module';
@@ -18,7 +21,13 @@ const sdk = path.join(root, 'tests/browser/node_modules/@modelcontextprotocol/sd
 const { Client } = await import(path.join(sdk, 'client/index.js'));
 const { StreamableHTTPClientTransport } = await import(path.join(sdk, 'client/streamableHttp.js'));
 
-const server = process.argv[process.argv.length - 1];
+const argv = process.argv.slice(2);
+const wire = argv.includes('--wire') ? argv[argv.indexOf('--wire') + 1] : 'sdk';
+if (wire !== 'sdk' && wire !== '2026-07-28') {
+  console.error(`unknown --wire ${wire}`);
+  process.exit(2);
+}
+const server = argv[argv.length - 1];
 // Never listened on: the suite's authorization endpoint approves at once, and the authorize
 // step below stops at the redirect to this URI.
 const redirectUri = 'http://127.0.0.1:33419/callback';
@@ -69,8 +78,50 @@ if (process.env.MCP_CONFORMANCE_CONTEXT) {
   }
 }
 
+/** A header value as 2026-07-28 mirrors it: plain visible ASCII, else base64 in a sentinel. */
+function headerValue(v) {
+  const plain = /^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(v) && !(v.startsWith('=?base64?') && v.endsWith('?='));
+  return plain ? v : `=?base64?${Buffer.from(v, 'utf8').toString('base64')}?=`;
+}
+
+/** tools/list then tools/call at the 2026-07-28 wire, through `fetchFn` (ours). */
+async function modern(fetchFn, url) {
+  const version = '2026-07-28';
+  const meta = {
+    'io.modelcontextprotocol/protocolVersion': version,
+    'io.modelcontextprotocol/clientCapabilities': {},
+    'io.modelcontextprotocol/clientInfo': { name: 'edge-oauth-wasm', version: '0.1.0' },
+  };
+  let nextId = 0;
+  async function request(method, params = {}) {
+    const id = ++nextId;
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json, text/event-stream',
+      'mcp-protocol-version': version,
+      'mcp-method': method,
+    };
+    if (method === 'tools/call') headers['mcp-name'] = headerValue(params.name);
+    const res = await fetchFn(url, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method, params: { ...params, _meta: meta } }) });
+    const text = await res.text();
+    if (!res.ok) throw new Error(`${method}: HTTP ${res.status} ${text.slice(0, 200)}`);
+    const data = text.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trim());
+    const messages = (data.length ? data : [text]).map((d) => JSON.parse(d));
+    const reply = messages.find((m) => m.id === id);
+    if (!reply) throw new Error(`${method}: no reply with id ${id}`);
+    if (reply.error) throw new Error(`${method}: ${reply.error.code} ${reply.error.message}`);
+    return reply.result;
+  }
+  const { tools } = await request('tools/list');
+  await request('tools/call', { name: tools[0]?.name ?? 'test-tool', arguments: {} });
+}
+
 try {
   const oauth = await EdgeOAuth.create(options);
+  if (wire === '2026-07-28') {
+    await modern(oauth.fetch, server);
+    process.exit(0);
+  }
   const client = new Client({ name: 'edge-oauth-wasm', version: '0.1.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(server), { fetch: oauth.fetch }));
   const { tools } = await client.listTools();
