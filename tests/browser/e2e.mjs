@@ -910,6 +910,77 @@ const scenarios = [
     },
   },
   {
+    id: 'p5',
+    name: 'DPoP through the token-mediating worker (mcp-stack --dpop): the page\'s proof passes through on the exchange and the refresh, tokens bound to the page\'s key; a refresh without that key\'s proof refused at the edge, the session kept',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--dpop', '--access-token-ttl', '8']);
+      const w = await t.startWorker();
+      const page = await t.openApp({ mode: 'redirect', arch: 'token-mediating', proxy: w.base, client: w.client.client_id });
+      const toWorker = [];
+      t.context.on('request', (r) => {
+        if (r.method() === 'POST' && r.url() === `${w.base}/token`) toWorker.push({ dpop: r.headers().dpop, grant: new URLSearchParams(r.postData() ?? '').get('grant_type') });
+      });
+      await t.loginRedirect(page);
+      const { st, token: first } = await expectAuthenticated(t, page, 'after the token-mediating DPoP login', { statusFirst: true });
+      const jkt = st.dpopJkt;
+      assert(st.architecture === 'token-mediating' && st.dpopBound && jkt, `status(): ${json(st)}`);
+      assert(jwtPayload(first)?.cnf?.jkt === jkt, `access token cnf ${json(jwtPayload(first)?.cnf)}, want ${jkt}`);
+      const r1 = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r1.status === 200, `client.fetch with the bound token: HTTP ${r1.status} ${r1.body}`);
+      assert(await t.mcpDirect(first) === 401, 'the MCP server took the bound token as Bearer');
+      // After expiry: the refresh goes through the worker with the page's proof.
+      const exp = jwtPayload(first)?.exp;
+      await sleep(Math.max(0, exp * 1000 - Date.now()) + 700);
+      const s2 = await t.stats();
+      const second = await t.token(page);
+      const s3 = await t.stats();
+      assert(typeof second === 'string' && second !== first && jwtPayload(second)?.cnf?.jkt === jkt, `after expiry: ${second === first ? 'the same token' : json(jwtPayload(second)?.cnf)}`);
+      assert(grantCounts(s3, 'refresh_token').ok - grantCounts(s2, 'refresh_token').ok === 1, 'no upstream refresh');
+      const r2 = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'edge' } }));
+      assert(r2.status === 200 && r2.result?.content?.[0]?.text === 'edge', `client.fetch after the refresh: HTTP ${r2.status} ${r2.body}`);
+      const grants = toWorker.map((x) => x.grant);
+      assert(grants.includes('authorization_code') && grants.includes('refresh_token'), `requests to the worker's /token: ${json(grants)}`);
+      for (const x of toWorker) assert(x.dpop && ecThumbprint(proofParts(x.dpop).header?.jwk ?? {}) === jkt, `a ${x.grant} request to the worker without the page's proof`);
+      // The session handle without the page's key: refused at the edge, nothing sent upstream.
+      const plain = await decryptIndexedDb(page);
+      const handle = JSON.parse(plain[`session|${t.stack.info.mcp}`] ?? 'null')?.tokens?.refresh_token;
+      assert(handle, 'no session handle stored');
+      const s4 = await t.stats();
+      for (const [what, proof] of [['no proof', undefined], ['another key', foreignProof(`${t.stack.info.issuer}/token`)]]) {
+        const headers = { 'content-type': 'application/x-www-form-urlencoded', origin: t.origin };
+        if (proof) headers.dpop = proof;
+        const res = await fetch(`${w.base}/token`, { method: 'POST', headers, body: new URLSearchParams({ grant_type: 'refresh_token', refresh_token: handle, client_id: w.client.client_id }) });
+        const body = await res.json().catch(() => ({}));
+        assert(res.status === 400 && body.error === 'invalid_dpop_proof', `refresh through the worker with ${what}: HTTP ${res.status} ${json(body)}`);
+      }
+      const s5 = await t.stats();
+      assert(grantCounts(s5, 'refresh_token').requests === grantCounts(s4, 'refresh_token').requests, 'a refused refresh reached the AS');
+      const r3 = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r3.status === 200, `the session after the refused attempts: HTTP ${r3.status}`);
+      return `${toWorker.length} proven requests to the worker's /token`;
+    },
+  },
+  {
+    id: 'p6',
+    name: 'DPoP nonce through the token-mediating worker (mcp-stack --dpop-nonce): the AS\'s use_dpop_nonce and DPoP-Nonce reach the page through the worker, answered once',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--dpop-nonce']);
+      const w = await t.startWorker();
+      const page = await t.openApp({ mode: 'redirect', arch: 'token-mediating', proxy: w.base, client: w.client.client_id, dpop: 'require' });
+      await t.loginRedirect(page);
+      const { st, token } = await expectAuthenticated(t, page, 'after the login');
+      assert(st.dpopBound && jwtPayload(token)?.cnf?.jkt === st.dpopJkt, `status(): ${json(st)}`);
+      const s1 = await t.stats();
+      const code = s1.token.by_grant_type.authorization_code;
+      assert(code?.ok === 1 && code?.errors?.use_dpop_nonce === 1 && code.requests === 2, `code exchanges at the AS: ${json(code)}, want one use_dpop_nonce then ok`);
+      const r = await page.evaluate(() => window.e2e.mcp('tools/list'));
+      assert(r.status === 200, `client.fetch: HTTP ${r.status} ${r.body}`);
+      return `AS: ${json(code)}`;
+    },
+  },
+  {
     id: 'f',
     name: 'logout revokes at the AS, the old access token dies, status not-authenticated',
     async run(t) {

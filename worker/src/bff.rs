@@ -653,6 +653,7 @@ mod tests {
             created_at: 1_000,
             refreshes: 0,
             bff: None,
+            dpop_jkt: None,
         };
         // A token-mediating session is not a BFF session.
         assert_eq!(session_status(Some(&r), 1_500)["authenticated"], false);

@@ -10,7 +10,7 @@ use core::time::Duration;
 
 use edge_oauth_core::env::Clock;
 use edge_oauth_core::token::{
-    TokenTypeHint, process_revocation_response, process_token_response, refresh_token_request,
+    TokenTypeHint, process_revocation_response, process_token_response_with, refresh_token_request,
     revocation_request,
 };
 use edge_oauth_core::{HttpClient, OAuthErrorCode};
@@ -40,6 +40,9 @@ pub struct TokenSession {
     bucket: RefCell<Option<TokenBucket>>,
     /// When the idle expiry was last pushed back (seconds), to write it at most once a minute.
     touched: Cell<u64>,
+    /// The `DPoP-Nonce` the authorization server sent to the page's proof during this
+    /// command: passed back with the answer (RFC 9449 §8), so the page's next proof carries it.
+    upstream_nonce: RefCell<Option<String>>,
 }
 
 #[derive(serde::Deserialize)]
@@ -59,6 +62,7 @@ impl DurableObject for TokenSession {
             lock: AsyncLock::new(),
             bucket: RefCell::new(None),
             touched: Cell::new(0),
+            upstream_nonce: RefCell::new(None),
         }
     }
 
@@ -72,7 +76,10 @@ impl DurableObject for TokenSession {
             }
         };
         let _guard = self.lock.acquire().await;
-        let reply = self.run(command).await.unwrap_or_else(|e| Reply::error(&e));
+        let mut reply = self.run(command).await.unwrap_or_else(|e| Reply::error(&e));
+        if let Some(nonce) = self.upstream_nonce.take() {
+            reply = reply.with_header("DPoP-Nonce", nonce);
+        }
         into_response(reply)
     }
 
@@ -97,10 +104,11 @@ impl TokenSession {
                 redirect_uri,
                 code_verifier,
                 resource,
+                dpop,
             } => {
                 let provider = provider_named(&config, &provider)?;
                 let endpoints = resolve(&config, provider, &http).await?;
-                let request = authorization_code_request(
+                let mut request = authorization_code_request(
                     &endpoints.token,
                     &provider.client,
                     &code,
@@ -108,10 +116,25 @@ impl TokenSession {
                     &code_verifier,
                     resource.as_deref(),
                 );
+                // The page's proof, for tokens bound to the page's key (RFC 9449 §5).
+                if let Some(proof) = &dpop {
+                    request.headers.push(("DPoP".into(), proof.clone()));
+                }
                 let response = send(&http, provider, request).await?;
-                let tokens =
-                    process_token_response(&response, &endpoints.token, &WorkerClock, None, None)
-                        .map_err(ProxyError::from_upstream)?;
+                self.keep_nonce(&response, dpop.is_some());
+                let tokens = process_token_response_with(
+                    &response,
+                    &endpoints.token,
+                    &WorkerClock,
+                    None,
+                    None,
+                    dpop.is_some(),
+                )
+                .map_err(ProxyError::from_upstream)?;
+                let dpop_jkt = dpop
+                    .as_deref()
+                    .filter(|_| tokens.is_dpop())
+                    .and_then(crate::dpop::proof_jkt);
                 let handle = match tokens.refresh_token.is_some() {
                     true => {
                         let now = WorkerClock.now();
@@ -125,6 +148,7 @@ impl TokenSession {
                             created_at: now,
                             refreshes: 0,
                             bff: None,
+                            dpop_jkt,
                         };
                         self.save(&record, &config).await?;
                         Some(SessionHandle::encode(&self.id(), &record.handle))
@@ -134,7 +158,9 @@ impl TokenSession {
                 };
                 Ok(Reply::json(200, &mediated_response(&response.body, handle)))
             }
-            Command::Refresh { secret } => self.refresh(&config, &http, &secret).await,
+            Command::Refresh { secret, dpop } => {
+                self.refresh(&config, &http, &secret, dpop.as_deref()).await
+            }
             Command::Revoke { secret } => {
                 if let Some(record) = self.load()?
                     && record.bff.is_none()
@@ -158,6 +184,7 @@ impl TokenSession {
         config: &Config,
         http: &WorkerHttp,
         secret: &HandleSecret,
+        dpop: Option<&str>,
     ) -> Result<Reply, ProxyError> {
         let Some(mut record) = self.load()?.filter(|r| r.bff.is_none()) else {
             return Err(ProxyError::InvalidSessionHandle);
@@ -171,8 +198,16 @@ impl TokenSession {
             }
             Presented::Current | Presented::WithinGrace => {}
         }
+        // Tokens bound to the page's key go only to a proof by that key; the authorization
+        // server would refuse any other (and a refused refresh could end the session).
+        if let Some(jkt) = &record.dpop_jkt
+            && dpop.and_then(crate::dpop::proof_jkt).as_ref() != Some(jkt)
+        {
+            return Err(ProxyError::InvalidDpopProof);
+        }
+        let dpop = dpop.filter(|_| record.dpop_jkt.is_some());
         let provider = self.session_provider(config, &record).await?;
-        self.refresh_if_due(config, http, provider, &mut record, now)
+        self.refresh_if_due(config, http, provider, &mut record, now, dpop)
             .await?;
         Ok(Reply::json(
             200,
@@ -217,6 +252,7 @@ impl TokenSession {
         provider: &Provider,
         record: &mut SessionRecord,
         now: u64,
+        dpop: Option<&str>,
     ) -> Result<(), ProxyError> {
         if !record
             .tokens
@@ -232,7 +268,7 @@ impl TokenSession {
             return Err(Self::ended(record));
         };
         let endpoints = resolve(config, provider, http).await?;
-        let request = refresh_token_request(
+        let mut request = refresh_token_request(
             &endpoints.token,
             &provider.client,
             &old,
@@ -240,14 +276,21 @@ impl TokenSession {
             record.resource.as_deref(),
         )
         .map_err(ProxyError::from_upstream)?;
+        if let Some(proof) = dpop {
+            request.headers.push(("DPoP".into(), proof.to_owned()));
+        }
         let response = send(http, provider, request).await;
+        if let Ok(r) = &response {
+            self.keep_nonce(r, dpop.is_some());
+        }
         let outcome = response.as_ref().map_err(Clone::clone).and_then(|r| {
-            process_token_response(
+            process_token_response_with(
                 r,
                 &endpoints.token,
                 &WorkerClock,
                 Some(&old),
                 record.tokens.scope.as_deref(),
+                dpop.is_some(),
             )
             .map_err(ProxyError::from_upstream)
         });
@@ -326,6 +369,14 @@ impl TokenSession {
 
     fn id(&self) -> String {
         self.state.id().to_string()
+    }
+
+    /// Keeps the authorization server's `DPoP-Nonce` for the page's answer, when the request
+    /// carried the page's proof.
+    fn keep_nonce(&self, response: &edge_oauth_core::HttpResponse, proven: bool) {
+        if let Some(n) = edge_oauth_core::dpop::response_nonce(response).filter(|_| proven) {
+            *self.upstream_nonce.borrow_mut() = Some(n.to_owned());
+        }
     }
 
     fn load(&self) -> Result<Option<SessionRecord>, ProxyError> {

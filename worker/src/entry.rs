@@ -203,7 +203,12 @@ async fn route(mut req: Request, config: Rc<Config>, env: &Env, route: Route) ->
         }
         Method::Post => match read_form(&mut req, config.limits.max_body_bytes).await {
             Ok(form) => match route {
-                Route::Token => token(&form, &config, env).await,
+                Route::Token => {
+                    match crate::dpop::request_proof(req.headers().get("DPoP").ok().flatten()) {
+                        Ok(dpop) => token(&form, &config, env, dpop).await,
+                        Err(e) => Err(e),
+                    }
+                }
                 Route::Revoke => revoke(&form, &config, env).await,
             },
             Err(e) => Err(e),
@@ -279,7 +284,12 @@ pub async fn read_body(req: &mut Request, limit: usize) -> Result<Vec<u8>, Proxy
     Ok(body)
 }
 
-async fn token(form: &Form, config: &Config, env: &Env) -> Result<Reply, ProxyError> {
+async fn token(
+    form: &Form,
+    config: &Config,
+    env: &Env,
+    dpop: Option<String>,
+) -> Result<Reply, ProxyError> {
     let http = WorkerHttp::new(config.limits.upstream_timeout_ms);
     match TokenRequest::from_form(form)? {
         TokenRequest::AuthorizationCode {
@@ -309,6 +319,7 @@ async fn token(form: &Form, config: &Config, env: &Env) -> Result<Reply, ProxyEr
                 redirect_uri,
                 code_verifier: CodeVerifier::new(code_verifier),
                 resource,
+                dpop,
             };
             send_command(&stub, &command).await
         }
@@ -320,6 +331,7 @@ async fn token(form: &Form, config: &Config, env: &Env) -> Result<Reply, ProxyEr
                 &stub,
                 &Command::Refresh {
                     secret: handle.secret,
+                    dpop,
                 },
             )
             .await
@@ -409,6 +421,7 @@ pub async fn send_command(stub: &worker::Stub, command: &Command) -> Result<Repl
         .map_err(internal("calling the session"))?;
     let status = response.status_code();
     let retry_after = response.headers().get("Retry-After").ok().flatten();
+    let nonce = response.headers().get("DPoP-Nonce").ok().flatten();
     let bytes = response
         .bytes()
         .await
@@ -416,6 +429,9 @@ pub async fn send_command(stub: &worker::Stub, command: &Command) -> Result<Repl
     let mut reply = Reply::json_bytes(status, bytes);
     if let Some(r) = retry_after {
         reply.headers.push(("Retry-After", r));
+    }
+    if let Some(n) = nonce {
+        reply.headers.push(("DPoP-Nonce", n));
     }
     Ok(reply)
 }

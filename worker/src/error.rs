@@ -53,6 +53,9 @@ pub enum ProxyError {
     /// A rotated session handle came back after the grace window: treated as stolen, the
     /// session was ended (and its refresh token revoked upstream).
     SessionHandleReused,
+    /// The `DPoP` header is not one DPoP proof (RFC 9449 §4.2), or a session bound to a DPoP
+    /// key was refreshed without a proof by that key (RFC 9449 §5).
+    InvalidDpopProof,
     /// The authorization server answered with an OAuth error for the client to act on
     /// (e.g. `invalid_grant` for a used code); passed through with its status.
     Upstream {
@@ -137,6 +140,7 @@ impl ProxyError {
             ProxyError::InvalidSessionHandle => "invalid_session_handle",
             ProxyError::RevocationUnsupported => "revocation_unsupported",
             ProxyError::SessionHandleReused => "session_handle_reused",
+            ProxyError::InvalidDpopProof => "invalid_dpop_proof",
             ProxyError::Upstream { .. } => "upstream_error",
             ProxyError::UpstreamClientRejected => "upstream_client_rejected",
             ProxyError::UpstreamUnavailable { .. } => "upstream_unavailable",
@@ -201,6 +205,7 @@ impl ProxyError {
             ProxyError::UnknownClient => "invalid_client",
             ProxyError::RevocationUnsupported => "unsupported_token_type",
             ProxyError::InvalidSessionHandle | ProxyError::SessionHandleReused => "invalid_grant",
+            ProxyError::InvalidDpopProof => "invalid_dpop_proof",
             ProxyError::Upstream { error, .. } => error.code.as_str(),
             ProxyError::UpstreamUnavailable { .. } => "temporarily_unavailable",
             ProxyError::UpstreamClientRejected
@@ -286,6 +291,7 @@ impl fmt::Display for ProxyError {
                 f.write_str("this provider has no revocation endpoint; only session handles can be revoked")
             }
             ProxyError::SessionHandleReused => f.write_str("a rotated session handle was presented again after the grace window; the session has been ended"),
+            ProxyError::InvalidDpopProof => f.write_str("the DPoP header must be one DPoP proof, by the key this session is bound to (RFC 9449)"),
             ProxyError::Upstream { error, .. } => write!(f, "authorization server: {error}"),
             ProxyError::UpstreamClientRejected => f.write_str("the authorization server rejected this worker's client credentials (check the configured client_id and its secret or key)"),
             ProxyError::UpstreamUnavailable { .. } => f.write_str("the authorization server is unavailable; retry later"),
@@ -331,6 +337,7 @@ mod tests {
             ProxyError::InvalidSessionHandle,
             ProxyError::RevocationUnsupported,
             ProxyError::SessionHandleReused,
+            ProxyError::InvalidDpopProof,
             ProxyError::Upstream {
                 status: 400,
                 error: OAuthError {

@@ -19,6 +19,7 @@
 pub mod bff;
 pub mod config;
 pub mod cookie;
+pub mod dpop;
 pub mod error;
 pub mod form;
 pub mod lock;

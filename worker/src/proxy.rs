@@ -35,11 +35,17 @@ pub enum Command {
         /// The resource indicator (RFC 8707).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resource: Option<String>,
+        /// The page's DPoP proof (RFC 9449 §5), passed on to the authorization server.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dpop: Option<String>,
     },
     /// Answer with a fresh access token, refreshing upstream if the held one is due.
     Refresh {
         /// The presented handle's secret.
         secret: HandleSecret,
+        /// The page's DPoP proof, passed on when the refresh goes upstream.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dpop: Option<String>,
     },
     /// End the session and revoke its refresh token upstream.
     Revoke {
@@ -389,6 +395,7 @@ mod tests {
             redirect_uri: "https://app/cb".into(),
             code_verifier: CodeVerifier::new("verifier-secret"),
             resource: None,
+            dpop: Some("h.p.s".into()),
         };
         let d = format!("{c:?}");
         assert!(
@@ -397,6 +404,6 @@ mod tests {
         );
         let json = serde_json::to_string(&c).unwrap();
         let back: Command = serde_json::from_str(&json).unwrap();
-        assert!(matches!(back, Command::Exchange { .. }));
+        assert!(matches!(back, Command::Exchange { dpop: Some(p), .. } if p == "h.p.s"));
     }
 }

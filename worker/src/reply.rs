@@ -5,8 +5,8 @@ use crate::error::ProxyError;
 
 /// Methods a preflight may ask for.
 pub const CORS_METHODS: &str = "POST";
-/// Request headers a preflight may ask for (a form POST needs no more).
-pub const CORS_HEADERS: &str = "content-type, accept";
+/// Request headers a preflight may ask for (a form POST needs no more, and a DPoP proof).
+pub const CORS_HEADERS: &str = "content-type, accept, dpop";
 /// How long a browser may cache a preflight.
 pub const CORS_MAX_AGE: &str = "600";
 /// Methods a preflight for `/bff/*` may ask for.
@@ -90,9 +90,15 @@ impl Reply {
         if let Some(origin) = allowed_origin {
             self.headers
                 .push(("Access-Control-Allow-Origin", origin.to_owned()));
-            if self.headers.iter().any(|(n, _)| *n == "Retry-After") {
+            // What the page must read: when to retry, and a DPoP nonce (RFC 9449 §8).
+            let expose: Vec<&str> = [("Retry-After", "retry-after"), ("DPoP-Nonce", "dpop-nonce")]
+                .iter()
+                .filter(|(h, _)| self.headers.iter().any(|(n, _)| n == h))
+                .map(|(_, e)| *e)
+                .collect();
+            if !expose.is_empty() {
                 self.headers
-                    .push(("Access-Control-Expose-Headers", "retry-after".into()));
+                    .push(("Access-Control-Expose-Headers", expose.join(", ")));
             }
         }
         if !self.headers.iter().any(|(n, _)| *n == "Vary") {

@@ -149,6 +149,10 @@ pub struct SessionRecord {
     /// does not rotate); absent for a token-mediating one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bff: Option<crate::bff::BffBinding>,
+    /// The thumbprint of the DPoP key the tokens are bound to (RFC 9449 §6.1): the page's key
+    /// whose proof the code exchange carried. A refresh must be proven by the same key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_jkt: Option<String>,
 }
 
 impl SessionRecord {
@@ -205,7 +209,7 @@ impl SessionRecord {
     pub fn token_response(&self, session_id: &str, now: u64) -> serde_json::Value {
         let mut out = serde_json::json!({
             "access_token": self.tokens.access_token.secret(),
-            "token_type": "Bearer",
+            "token_type": self.tokens.token_type.as_str(),
             "session_handle": SessionHandle::encode(session_id, &self.handle),
         });
         if let Some(exp) = self.tokens.expires_at {
@@ -269,6 +273,7 @@ mod tests {
             created_at: 1_000,
             refreshes: 0,
             bff: None,
+            dpop_jkt: None,
         }
     }
 

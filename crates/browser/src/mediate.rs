@@ -112,10 +112,12 @@ impl HttpClient for MediatedHttp {
             Kind::Token { refresh: false } => request.url = format!("{proxy}/token"),
             Kind::Revocation => request.url = format!("{proxy}/revoke"),
         }
-        // The page is a public client: the worker adds its own authentication.
-        request.headers.retain(|(n, _)| {
-            !n.eq_ignore_ascii_case("authorization") && !n.eq_ignore_ascii_case("dpop")
-        });
+        // The page is a public client: the worker adds its own authentication. A DPoP proof
+        // (this page's key, `htu` the authorization server's token endpoint) goes through:
+        // the worker passes it on, so the tokens it keeps are bound to this page's key.
+        request
+            .headers
+            .retain(|(n, _)| !n.eq_ignore_ascii_case("authorization"));
         pairs.retain(|(k, _)| k != "client_secret");
         request.body = Some(
             form_urlencoded::Serializer::new(String::new())

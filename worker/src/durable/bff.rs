@@ -86,7 +86,7 @@ impl TokenSession {
                 }
                 let provider = self.session_provider(config, &record).await?;
                 let now = WorkerClock.now();
-                self.refresh_if_due(config, http, provider, &mut record, now)
+                self.refresh_if_due(config, http, provider, &mut record, now, None)
                     .await?;
                 if record.tokens.is_expired(WorkerClock.now()) {
                     return Err(ProxyError::UpstreamUnavailable { retry_after: None });
@@ -170,6 +170,7 @@ impl TokenSession {
                 mcp_server: login.mcp_server,
                 issuer,
             }),
+            dpop_jkt: None,
         };
         self.save(&record, config).await?;
         self.touched.set(WorkerClock.now());
