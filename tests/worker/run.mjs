@@ -44,15 +44,15 @@ if (!existsSync(path.join(BUILD, 'index.js'))) {
 // ---------------------------------------------------------------------------------------------
 // What this run started, stopped in any case.
 // ---------------------------------------------------------------------------------------------
-const started = { peer: undefined, workers: new Set(), dirs: [] };
+const started = { peers: [], workers: new Set(), dirs: [] };
 async function stopAll() {
   for (const mf of started.workers) await mf.dispose().catch(() => {});
   started.workers.clear();
-  if (started.peer && started.peer.exitCode === null) {
-    started.peer.kill('SIGTERM');
+  for (const peer of started.peers.filter((p) => p.exitCode === null)) {
+    peer.kill('SIGTERM');
     await new Promise((resolve) => {
-      const t = setTimeout(() => { started.peer.kill('SIGKILL'); resolve(); }, 3000);
-      started.peer.once('exit', () => { clearTimeout(t); resolve(); });
+      const t = setTimeout(() => { peer.kill('SIGKILL'); resolve(); }, 3000);
+      peer.once('exit', () => { clearTimeout(t); resolve(); });
     });
   }
   for (const d of started.dirs) rmSync(d, { recursive: true, force: true });
@@ -62,14 +62,15 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 let peerLog = '';
-async function startPeer() {
+async function startPeer(extra = []) {
   const child = spawn(process.execPath, [
     path.join(ROOT, 'tests/peers/mcp-stack.mjs'),
     '--as-port', '0', '--mcp-port', '0',
     '--access-token-ttl', String(ACCESS_TOKEN_TTL),
     '--progress-delay-ms', String(PROGRESS_DELAY_MS),
+    ...extra,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
-  started.peer = child;
+  started.peers.push(child);
   child.stderr.on('data', (d) => {
     peerLog += d;
     if (VERBOSE) process.stderr.write(d);
@@ -621,6 +622,124 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
 // ---------------------------------------------------------------------------------------------
 // The run.
 // ---------------------------------------------------------------------------------------------
+
+// ---------------------------------------------------------------------------------------------
+// DPoP (RFC 9449): a page's key and its proofs, made here as the browser package makes them.
+// ---------------------------------------------------------------------------------------------
+function dpopKey() {
+  const { privateKey, publicKey } = crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  const { x, y } = publicKey.export({ format: 'jwk' });
+  const jwk = { kty: 'EC', crv: 'P-256', x, y };
+  const jkt = crypto.createHash('sha256').update(`{"crv":"P-256","kty":"EC","x":"${x}","y":"${y}"}`).digest('base64url');
+  const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  return {
+    jkt,
+    proof(htm, htu, { nonce, accessToken } = {}) {
+      const claims = { jti: crypto.randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
+      if (nonce) claims.nonce = nonce;
+      if (accessToken) claims.ath = crypto.createHash('sha256').update(accessToken).digest('base64url');
+      const input = `${b64({ typ: 'dpop+jwt', alg: 'ES256', jwk })}.${b64(claims)}`;
+      return `${input}.${crypto.sign('sha256', Buffer.from(input), { key: privateKey, dsaEncoding: 'ieee-p1363' }).toString('base64url')}`;
+    },
+  };
+}
+
+// A token request through the worker with a proof by `key`, answering one nonce challenge
+// (RFC 9449 §8) as a client must; returns the answer and how many challenges there were.
+async function proven(base, issuer, key, params, state) {
+  let challenges = 0;
+  for (;;) {
+    const r = await call(base, '/token', { params, headers: { dpop: key.proof('POST', `${issuer}/token`, { nonce: state.asNonce }) } });
+    if (r.headers.get('dpop-nonce')) state.asNonce = r.headers.get('dpop-nonce');
+    if (r.status === 400 && r.json?.error === 'use_dpop_nonce' && challenges === 0) {
+      challenges += 1;
+      continue;
+    }
+    return { r, challenges };
+  }
+}
+
+// An MCP request with a DPoP-bound token and a proof, answering one resource nonce challenge.
+async function mcpDpop(mcp, key, accessToken, state) {
+  let status;
+  for (let i = 0; i < 2; i += 1) {
+    const res = await fetch(mcp, {
+      method: 'POST',
+      headers: {
+        authorization: `DPoP ${accessToken}`,
+        dpop: key.proof('POST', mcp, { accessToken, nonce: state.rsNonce }),
+        accept: 'application/json, text/event-stream',
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }),
+    });
+    await res.arrayBuffer();
+    status = res.status;
+    if (status !== 401 || !res.headers.get('dpop-nonce')) break;
+    state.rsNonce = res.headers.get('dpop-nonce');
+  }
+  return status;
+}
+
+async function dpopChecks() {
+  const peer = await startPeer(['--dpop-nonce']);
+  const { issuer, mcp } = peer;
+  const client = await register(issuer, 'client_secret_basic');
+  const dw = await startWorker({
+    ALLOWED_ORIGINS: PAGE,
+    INSECURE_ALLOW_LOOPBACK: 'true',
+    PROVIDERS: JSON.stringify([{ name: 'peer', issuer, client_id: client.client_id, client_secret_binding: 'PEER_CLIENT_SECRET', redirect_uris: [REDIRECT_URI] }]),
+    PEER_CLIENT_SECRET: client.client_secret,
+  });
+  const key = dpopKey();
+  const state = {};
+  let session;
+  await check('DPoP (mcp-stack --dpop-nonce): the preflight allows DPoP; the page\'s proof passes through the code exchange, the AS\'s nonce challenge and DPoP-Nonce come back (exposed), answered once; the tokens are bound to the page\'s key', async () => {
+    const p = await call(dw.base, '/token', { method: 'OPTIONS', headers: { 'access-control-request-method': 'POST', 'access-control-request-headers': 'content-type, dpop' } });
+    eq(p.status, 204, 'preflight status');
+    assert((p.headers.get('access-control-allow-headers') ?? '').split(/, */).includes('dpop'), `Access-Control-Allow-Headers: ${p.headers.get('access-control-allow-headers')}`);
+    const { code, verifier } = await authorize(issuer, mcp, client.client_id);
+    const params = { grant_type: 'authorization_code', client_id: client.client_id, code, code_verifier: verifier, redirect_uri: REDIRECT_URI, resource: mcp };
+    // The first answer by hand: the challenge and how the page may read it.
+    const first = await call(dw.base, '/token', { params, headers: { dpop: key.proof('POST', `${issuer}/token`) } });
+    isRfcError(first, 400, 'use_dpop_nonce');
+    assert(first.headers.get('dpop-nonce'), 'no DPoP-Nonce passed back');
+    assert((first.headers.get('access-control-expose-headers') ?? '').includes('dpop-nonce'), `Access-Control-Expose-Headers: ${first.headers.get('access-control-expose-headers')}`);
+    state.asNonce = first.headers.get('dpop-nonce');
+    const { r, challenges } = await proven(dw.base, issuer, key, params, state);
+    eq(r.status, 200, `exchange with the nonce (${r.text.slice(0, 200)})`);
+    eq(challenges, 0, 'further nonce challenges');
+    eq(r.json.token_type, 'DPoP', 'token_type');
+    assert(!('refresh_token' in r.json) && r.json.session_handle, 'no session handle, or a refresh token to the page');
+    eq(JSON.parse(Buffer.from(r.json.access_token.split('.')[1], 'base64url')).cnf?.jkt, key.jkt, 'cnf.jkt');
+    eq(await mcpDpop(mcp, key, r.json.access_token, state), 200, 'MCP server with the bound token and a proof');
+    eq(await mcpStatus(mcp, r.json.access_token), 401, 'MCP server with the bound token as Bearer');
+    const s = await stats(issuer);
+    eq(s.token.by_grant_type.authorization_code.errors.use_dpop_nonce, 1, 'use_dpop_nonce answers of the AS');
+    session = { handle: r.json.session_handle, accessToken: r.json.access_token };
+  });
+  await check('DPoP: a refresh of the bound session without a proof, or with another key\'s, is refused at the edge (400 invalid_dpop_proof, nothing upstream, the session kept); with the page\'s key it refreshes upstream, still bound', async () => {
+    assert(session, 'no session from the previous check');
+    await sleep(DUE_MS);
+    const s0 = await stats(issuer);
+    const refresh = { grant_type: 'refresh_token', refresh_token: session.handle };
+    isRfcError(await call(dw.base, '/token', { params: refresh }), 400, 'invalid_dpop_proof', 'invalid_dpop_proof');
+    const other = dpopKey();
+    isRfcError(await call(dw.base, '/token', { params: refresh, headers: { dpop: other.proof('POST', `${issuer}/token`, { nonce: state.asNonce }) } }), 400, 'invalid_dpop_proof', 'invalid_dpop_proof');
+    isRfcError(await call(dw.base, '/token', { params: refresh, headers: { dpop: 'not-a-proof' } }), 400, 'invalid_dpop_proof', 'invalid_dpop_proof');
+    eq(refreshRequests(await stats(issuer)), refreshRequests(s0), 'upstream refresh requests after the refused ones');
+    const { r } = await proven(dw.base, issuer, key, refresh, state);
+    eq(r.status, 200, `refresh with the page's key (${r.text.slice(0, 200)})`);
+    eq(r.json.token_type, 'DPoP', 'token_type');
+    assert(r.json.access_token !== session.accessToken && r.json.session_handle !== session.handle, 'not refreshed');
+    eq(JSON.parse(Buffer.from(r.json.access_token.split('.')[1], 'base64url')).cnf?.jkt, key.jkt, 'cnf.jkt after the refresh');
+    const s1 = await stats(issuer);
+    eq(s1.token.by_grant_type.refresh_token.ok - (s0.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
+    eq(await mcpDpop(mcp, key, r.json.access_token, state), 200, 'MCP server with the refreshed token');
+  });
+  await stopWorker(dw);
+}
+
 async function main() {
   const peer = await startPeer();
   const { issuer, mcp } = peer;
@@ -896,6 +1015,7 @@ async function main() {
   });
 
   await bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey });
+  await dpopChecks();
 
   // --- bad configuration ------------------------------------------------------------------
   await check('bad configuration: every request gets 500 server_error naming the problem, never the secret', async () => {
