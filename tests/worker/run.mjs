@@ -684,13 +684,21 @@ async function mcpDpop(mcp, key, accessToken, state) {
 async function dpopChecks() {
   const peer = await startPeer(['--dpop-nonce']);
   const { issuer, mcp } = peer;
-  const client = await register(issuer, 'client_secret_basic');
+  const port = await freePort();
+  const app = `http://127.0.0.1:${port}`;
+  const bffRedirect = `${app}/bff/callback`;
+  const client = await register(issuer, 'client_secret_basic', [bffRedirect]);
   const dw = await startWorker({
-    ALLOWED_ORIGINS: PAGE,
+    ALLOWED_ORIGINS: `${PAGE}, ${app}`,
     INSECURE_ALLOW_LOOPBACK: 'true',
     PROVIDERS: JSON.stringify([{ name: 'peer', issuer, client_id: client.client_id, client_secret_binding: 'PEER_CLIENT_SECRET', redirect_uris: [REDIRECT_URI] }]),
     PEER_CLIENT_SECRET: client.client_secret,
-  });
+    BFF_REDIRECT_URI: bffRedirect,
+    BFF_RETURN_URL: `${app}/app`,
+    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+    BFF_COOKIE_KEY: crypto.randomBytes(32).toString('base64'),
+    INSECURE_LOOPBACK_COOKIES: 'true',
+  }, undefined, port);
   const key = dpopKey();
   const state = {};
   let session;
@@ -736,6 +744,36 @@ async function dpopChecks() {
     const s1 = await stats(issuer);
     eq(s1.token.by_grant_type.refresh_token.ok - (s0.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
     eq(await mcpDpop(mcp, key, r.json.access_token, state), 200, 'MCP server with the refreshed token');
+  });
+  await check('DPoP in the backend-for-frontend (mcp-stack --dpop-nonce): the session\'s own key (wrapped in the Durable Object) proves the code exchange, the refresh and every proxied MCP request; both nonce challenges answered once; the page sees no token and no key', async () => {
+    const jar = new Jar();
+    const s0 = await stats(issuer);
+    await bffLogin(dw.base, app, bffRedirect, jar);
+    const st = await bff(dw.base, '/bff/session', { origin: app, jar });
+    eq(st.json?.authenticated, true, `session (${st.text.slice(0, 200)})`);
+    eq(st.json?.dpop_bound, true, 'dpop_bound');
+    const s1 = await stats(issuer);
+    const code = s1.token.by_grant_type.authorization_code;
+    const before = s0.token.by_grant_type.authorization_code ?? { requests: 0, ok: 0, errors: {} };
+    eq(code.requests - before.requests, 2, 'code exchange requests (a nonce challenge, then the proven one)');
+    eq((code.errors.use_dpop_nonce ?? 0) - (before.errors.use_dpop_nonce ?? 0), 1, 'use_dpop_nonce answers');
+    const call1 = await bffMcp(dw.base, app, jar, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { text: 'bound at the edge' } } });
+    eq(call1.status, 200, `MCP through the BFF (${call1.text.slice(0, 200)})`);
+    eq(call1.events.at(-1)?.message?.result?.content?.[0]?.text, 'bound at the edge', 'echo');
+    const call2 = await bffMcp(dw.base, app, jar, { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} });
+    eq(call2.status, 200, 'second MCP request');
+    const s2 = await stats(issuer);
+    eq((s2.mcp.schemes.DPoP ?? 0) - (s1.mcp.schemes.DPoP ?? 0), 3, 'MCP requests with the DPoP scheme (challenge, retry, next)');
+    eq((s2.mcp.schemes.Bearer ?? 0) - (s1.mcp.schemes.Bearer ?? 0), 0, 'MCP requests with Bearer');
+    eq((s2.mcp.dpop_rejected.nonce ?? 0) - (s1.mcp.dpop_rejected.nonce ?? 0), 1, 'MCP nonce challenges');
+    // Past the refresh point: one upstream refresh, proven by the same key (the AS refuses others).
+    await sleep(DUE_MS);
+    const call3 = await bffMcp(dw.base, app, jar, { jsonrpc: '2.0', id: 3, method: 'tools/list', params: {} });
+    eq(call3.status, 200, `MCP after the refresh point (${call3.text.slice(0, 200)})`);
+    const s3 = await stats(issuer);
+    eq(s3.token.by_grant_type.refresh_token.ok - (s2.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
+    const leaks = [st.text, call1.text, call2.text, call3.text].filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh)_token"|"dpop"|wrapped/.test(b));
+    eq(leaks.length, 0, 'BFF answers with a token or key material');
   });
   await stopWorker(dw);
 }

@@ -428,6 +428,8 @@ pub fn session_status(record: Option<&SessionRecord>, now: u64) -> Value {
         "issuer": binding.issuer,
         "provider": record.provider,
         "mcp_server": binding.mcp_server,
+        // The tokens are bound to this session's own DPoP key (RFC 9449), held by the worker.
+        "dpop_bound": record.tokens.is_dpop(),
     });
     if usable {
         if let Some(exp) = record.tokens.expires_at {
@@ -654,6 +656,7 @@ mod tests {
             refreshes: 0,
             bff: None,
             dpop_jkt: None,
+            dpop_key: None,
         };
         // A token-mediating session is not a BFF session.
         assert_eq!(session_status(Some(&r), 1_500)["authenticated"], false);

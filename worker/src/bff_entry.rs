@@ -458,56 +458,98 @@ async fn mcp(
         Method::Post => Some(read_body(req, bff.max_mcp_body_bytes).await?),
         _ => None,
     };
-    let answer = ask(
-        &stub,
-        &Command::BffAccessToken {
-            secret: handle.secret,
-            mcp_server: server.name.clone(),
-        },
-    )
-    .await?;
-    let token = answer["access_token"]
-        .as_str()
-        .ok_or(ProxyError::Internal {
-            what: "a session answer without an access token",
-        })?;
-
+    let method_name = match method {
+        Method::Get => "GET",
+        Method::Delete => "DELETE",
+        _ => "POST",
+    };
     let internal = |_| ProxyError::Internal {
         what: "building the MCP request",
     };
-    let headers = Headers::new();
-    for (n, v) in req.headers().entries() {
-        if mcp_request_header_allowed(&n) {
-            headers.append(&n, &v).map_err(internal)?;
+    let mut nonce: Option<String> = None;
+    let mut answered_nonce = false;
+    let response = loop {
+        let answer = ask(
+            &stub,
+            &Command::BffAccessToken {
+                secret: handle.secret.clone(),
+                mcp_server: server.name.clone(),
+                method: Some(method_name.into()),
+                nonce: nonce.take(),
+            },
+        )
+        .await?;
+        let token = answer["access_token"]
+            .as_str()
+            .ok_or(ProxyError::Internal {
+                what: "a session answer without an access token",
+            })?;
+        // A session bound to its own DPoP key: the DPoP scheme and the session's proof for
+        // this request (RFC 9449 §7.1).
+        let proof = answer["dpop"].as_str();
+        let headers = Headers::new();
+        for (n, v) in req.headers().entries() {
+            if mcp_request_header_allowed(&n) {
+                headers.append(&n, &v).map_err(internal)?;
+            }
         }
-    }
-    headers
-        .set("Authorization", &format!("Bearer {token}"))
-        .map_err(internal)?;
-    let mut init = RequestInit::new();
-    init.with_method(method)
-        .with_headers(headers)
-        .with_redirect(RequestRedirect::Manual);
-    if let Some(body) = &body {
-        init.with_body(Some(
-            worker::js_sys::Uint8Array::from(body.as_slice()).into(),
-        ));
-    }
-    let upstream = Request::new_with_init(&server.url, &init).map_err(internal)?;
-    let controller = AbortController::default();
-    let signal = controller.signal();
-    let fetch = Fetch::Request(upstream);
-    let sent = pin!(fetch.send_with_signal(&signal));
-    let timer = pin!(Delay::from(Duration::from_millis(
-        config.limits.upstream_timeout_ms
-    )));
-    let response = match select(sent, timer).await {
-        Either::Left((Ok(r), _)) => r,
-        Either::Left((Err(_), _)) => return Err(ProxyError::McpServerUnavailable.into()),
-        Either::Right(_) => {
-            controller.abort();
-            return Err(ProxyError::McpServerUnavailable.into());
+        match proof {
+            Some(p) => {
+                headers
+                    .set("Authorization", &format!("DPoP {token}"))
+                    .map_err(internal)?;
+                headers.set("DPoP", p).map_err(internal)?;
+            }
+            None => headers
+                .set("Authorization", &format!("Bearer {token}"))
+                .map_err(internal)?,
         }
+        let mut init = RequestInit::new();
+        init.with_method(method.clone())
+            .with_headers(headers)
+            .with_redirect(RequestRedirect::Manual);
+        if let Some(body) = &body {
+            init.with_body(Some(
+                worker::js_sys::Uint8Array::from(body.as_slice()).into(),
+            ));
+        }
+        let upstream = Request::new_with_init(&server.url, &init).map_err(internal)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let fetch = Fetch::Request(upstream);
+        let sent = pin!(fetch.send_with_signal(&signal));
+        let timer = pin!(Delay::from(Duration::from_millis(
+            config.limits.upstream_timeout_ms
+        )));
+        let response = match select(sent, timer).await {
+            Either::Left((Ok(r), _)) => r,
+            Either::Left((Err(_), _)) => return Err(ProxyError::McpServerUnavailable.into()),
+            Either::Right(_) => {
+                controller.abort();
+                return Err(ProxyError::McpServerUnavailable.into());
+            }
+        };
+        // The MCP server's nonce challenge (RFC 9449 §9), answered once with a new proof.
+        if proof.is_some() && !answered_nonce && response.status_code() == 401 {
+            let get = |n: &str| response.headers().get(n).ok().flatten();
+            let head = edge_oauth_core::HttpResponse::new(
+                401,
+                [
+                    ("WWW-Authenticate", get("WWW-Authenticate")),
+                    ("DPoP-Nonce", get("DPoP-Nonce")),
+                ]
+                .into_iter()
+                .filter_map(|(n, v)| Some((n.to_owned(), v?)))
+                .collect(),
+                "",
+            );
+            if let Some(n) = edge_oauth_core::dpop::resource_nonce_challenge(&head) {
+                nonce = Some(n.to_owned());
+                answered_nonce = true;
+                continue;
+            }
+        }
+        break response;
     };
     let status = response.status_code();
     if (300..400).contains(&status) {

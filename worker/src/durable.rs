@@ -43,6 +43,21 @@ pub struct TokenSession {
     /// The `DPoP-Nonce` the authorization server sent to the page's proof during this
     /// command: passed back with the answer (RFC 9449 §8), so the page's next proof carries it.
     upstream_nonce: RefCell<Option<String>>,
+    /// A backend-for-frontend session with its own DPoP key: the latest nonces of the
+    /// authorization server and of the MCP server (RFC 9449 §8, §9), in memory only.
+    as_nonce: RefCell<Option<String>>,
+    rs_nonce: RefCell<Option<String>>,
+}
+
+/// Who proves a token request of a session (RFC 9449 §5).
+#[derive(Clone, Copy)]
+pub(crate) enum Proof<'a> {
+    /// Nobody: bearer tokens.
+    None,
+    /// The page, with this proof (token-mediating).
+    Page(&'a str),
+    /// The session's own key (backend-for-frontend), answering one nonce challenge.
+    Own(&'a crate::dpop_key::SessionKey),
 }
 
 #[derive(serde::Deserialize)]
@@ -63,6 +78,8 @@ impl DurableObject for TokenSession {
             bucket: RefCell::new(None),
             touched: Cell::new(0),
             upstream_nonce: RefCell::new(None),
+            as_nonce: RefCell::new(None),
+            rs_nonce: RefCell::new(None),
         }
     }
 
@@ -149,6 +166,7 @@ impl TokenSession {
                             refreshes: 0,
                             bff: None,
                             dpop_jkt,
+                            dpop_key: None,
                         };
                         self.save(&record, &config).await?;
                         Some(SessionHandle::encode(&self.id(), &record.handle))
@@ -205,9 +223,12 @@ impl TokenSession {
         {
             return Err(ProxyError::InvalidDpopProof);
         }
-        let dpop = dpop.filter(|_| record.dpop_jkt.is_some());
+        let proof = match dpop.filter(|_| record.dpop_jkt.is_some()) {
+            Some(p) => Proof::Page(p),
+            None => Proof::None,
+        };
         let provider = self.session_provider(config, &record).await?;
-        self.refresh_if_due(config, http, provider, &mut record, now, dpop)
+        self.refresh_if_due(config, http, provider, &mut record, now, proof)
             .await?;
         Ok(Reply::json(
             200,
@@ -252,7 +273,7 @@ impl TokenSession {
         provider: &Provider,
         record: &mut SessionRecord,
         now: u64,
-        dpop: Option<&str>,
+        proof: Proof<'_>,
     ) -> Result<(), ProxyError> {
         if !record
             .tokens
@@ -276,13 +297,19 @@ impl TokenSession {
             record.resource.as_deref(),
         )
         .map_err(ProxyError::from_upstream)?;
-        if let Some(proof) = dpop {
-            request.headers.push(("DPoP".into(), proof.to_owned()));
-        }
-        let response = send(http, provider, request).await;
-        if let Ok(r) = &response {
-            self.keep_nonce(r, dpop.is_some());
-        }
+        let response = match proof {
+            Proof::Own(key) => self.send_proven(http, provider, request, key).await,
+            Proof::Page(p) => {
+                request.headers.push(("DPoP".into(), p.to_owned()));
+                let response = send(http, provider, request).await;
+                if let Ok(r) = &response {
+                    self.keep_nonce(r, true);
+                }
+                response
+            }
+            Proof::None => send(http, provider, request).await,
+        };
+        let proven = !matches!(proof, Proof::None);
         let outcome = response.as_ref().map_err(Clone::clone).and_then(|r| {
             process_token_response_with(
                 r,
@@ -290,7 +317,7 @@ impl TokenSession {
                 &WorkerClock,
                 Some(&old),
                 record.tokens.scope.as_deref(),
-                dpop.is_some(),
+                proven,
             )
             .map_err(ProxyError::from_upstream)
         });
@@ -369,6 +396,36 @@ impl TokenSession {
 
     fn id(&self) -> String {
         self.state.id().to_string()
+    }
+
+    /// Sends a token request proven by the session's own key with the authorization server's
+    /// latest nonce; a `use_dpop_nonce` challenge is answered once with a fresh proof (RFC 9449
+    /// §8). Each attempt gets fresh client authentication too (see [`send`]).
+    pub(crate) async fn send_proven(
+        &self,
+        http: &WorkerHttp,
+        provider: &Provider,
+        request: edge_oauth_core::HttpRequest,
+        key: &crate::dpop_key::SessionKey,
+    ) -> Result<edge_oauth_core::HttpResponse, ProxyError> {
+        use edge_oauth_core::dpop;
+        let mut answered = false;
+        loop {
+            let mut attempt = request.clone();
+            let nonce = self.as_nonce.borrow().clone();
+            let proof =
+                own_proof(key, attempt.method, &attempt.url, None, nonce.as_deref()).await?;
+            attempt.headers.push(("DPoP".into(), proof));
+            let response = send(http, provider, attempt).await?;
+            if let Some(n) = dpop::response_nonce(&response) {
+                *self.as_nonce.borrow_mut() = Some(n.to_owned());
+            }
+            if !answered && dpop::token_endpoint_nonce_challenge(&response).is_some() {
+                answered = true;
+                continue;
+            }
+            return Ok(response);
+        }
     }
 
     /// Keeps the authorization server's `DPoP-Nonce` for the page's answer, when the request
@@ -473,6 +530,28 @@ async fn send(
     http.send(request)
         .await
         .map_err(|_| ProxyError::UpstreamUnavailable { retry_after: None })
+}
+
+/// A DPoP proof by a session's own key (RFC 9449 §4.2): `ath` for a resource request.
+pub(crate) async fn own_proof(
+    key: &crate::dpop_key::SessionKey,
+    method: edge_oauth_core::http::Method,
+    url: &str,
+    access_token: Option<&edge_oauth_core::AccessToken>,
+    nonce: Option<&str>,
+) -> Result<String, ProxyError> {
+    let request = edge_oauth_core::dpop::ProofRequest {
+        method,
+        url,
+        access_token,
+        nonce,
+    };
+    edge_oauth_core::dpop::proof(key, &request, &WorkerClock, &edge_oauth_core::env::OsRandom)
+        .await
+        .map(|p| p.secret().to_owned())
+        .map_err(|_| ProxyError::Internal {
+            what: "signing a DPoP proof",
+        })
 }
 
 fn new_secret() -> Result<HandleSecret, ProxyError> {

@@ -32,6 +32,8 @@ pub mod session;
 #[cfg(target_arch = "wasm32")]
 mod bff_entry;
 #[cfg(target_arch = "wasm32")]
+mod dpop_key;
+#[cfg(target_arch = "wasm32")]
 mod durable;
 #[cfg(target_arch = "wasm32")]
 mod entry;

@@ -83,6 +83,12 @@ pub enum Command {
         secret: HandleSecret,
         /// The MCP server the request is for.
         mcp_server: String,
+        /// The proxied request's method, for the DPoP proof of a session bound to its own key.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        method: Option<String>,
+        /// The MCP server's `DPoP-Nonce`, after its `use_dpop_nonce` challenge (RFC 9449 §9).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
     },
     /// Backend-for-frontend: revoke upstream and end the session.
     BffLogout {
@@ -128,6 +134,9 @@ pub struct Endpoints {
     /// RFC 9207: the provider says it puts `iss` in authorization responses (then a callback
     /// without it is refused).
     pub iss_parameter_supported: bool,
+    /// RFC 9449 §5.1: the provider lists ES256 in `dpop_signing_alg_values_supported`; the
+    /// backend-for-frontend then binds its sessions' tokens to a key of its own.
+    pub dpop_es256: bool,
 }
 
 impl Endpoints {
@@ -188,6 +197,7 @@ impl EndpointCache {
                 revocation: Some(revocation.clone()),
                 authorization: provider.authorization_endpoint.clone(),
                 iss_parameter_supported: false,
+                dpop_es256: false,
             });
         }
         self.discovered(config, provider, http, now).await
@@ -324,6 +334,11 @@ async fn discover<H: HttpClient>(
         revocation,
         authorization,
         iss_parameter_supported: meta.authorization_response_iss_parameter_supported,
+        dpop_es256: meta
+            .dpop_signing_alg_values_supported
+            .iter()
+            .flatten()
+            .any(|a| a == "ES256"),
     })
 }
 

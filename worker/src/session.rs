@@ -153,6 +153,25 @@ pub struct SessionRecord {
     /// whose proof the code exchange carried. A refresh must be proven by the same key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_jkt: Option<String>,
+    /// A backend-for-frontend session's own DPoP key (the worker is the client there): its
+    /// private key wrapped under a key derived from the cookie sealing key (workerd cannot
+    /// store a `CryptoKey` in Durable Object storage), unwrapped only as non-extractable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<WrappedDpopKey>,
+}
+
+/// A P-256 private key as kept in a session: PKCS #8 wrapped with AES-256-GCM (`iv`,
+/// `wrapped`, base64url), and the public coordinates for the proofs' `jwk` header.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct WrappedDpopKey {
+    /// `x`, base64url.
+    pub x: String,
+    /// `y`, base64url.
+    pub y: String,
+    /// The AES-GCM IV, base64url.
+    pub iv: String,
+    /// The wrapped PKCS #8 private key and the GCM tag, base64url.
+    pub wrapped: String,
 }
 
 impl SessionRecord {
@@ -274,6 +293,7 @@ mod tests {
             refreshes: 0,
             bff: None,
             dpop_jkt: None,
+            dpop_key: None,
         }
     }
 

@@ -8,13 +8,14 @@ use core::time::Duration;
 
 use edge_oauth_core::authorize::{PendingAuthorization, validate_callback};
 use edge_oauth_core::env::Clock;
-use edge_oauth_core::token::{authorization_code_request, process_token_response};
+use edge_oauth_core::token::{authorization_code_request, process_token_response_with};
 use serde::{Deserialize, Serialize};
 
-use super::{TokenSession, new_secret, provider_named, send, storage_error};
+use super::{Proof, TokenSession, new_secret, own_proof, provider_named, send, storage_error};
 use crate::bff::{BffBinding, session_status};
 use crate::config::Config;
 use crate::cookie::LOGIN_MAX_AGE_SECS;
+use crate::dpop_key::SessionKey;
 use crate::entry::resolve;
 use crate::error::ProxyError;
 use crate::fetch::{WorkerClock, WorkerHttp};
@@ -76,7 +77,12 @@ impl TokenSession {
                 }
                 Ok(Reply::json(200, &session_status(record.as_ref(), now)))
             }
-            Command::BffAccessToken { secret, mcp_server } => {
+            Command::BffAccessToken {
+                secret,
+                mcp_server,
+                method,
+                nonce,
+            } => {
                 self.rate_limit(config)?;
                 let Some(mut record) = self.bff_session(&secret)? else {
                     return Err(ProxyError::NotAuthenticated);
@@ -86,16 +92,46 @@ impl TokenSession {
                 }
                 let provider = self.session_provider(config, &record).await?;
                 let now = WorkerClock.now();
-                self.refresh_if_due(config, http, provider, &mut record, now, None)
+                // A session bound to its own key refreshes and presents its token with it.
+                let key = match (&record.dpop_key, &config.bff) {
+                    (Some(k), Some(bff)) if record.tokens.is_dpop() => {
+                        Some(SessionKey::unwrap(bff, k).await?)
+                    }
+                    _ => None,
+                };
+                let proof = key.as_ref().map_or(Proof::None, Proof::Own);
+                self.refresh_if_due(config, http, provider, &mut record, now, proof)
                     .await?;
                 if record.tokens.is_expired(WorkerClock.now()) {
                     return Err(ProxyError::UpstreamUnavailable { retry_after: None });
                 }
                 self.touch(config).await?;
-                Ok(Reply::json(
-                    200,
-                    &serde_json::json!({ "access_token": record.tokens.access_token.secret() }),
-                ))
+                let token = &record.tokens.access_token;
+                let mut answer = serde_json::json!({ "access_token": token.secret() });
+                if let (Some(key), Some(bff)) = (&key, &config.bff)
+                    && record.tokens.is_dpop()
+                {
+                    // RFC 9449 §7.1: the DPoP scheme, and a proof for this request with `ath`
+                    // and the MCP server's latest nonce (§9).
+                    let url = bff
+                        .mcp_server(&mcp_server)
+                        .map(|s| s.url.clone())
+                        .ok_or(ProxyError::UnknownMcpServer)?;
+                    let method = match method.as_deref() {
+                        Some("GET") => edge_oauth_core::http::Method::Get,
+                        Some("DELETE") => edge_oauth_core::http::Method::Delete,
+                        _ => edge_oauth_core::http::Method::Post,
+                    };
+                    if nonce.is_some() {
+                        *self.rs_nonce.borrow_mut() = nonce;
+                    }
+                    let rs_nonce = self.rs_nonce.borrow().clone();
+                    let proof =
+                        own_proof(key, method, &url, Some(token), rs_nonce.as_deref()).await?;
+                    answer["token_type"] = "DPoP".into();
+                    answer["dpop"] = proof.into();
+                }
+                Ok(Reply::json(200, &answer))
             }
             Command::BffLogout { secret } => {
                 if let Some(record) = self.bff_session(&secret)? {
@@ -148,15 +184,34 @@ impl TokenSession {
         let endpoints = resolve(config, provider, http).await?;
         let request = authorization_code_request(&endpoints.token, &provider.client, validated)
             .map_err(ProxyError::from_upstream)?;
-        let response = send(http, provider, request).await?;
-        let tokens = process_token_response(
+        // A provider that advertises ES256 for DPoP gets the tokens bound to a key of this
+        // session (RFC 9449 §5.1): generated now, kept wrapped.
+        let wrapped = match &config.bff {
+            Some(bff) if endpoints.dpop_es256 => Some(crate::dpop_key::generate(bff).await?),
+            _ => None,
+        };
+        let key = match (&wrapped, &config.bff) {
+            (Some(w), Some(bff)) => Some(SessionKey::unwrap(bff, w).await?),
+            _ => None,
+        };
+        let response = match &key {
+            Some(k) => self.send_proven(http, provider, request, k).await?,
+            None => send(http, provider, request).await?,
+        };
+        let tokens = process_token_response_with(
             &response,
             &endpoints.token,
             &WorkerClock,
             None,
             scope.as_deref(),
+            key.is_some(),
         )
         .map_err(ProxyError::from_upstream)?;
+        let bound = tokens.is_dpop();
+        let dpop_jkt = key
+            .as_ref()
+            .filter(|_| bound)
+            .map(|k| edge_oauth_core::jws::JwsSigner::public_jwk(k).thumbprint());
         let record = SessionRecord {
             provider: provider.name.clone(),
             client_id: provider.client.client_id.clone(),
@@ -170,7 +225,8 @@ impl TokenSession {
                 mcp_server: login.mcp_server,
                 issuer,
             }),
-            dpop_jkt: None,
+            dpop_jkt,
+            dpop_key: wrapped.filter(|_| bound),
         };
         self.save(&record, config).await?;
         self.touched.set(WorkerClock.now());
