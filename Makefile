@@ -69,7 +69,8 @@ typecheck: browser-pkg
 # The browser package in headless Chromium (Playwright) against the local oidc-provider and MCP
 # server: redirect and popup logins (COOP too), reload, rotation, 5 tabs x 20 calls -> one
 # refresh, logout, the MCP SDK over our fetch, step-up; token-mediating and bff through the built
-# worker in workerd (miniflare). One scenario: node tests/browser/e2e.mjs --only d
+# worker in workerd (miniflare); DPoP (p1-p7, mcp-stack --dpop / --dpop-nonce) in all three.
+# One scenario: node tests/browser/e2e.mjs --only d
 browser-e2e: browser-pkg worker
 	node tests/browser/e2e.mjs
 
@@ -96,7 +97,8 @@ worker-config:
 # through the session handle, 10 concurrent refreshes -> 1 upstream, rotation grace and reuse,
 # revocation, CORS and origin refusal, body cap, restart persistence, bad configuration; the
 # backend-for-frontend (login, MCP through /bff/mcp with SSE streamed, refresh, logout, cookies,
-# CSRF, rate limits) and the metadata relay.
+# CSRF, rate limits), the metadata relay, and DPoP against mcp-stack --dpop-nonce (the page's
+# proof through /token, the BFF's own per-session key).
 worker-test: worker
 	node tests/worker/run.mjs
 

@@ -981,6 +981,40 @@ const scenarios = [
     },
   },
   {
+    id: 'p7',
+    name: 'DPoP in the bff architecture (mcp-stack --dpop): the worker binds the session to its own key; status().dpopBound, the MCP SDK through /bff/mcp/tools with DPoP upstream; the page holds no token and no key',
+    timeoutMs: 90000,
+    async run(t) {
+      await t.startStack(['--dpop']);
+      const opts = { mode: 'redirect', arch: 'bff', proxy: t.origin, server: 'tools' };
+      await t.startWorker({ bffReturn: t.appUrl(opts) });
+      const page = await t.openApp(opts);
+      const s0 = await t.stats();
+      const before = page.navs.length;
+      await page.evaluate(() => window.e2e.startLogin());
+      await until(async () => {
+        const err = await tryEval(page, () => window.e2e?.loginError);
+        if (err) throw new Failure(`login() failed: ${json(err)}`);
+        if (!page.navs.slice(before).some((u) => new URL(u).pathname === '/app.html')) return false;
+        return grantCounts(await t.stats(), 'authorization_code').ok > grantCounts(s0, 'authorization_code').ok;
+      }, 20000, 'the BFF login to come back to app.html');
+      await page.waitForLoadState('load');
+      await t.ready(page);
+      const st = await t.status(page);
+      assert(st.state === 'authenticated' && st.dpopBound === true, `status(): ${json(st)}`);
+      assert(await t.token(page) === null, 'getAccessToken() is not null with bff');
+      const s1 = await t.stats();
+      const sdk = await page.evaluate(() => window.e2e.sdk('authFetch').catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })));
+      assert(!sdk.error && sdk.tools?.includes('echo') && sdk.echo === 'hi', `MCP SDK through the BFF: ${json(sdk)}`);
+      const s2 = await t.stats();
+      const dpop = (s2.mcp.schemes.DPoP || 0) - (s1.mcp.schemes.DPoP || 0);
+      assert(dpop >= 2 && (s2.mcp.schemes.Bearer || 0) === (s1.mcp.schemes.Bearer || 0), `MCP schemes ${json(s1.mcp.schemes)} -> ${json(s2.mcp.schemes)}`);
+      const dump = await dumpIndexedDb(page);
+      assert(!/eyJ[A-Za-z0-9_-]{10,}\./.test(dump.text), 'IndexedDB of the bff page holds a JWT');
+      return `${dpop} MCP requests with DPoP from the worker`;
+    },
+  },
+  {
     id: 'f',
     name: 'logout revokes at the AS, the old access token dies, status not-authenticated',
     async run(t) {
