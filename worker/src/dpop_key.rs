@@ -9,6 +9,9 @@
 //! non-extractable signing key, in the session's Durable Object; the page never has it in any
 //! form. The one moment it exists extractable is between generation and wrapping.
 
+use core::cell::RefCell;
+use std::rc::Rc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edge_oauth_core::env::{OsRandom, RandomSource};
@@ -26,6 +29,11 @@ use crate::session::WrappedDpopKey;
 const WRAP_INFO: &[u8] = b"edge-oauth/v1 bff dpop-key wrap";
 /// The wrapped key's additional authenticated data.
 const WRAP_AAD: &[u8] = b"edge-oauth/v1|dpop-key";
+
+thread_local! {
+    /// The derived wrapping keys, for this isolate's configuration.
+    static WRAPPING: RefCell<Option<Rc<Vec<CryptoKey>>>> = const { RefCell::new(None) };
+}
 
 fn crypto_error(_: JsValue) -> ProxyError {
     ProxyError::Internal {
@@ -70,8 +78,12 @@ fn gcm(iv: &[u8]) -> Object {
     ])
 }
 
-/// The wrapping keys (the current cookie key's first), derived non-extractable.
-async fn wrapping_keys(bff: &BffConfig) -> Result<Vec<CryptoKey>, ProxyError> {
+/// The wrapping keys (the current cookie key's first), derived non-extractable once per
+/// isolate.
+async fn wrapping_keys(bff: &BffConfig) -> Result<Rc<Vec<CryptoKey>>, ProxyError> {
+    if let Some(k) = WRAPPING.with(|w| w.borrow().clone()) {
+        return Ok(k);
+    }
     let subtle = subtle()?;
     let mut keys = Vec::with_capacity(bff.cookie_keys.len());
     for k in &bff.cookie_keys {
@@ -99,6 +111,8 @@ async fn wrapping_keys(bff: &BffConfig) -> Result<Vec<CryptoKey>, ProxyError> {
                 .unchecked_into();
         keys.push(key);
     }
+    let keys = Rc::new(keys);
+    WRAPPING.with(|w| *w.borrow_mut() = Some(keys.clone()));
     Ok(keys)
 }
 
@@ -157,11 +171,11 @@ impl SessionKey {
         let wrapped = URL_SAFE_NO_PAD
             .decode(&stored.wrapped)
             .map_err(|_| unreadable.clone())?;
-        for k in wrapping_keys(bff).await? {
+        for k in wrapping_keys(bff).await?.iter() {
             let p = subtle.unwrap_key_with_u8_array_and_object_and_object(
                 "pkcs8",
                 &wrapped,
-                &k,
+                k,
                 &gcm(&iv),
                 &ec_params(),
                 false,

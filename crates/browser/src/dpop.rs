@@ -186,8 +186,18 @@ impl DpopKey {
     }
 }
 
-/// Under the key lock: the stored key (unless `replace`), else a new one, stored.
+/// Under the key lock: the stored key (unless `replace`), else a new one, stored. The usual
+/// case, a key already there, is read without waiting for the lock.
 async fn stored_or_new(db: &Database, db_name: &str, replace: bool) -> Result<KeyPair, Error> {
+    if !replace
+        && let Some(pair) = db
+            .get(KEYS_STORE, DPOP_KEY_ID)
+            .await?
+            .as_ref()
+            .and_then(KeyPair::from_js)
+    {
+        return Ok(pair);
+    }
     let _lock = crate::locks::acquire(&lock_name(db_name)).await?;
     let stored = db.get(KEYS_STORE, DPOP_KEY_ID).await?;
     if !replace && let Some(pair) = stored.as_ref().and_then(KeyPair::from_js) {
