@@ -804,11 +804,12 @@ impl EdgeOAuth {
             .logout(inner.key())
             .await
             .map_err(|e| js_error(&e))?;
-        // A new DPoP key for the next login: nothing issued before is bound to it.
+        // A new DPoP key for the next login: nothing issued before is bound to it. Best
+        // effort: the session is gone either way, and the old key never left WebCrypto.
         if let Some(key) = &inner.dpop {
-            key.replace(inner.store.database(), inner.store.db_name())
-                .await
-                .map_err(|e| js_error(&e.into()))?;
+            let _ = key
+                .replace(inner.store.database(), inner.store.db_name())
+                .await;
         }
         inner.refresh_failed.set(false);
         inner.changed();
