@@ -32,6 +32,7 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --all-targets -- -D warnings
+	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
@@ -49,6 +50,10 @@ wasm-test:
 	@# Again with URLs parsed by the JS engine's URL (the js-url feature the browser package uses).
 	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow --test extensions
 	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow --test extensions
+	@# And with JSON parsed and written by the JS engine's JSON too (js-json; the browser package
+	@# uses both; the worker js-url only).
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --lib --test flow --test extensions
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --lib --test flow --test extensions
 	@# The browser crate: its store and fetch tests run in headless Chromium (fetch against
 	@# tests/echo-server.mjs), tests/anywhere.rs under Node and then in Chromium.
 	bash crates/browser/tests/with-echo-server.sh cargo test -p edge-oauth-browser --target wasm32-unknown-unknown

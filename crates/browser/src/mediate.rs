@@ -75,7 +75,7 @@ fn handle_as_refresh_token(response: &mut HttpResponse) {
         return;
     }
     let Ok(serde_json::Value::Object(mut body)) =
-        serde_json::from_slice::<serde_json::Value>(&response.body)
+        edge_oauth_core::json::from_slice::<serde_json::Value>(&response.body)
     else {
         return;
     };
@@ -84,7 +84,7 @@ fn handle_as_refresh_token(response: &mut HttpResponse) {
     if let Some(handle) = body.remove("session_handle") {
         body.insert("refresh_token".into(), handle);
     }
-    if let Ok(bytes) = serde_json::to_vec(&serde_json::Value::Object(body)) {
+    if let Ok(bytes) = edge_oauth_core::json::to_vec(&serde_json::Value::Object(body)) {
         response.body = bytes;
     }
 }
