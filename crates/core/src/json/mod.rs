@@ -2,9 +2,9 @@
 //!
 //! Natively (and on wasm32 by default) this is `serde_json`. With the `js-json` feature on
 //! wasm32 — for code that runs in a JS engine (pages, workers, Node) — text is parsed by the
-//! engine's own `JSON.parse` and turned into Rust values by `serde-wasm-bindgen`, and written by
-//! `JSON.stringify`: `serde_json`'s parser, its serialiser and float formatting stay out of the
-//! wasm. The document model ([`Value`], [`Map`], [`json!`]) is `serde_json`'s in both cases.
+//! engine's own `JSON.parse` and written by `JSON.stringify`: a small serde `Deserializer`
+//! reads the engine's values, and `serde_json`'s parser, writer and float formatting (core's
+//! too: its errors never format a number from the input) stay out of the wasm. The document model ([`Value`], [`Map`], [`json!`]) is `serde_json`'s in both cases.
 //!
 //! Both back ends take RFC 8259 JSON; both refuse nesting [`MAX_DEPTH`] deep. Where they
 //! may differ: a duplicated member name (`serde_json` refuses it for a typed struct, the engine
@@ -23,6 +23,7 @@ pub const MAX_DEPTH: usize = 128;
 
 /// A document that does not parse into the wanted type. Its text names the category, the
 /// field for a missing or unknown one and the expected type — never a value from the input.
+/// Natively it ends with the position (`at line 1 column 9`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Error(String);
 
@@ -61,32 +62,9 @@ pub fn value_to_string(value: &Value) -> String {
     to_string(value).unwrap_or_else(|_| "null".to_owned())
 }
 
-/// Keeps the category, a missing or unknown field's name and the expected type of a serde
-/// message; drops any value it quotes ("invalid type: string \"...\", expected u64").
-fn kept_detail(msg: &str) -> Option<String> {
-    if msg.starts_with("missing field") || msg.starts_with("unknown field") {
-        // "unknown field `x`, expected one of ...": the list is ours, not the input's.
-        return Some(msg.split(", expected").next().unwrap_or(msg).to_owned());
-    }
-    if msg.starts_with("invalid type") {
-        return Some(match msg.rsplit_once(", expected ") {
-            Some((kind, expected)) => {
-                let kind = kind
-                    .trim_start_matches("invalid type: ")
-                    .split([' ', '`'])
-                    .next()
-                    .unwrap_or("value");
-                format!("invalid type {kind}, expected {expected}")
-            }
-            None => "invalid type".to_owned(),
-        });
-    }
-    None
-}
-
 #[cfg(not(all(target_arch = "wasm32", feature = "js-json")))]
 mod imp {
-    use super::{DeserializeOwned, Error, Serialize, kept_detail};
+    use super::{DeserializeOwned, Error, Serialize};
 
     pub(super) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         serde_json::from_slice(bytes).map_err(|e| detail(&e))
@@ -114,71 +92,34 @@ mod imp {
         }
         Error(format!("{kept} at line {} column {}", e.line(), e.column()))
     }
+
+    /// Keeps the category, a missing or unknown field's name and the expected type of a serde
+    /// message; drops any value it quotes ("invalid type: string \"...\", expected u64").
+    fn kept_detail(msg: &str) -> Option<String> {
+        if msg.starts_with("missing field") || msg.starts_with("unknown field") {
+            // "unknown field `x`, expected one of ...": the list is ours, not the input's.
+            return Some(msg.split(", expected").next().unwrap_or(msg).to_owned());
+        }
+        if msg.starts_with("invalid type") {
+            return Some(match msg.rsplit_once(", expected ") {
+                Some((kind, expected)) => {
+                    let kind = kind
+                        .trim_start_matches("invalid type: ")
+                        .split([' ', '`'])
+                        .next()
+                        .unwrap_or("value");
+                    format!("invalid type {kind}, expected {expected}")
+                }
+                None => "invalid type".to_owned(),
+            });
+        }
+        None
+    }
 }
 
 #[cfg(all(target_arch = "wasm32", feature = "js-json"))]
-mod imp {
-    use super::{DeserializeOwned, Error, MAX_DEPTH, Serialize, kept_detail};
-    use wasm_bindgen::JsValue;
-
-    pub(super) fn from_slice<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-        let text = core::str::from_utf8(bytes).map_err(|_| syntax("invalid UTF-8"))?;
-        if too_deep(bytes) {
-            return Err(syntax("recursion limit exceeded"));
-        }
-        // The engine's message quotes the input ("Unexpected token ... is not valid JSON").
-        let value = js_sys::JSON::parse(text).map_err(|_| syntax("syntax error"))?;
-        serde_wasm_bindgen::from_value(value).map_err(|e| {
-            let msg = js_sys::Error::from(JsValue::from(e)).message();
-            let msg = String::from(msg);
-            Error(kept_detail(&msg).unwrap_or_else(|| "invalid value".to_owned()))
-        })
-    }
-
-    pub(super) fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, Error> {
-        let serializer = serde_wasm_bindgen::Serializer::json_compatible();
-        let js = value
-            .serialize(&serializer)
-            .map_err(|_| syntax("a value JSON cannot represent"))?;
-        js_sys::JSON::stringify(&js)
-            .ok()
-            .and_then(|s| s.as_string())
-            .ok_or_else(|| syntax("a value JSON cannot represent"))
-    }
-
-    fn syntax(what: &str) -> Error {
-        Error(what.to_owned())
-    }
-
-    /// Whether arrays and objects nest [`MAX_DEPTH`] deep, counted outside strings.
-    /// (Only a depth; whether the text is JSON at all is `JSON.parse`'s to say.)
-    fn too_deep(bytes: &[u8]) -> bool {
-        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-        for &b in bytes {
-            if in_string {
-                match (escaped, b) {
-                    (true, _) => escaped = false,
-                    (false, b'\\') => escaped = true,
-                    (false, b'"') => in_string = false,
-                    _ => {}
-                }
-                continue;
-            }
-            match b {
-                b'"' => in_string = true,
-                b'[' | b'{' => {
-                    depth += 1;
-                    if depth >= MAX_DEPTH {
-                        return true;
-                    }
-                }
-                b']' | b'}' => depth = depth.saturating_sub(1),
-                _ => {}
-            }
-        }
-        false
-    }
-}
+#[path = "js.rs"]
+mod imp;
 
 /// The same assertions hold for both back ends: `cargo test` natively (`serde_json`) and
 /// `cargo test --target wasm32-unknown-unknown --features js-json` (the engine's `JSON`).
@@ -215,6 +156,24 @@ mod tests {
         assert_eq!(v, json!({"a": [1, 2.5, -3, true, null, "s"], "b": {}}));
         assert_eq!(v["a"][0].as_u64(), Some(1));
         assert_eq!(v["a"][2].as_i64(), Some(-3));
+        // Enums are externally tagged, as serde_json has them.
+        #[derive(Debug, Deserialize, PartialEq)]
+        #[serde(rename_all = "snake_case")]
+        enum E {
+            UnitOne,
+            Wrapped(u8),
+        }
+        assert_eq!(from_str::<E>(r#""unit_one""#).unwrap(), E::UnitOne);
+        assert_eq!(from_str::<E>(r#"{"wrapped":3}"#).unwrap(), E::Wrapped(3));
+        for bad in [
+            r#""nope""#,
+            r#"{"wrapped":300}"#,
+            r#"{"unit_one":1}"#,
+            "1",
+            "{}",
+        ] {
+            assert!(from_str::<E>(bad).is_err(), "{bad}");
+        }
         // The last of a duplicated member wins in a Value, on both back ends.
         let v: Value = from_str(r#"{"a":1,"a":2}"#).unwrap();
         assert_eq!(v["a"], 2);
@@ -275,9 +234,11 @@ mod tests {
             opt: None,
         };
         let s = to_string(&d).unwrap();
+        // Member order is the struct's natively, sorted through the engine; both are JSON.
+        assert!(!s.contains(' '), "{s}");
         assert_eq!(
-            s,
-            r#"{"name":"q\"\\\u0001/é","n":1099511627776,"list":["x"],"opt":null}"#
+            from_str::<Value>(&s).unwrap(),
+            json!({"name": "q\"\\\u{1}/é", "n": 1099511627776_u64, "list": ["x"], "opt": null})
         );
         assert_eq!(from_str::<Doc>(&s).unwrap(), d);
         assert_eq!(to_vec(&d).unwrap(), s.into_bytes());
@@ -286,5 +247,12 @@ mod tests {
             r#"{"a":{},"b":[1,"two",null,true]}"#
         );
         assert_eq!(value_to_string(&json!("x\ny")), r#""x\ny""#);
+        assert_eq!(
+            value_to_string(&json!("q\"\\\u{1}/é")),
+            r#""q\"\\\u0001/é""#
+        );
+        // Not the prototype: an own member like any other.
+        let v: Value = from_str(r#"{"__proto__":{"x":1}}"#).unwrap();
+        assert_eq!(value_to_string(&v), r#"{"__proto__":{"x":1}}"#);
     }
 }
