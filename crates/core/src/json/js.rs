@@ -135,45 +135,70 @@ impl Js {
     }
 }
 
-impl<'de> de::Deserializer<'de> for Js {
-    type Error = Error;
+/// What a value is, read once (one copy of this, not one per visited type).
+enum Read {
+    Null,
+    Bool(bool),
+    U64(u64),
+    I64(i64),
+    F64(f64),
+    Str(String),
+    Seq(Array),
+    Map(Array),
+}
 
-    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+impl Js {
+    #[inline(never)]
+    fn read(self) -> Result<Read, Error> {
         const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
         let v = &self.0;
-        if v.is_null() || v.is_undefined() {
-            visitor.visit_unit()
+        Ok(if v.is_null() || v.is_undefined() {
+            Read::Null
         } else if let Some(b) = v.as_bool() {
-            visitor.visit_bool(b)
+            Read::Bool(b)
         } else if let Some(n) = v.as_f64() {
             // The engine does not keep `1` and `1.0` apart; an integral double within 2^53
             // is the integer it spells.
             if n.fract() == 0.0 && n.abs() <= EXACT {
                 if n >= 0.0 {
-                    visitor.visit_u64(n as u64)
+                    Read::U64(n as u64)
                 } else {
-                    visitor.visit_i64(n as i64)
+                    Read::I64(n as i64)
                 }
             } else if n.is_finite() {
-                visitor.visit_f64(n)
+                Read::F64(n)
             } else {
-                Err(plain("number out of range"))
+                return Err(plain("number out of range"));
             }
         } else if let Some(s) = v.as_string() {
-            visitor.visit_string(s)
+            Read::Str(s)
         } else if let Some(a) = v.dyn_ref::<Array>() {
-            visitor.visit_seq(Seq {
-                items: a.clone(),
-                next: 0,
-            })
+            Read::Seq(a.clone())
         } else if let Some(entries) = self.entries() {
-            visitor.visit_map(Entries {
+            Read::Map(entries)
+        } else {
+            return Err(plain("invalid value"));
+        })
+    }
+}
+
+impl<'de> de::Deserializer<'de> for Js {
+    type Error = Error;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Error> {
+        match self.read()? {
+            Read::Null => visitor.visit_unit(),
+            Read::Bool(b) => visitor.visit_bool(b),
+            Read::U64(n) => visitor.visit_u64(n),
+            Read::I64(n) => visitor.visit_i64(n),
+            Read::F64(n) => visitor.visit_f64(n),
+            Read::Str(s) => visitor.visit_string(s),
+            Read::Seq(items) => visitor.visit_seq(Seq { items, next: 0 }),
+            Read::Map(entries) => visitor.visit_map(Entries {
                 entries,
                 next: 0,
                 value: None,
-            })
-        } else {
-            Err(plain("invalid value"))
+            }),
         }
     }
 
