@@ -33,6 +33,8 @@ lint:
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --all-targets -- -D warnings
+	@# The core as the browser package builds it: without the default non-interactive grants.
+	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --no-default-features --features js-url,js-json -- -D warnings
 	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
