@@ -97,8 +97,7 @@ mod imp {
     /// message; drops any value it quotes ("invalid type: string \"...\", expected u64").
     fn kept_detail(msg: &str) -> Option<String> {
         if msg.starts_with("missing field") || msg.starts_with("unknown field") {
-            // "unknown field `x`, expected one of ...": the list is ours, not the input's.
-            return Some(msg.split(", expected").next().unwrap_or(msg).to_owned());
+            return Some(msg.to_owned());
         }
         if msg.starts_with("invalid type") {
             return Some(match msg.rsplit_once(", expected ") {
