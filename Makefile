@@ -32,6 +32,9 @@ lint:
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --all-targets -- -D warnings
+	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --all-targets -- -D warnings
+	@# The core as the browser package builds it: without the default non-interactive grants.
+	cargo clippy -p edge-oauth-core --target wasm32-unknown-unknown --no-default-features --features js-url,js-json -- -D warnings
 	cargo clippy -p edge-oauth-browser --target wasm32-unknown-unknown --all-targets -- -D warnings
 	cargo clippy -p edge-oauth-worker --target wasm32-unknown-unknown --all-targets -- -D warnings
 	@# The core stays I/O-free: no async runtime or HTTP stack in its wasm32 dependency tree.
@@ -49,17 +52,25 @@ wasm-test:
 	@# Again with URLs parsed by the JS engine's URL (the js-url feature the browser package uses).
 	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow --test extensions
 	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url --lib --test flow --test extensions
+	@# And with JSON parsed and written by the JS engine's JSON too (js-json; the browser package
+	@# uses both; the worker js-url only).
+	cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --lib --test flow --test extensions
+	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-core --target wasm32-unknown-unknown --features js-url,js-json --lib --test flow --test extensions
 	@# The browser crate: its store and fetch tests run in headless Chromium (fetch against
 	@# tests/echo-server.mjs), tests/anywhere.rs under Node and then in Chromium.
 	bash crates/browser/tests/with-echo-server.sh cargo test -p edge-oauth-browser --target wasm32-unknown-unknown
 	WASM_BINDGEN_USE_BROWSER=1 cargo test -p edge-oauth-browser --target wasm32-unknown-unknown --test anywhere
 
-# The browser package: an ES module for pages (pkg/) and a CommonJS build for Node (pkg-node/),
-# both through wasm-opt -Oz.
+# The browser package: an ES module for pages (pkg/, its JS glue minified by esbuild) and a
+# CommonJS build for Node (pkg-node/), both through wasm-opt -Oz.
 # opt-level "z" for the wasm only (14 KB gzip less than the workspace's "s"; the CLI keeps "s").
 browser-pkg: export CARGO_PROFILE_RELEASE_OPT_LEVEL = z
 browser-pkg:
 	wasm-pack --quiet build crates/browser --target web --release --out-dir pkg
+	@# The page's JS glue minified, as bench/size.mjs bundles the libraries it compares with
+	@# (names kept: the classes read as themselves in a console and in stack traces).
+	esbuild --minify --keep-names --format=esm --log-level=warning --allow-overwrite \
+		crates/browser/pkg/edge_oauth_browser.js --outfile=crates/browser/pkg/edge_oauth_browser.js
 	wasm-pack --quiet build crates/browser --target nodejs --release --out-dir pkg-node
 
 # The package's hand-written TypeScript types, compile-only (tests/browser/types.ts).

@@ -3,7 +3,8 @@
 //
 // Each JS library is bundled from an entry in entries/ that re-exports what a web client uses,
 // with esbuild --bundle --minify --format=esm --platform=browser. Our row is the wasm-pack
-// output (pkg/edge_oauth_browser_bg.wasm + pkg/edge_oauth_browser.js), counted as built.
+// output (pkg/edge_oauth_browser_bg.wasm + pkg/edge_oauth_browser.js), counted as `make
+// browser-pkg` builds it (the JS glue minified by esbuild --minify --keep-names).
 //
 // Usage: node size.mjs [PKG_DIR]   (or EDGE_OAUTH_PKG=DIR; default <repo>/crates/browser/pkg)
 // Prints a Markdown table and writes results/size.json.
@@ -88,7 +89,7 @@ function ours() {
   const row = {
     id: "edge-oauth-browser",
     pkg: "edge-oauth (browser wasm)",
-    what: OUR_FILES.join(" + ") + " (wasm-pack --target web --release)",
+    what: OUR_FILES.join(" + ") + " (wasm-pack --target web --release; JS glue esbuild --minify --keep-names)",
     pkgDir: relative(repo, pkgDir) || ".",
   };
   const paths = OUR_FILES.map((f) => join(pkgDir, f));

@@ -867,7 +867,8 @@ pub async fn handle_redirect_callback(options: JsValue) -> Result<JsValue, JsVal
         .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMismatch))?;
     // Taken: one use only, whatever happens next.
     let (pending, return_to): (PendingLogin, Option<String>) =
-        serde_json::from_str(&saved).map_err(|_| invalid("the saved login does not parse"))?;
+        edge_oauth_core::json::from_str(&saved)
+            .map_err(|_| invalid("the saved login does not parse"))?;
     let mut clean = url.clone();
     let kept: Vec<(String, String)> = url
         .query_pairs()

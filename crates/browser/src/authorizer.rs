@@ -272,7 +272,7 @@ impl Authorizer for PageAuthorizer {
             .borrow()
             .clone()
             .or_else(|| window.location().href().ok());
-        let saved = serde_json::to_string(&(pending, return_to))
+        let saved = edge_oauth_core::json::to_string(&(pending, return_to))
             .map_err(|_| fail("cannot serialise the pending login"))?;
         self.store
             .save_pending(pending.authorization.state.secret(), &saved)

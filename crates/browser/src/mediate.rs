@@ -12,6 +12,8 @@
 use edge_oauth_core::url::form_urlencoded;
 use edge_oauth_core::{HttpClient, HttpRequest, HttpResponse, Method, TransportError};
 
+use wasm_bindgen::{JsCast, JsValue};
+
 use crate::fetch::FetchClient;
 
 /// The core's requests over `fetch`, token and revocation requests through a token-mediating
@@ -74,18 +76,33 @@ fn handle_as_refresh_token(response: &mut HttpResponse) {
     if response.status != 200 {
         return;
     }
-    let Ok(serde_json::Value::Object(mut body)) =
-        serde_json::from_slice::<serde_json::Value>(&response.body)
+    // Edited as the engine's object (JSON.parse / JSON.stringify): no map removal code in
+    // the wasm for two members.
+    let Some(body) = core::str::from_utf8(&response.body)
+        .ok()
+        .and_then(|text| js_sys::JSON::parse(text).ok())
+        .filter(|b| b.is_object() && !js_sys::Array::is_array(b))
     else {
         return;
     };
+    let body: js_sys::Object = body.unchecked_into();
     // The worker never sends one; should a misconfigured one do, it is dropped, not kept.
-    body.remove("refresh_token");
-    if let Some(handle) = body.remove("session_handle") {
-        body.insert("refresh_token".into(), handle);
+    let (refresh, handle) = (
+        JsValue::from_str("refresh_token"),
+        JsValue::from_str("session_handle"),
+    );
+    let _ = js_sys::Reflect::delete_property(&body, &refresh);
+    if let Ok(h) = js_sys::Reflect::get(&body, &handle)
+        && !h.is_undefined()
+    {
+        let _ = js_sys::Reflect::delete_property(&body, &handle);
+        let _ = js_sys::Reflect::set(&body, &refresh, &h);
     }
-    if let Ok(bytes) = serde_json::to_vec(&serde_json::Value::Object(body)) {
-        response.body = bytes;
+    if let Some(text) = js_sys::JSON::stringify(&body)
+        .ok()
+        .and_then(|s| s.as_string())
+    {
+        response.body = text.into_bytes();
     }
 }
 
@@ -170,6 +187,15 @@ mod tests {
         let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
         assert_eq!(v["refresh_token"], "h");
         assert!(v.get("session_handle").is_none());
+        // A refresh token without a handle is dropped all the same; the rest is kept.
+        let mut r = HttpResponse::new(
+            200,
+            vec![],
+            br#"{"access_token":"at","refresh_token":"rt","__proto__":1}"#.to_vec(),
+        );
+        handle_as_refresh_token(&mut r);
+        let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(v, serde_json::json!({"access_token": "at", "__proto__": 1}));
         let mut e = HttpResponse::new(400, vec![], br#"{"error":"invalid_grant"}"#.to_vec());
         handle_as_refresh_token(&mut e);
         assert_eq!(e.body, br#"{"error":"invalid_grant"}"#.to_vec());

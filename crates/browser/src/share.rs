@@ -90,7 +90,7 @@ fn message(kind: &str, server: &str, tokens: Option<&TokenSet>) -> Option<JsValu
     Reflect::set(&o, &"t".into(), &kind.into()).ok()?;
     Reflect::set(&o, &"server".into(), &server.into()).ok()?;
     if let Some(t) = tokens {
-        let json = serde_json::to_string(t).ok()?;
+        let json = edge_oauth_core::json::to_string(t).ok()?;
         Reflect::set(&o, &"tokens".into(), &json.into()).ok()?;
     }
     Some(o.into())
@@ -133,7 +133,7 @@ impl TokenShare {
                     "gone" => held.borrow_mut().retain(|(s, _)| *s != server),
                     "tokens" => {
                         let Some(tokens) = get(&data, "tokens")
-                            .and_then(|j| serde_json::from_str::<TokenSet>(&j).ok())
+                            .and_then(|j| edge_oauth_core::json::from_str::<TokenSet>(&j).ok())
                         else {
                             return;
                         };

@@ -573,11 +573,11 @@ fn remove<T>(entries: &mut Vec<(String, T)>, key: &str) {
 }
 
 fn json<T: DeserializeOwned>(plaintext: &[u8]) -> Option<T> {
-    serde_json::from_slice(plaintext).ok()
+    edge_oauth_core::json::from_slice(plaintext).ok()
 }
 
 fn to_json<T: Serialize>(value: &T, kind: RecordKind) -> Result<Vec<u8>, Error> {
-    serde_json::to_vec(value).map_err(|_| Error::Serialize {
+    edge_oauth_core::json::to_vec(value).map_err(|_| Error::Serialize {
         kind: kind.as_str(),
     })
 }

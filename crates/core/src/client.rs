@@ -22,17 +22,21 @@ use crate::discovery::{
 use crate::dpop::{self, DpopPolicy, ProofRequest};
 use crate::env::{Clock, RandomSource};
 use crate::error::{Error, Recovery, Result};
+#[cfg(feature = "non-interactive")]
 use crate::grants::{
-    CLIENT_CREDENTIALS_GRANT, client_assertion, client_credentials_request, id_jag_request,
-    jwt_bearer_request, process_id_jag_response, with_client_assertion,
+    CLIENT_CREDENTIALS_GRANT, client_credentials_request, id_jag_request, jwt_bearer_request,
+    process_id_jag_response,
 };
+use crate::grants::{client_assertion, with_client_assertion};
 use crate::http::{self, HttpClient, HttpRequest, HttpResponse, Method, parse_secure_url};
 use crate::jws::Signer;
 use crate::registration::{
     ClientCredentials, ClientMetadata, RegistrationSource, TokenEndpointAuthMethod,
     dynamic_registration_request, metadata_document_client, process_registration_response,
 };
-use crate::scope::{OFFLINE_ACCESS, contains_all, select_scope, union};
+#[cfg(feature = "non-interactive")]
+use crate::scope::OFFLINE_ACCESS;
+use crate::scope::{contains_all, select_scope, union};
 use crate::secret::{AccessToken, ClientSecret, IdToken, JwtAssertion};
 use crate::store::{CredentialStore, Session};
 use crate::token::{
@@ -145,6 +149,8 @@ pub struct ClientConfig {
     /// How protected resource metadata `resource` is matched (RFC 9728 §3.3 by default).
     pub resource_policy: ResourcePolicy,
     /// Obtain tokens with this grant instead of the authorization code flow (default none).
+    /// (Needs the `non-interactive` feature, on by default; without it `authorize` answers
+    /// [`Error::InvalidInput`] when one is set.)
     pub grant: Option<NonInteractiveGrant>,
     /// Signs the `private_key_jwt` client assertions of pre-registered clients whose
     /// `auth_method` is [`TokenEndpointAuthMethod::PrivateKeyJwt`] (RFC 7523 §2.2).
@@ -790,9 +796,17 @@ where
         known: Option<&Session>,
     ) -> Result<Session> {
         if let Some(grant) = &self.config.grant {
+            #[cfg(feature = "non-interactive")]
             return self
                 .authorize_without_user(server, grant, challenge, extra_scope, known)
                 .await;
+            #[cfg(not(feature = "non-interactive"))]
+            {
+                let _ = grant;
+                return Err(Error::InvalidInput {
+                    reason: "non-interactive grants are not built in (the `non-interactive` feature)",
+                });
+            }
         }
         let (url, pending) = self
             .begin_after(server, challenge, extra_scope, known)
@@ -896,6 +910,7 @@ where
     /// token request(s) for the resource (RFC 8707) and the scope an authorization would ask
     /// for, proven with the DPoP key when the policy says so; the session is stored with no
     /// refresh token as a rule, and asked for again when it expires.
+    #[cfg(feature = "non-interactive")]
     async fn authorize_without_user(
         &self,
         server: &Url,

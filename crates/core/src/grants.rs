@@ -190,7 +190,7 @@ pub fn process_id_jag_response(response: &HttpResponse, url: &str) -> Result<Jwt
         });
     }
     // By hand, as for token responses: serde's messages would quote the token.
-    let v: Value = serde_json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
+    let v: Value = crate::json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
         url: url.to_owned(),
         detail: "body is not a JSON object".into(),
     })?;

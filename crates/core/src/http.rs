@@ -88,7 +88,7 @@ impl HttpRequest {
                 ("Content-Type".into(), "application/json".into()),
                 ("Accept".into(), "application/json".into()),
             ],
-            body: Some(body.to_string().into_bytes()),
+            body: Some(crate::json::value_to_string(body).into_bytes()),
         }
     }
 
@@ -178,7 +178,7 @@ impl HttpResponse {
         Self::new(
             status,
             vec![("Content-Type".into(), "application/json".into())],
-            body.to_string(),
+            crate::json::value_to_string(body),
         )
     }
 
@@ -301,41 +301,10 @@ pub(crate) fn parse_json<T: DeserializeOwned>(response: &HttpResponse, url: &str
             url: url.to_owned(),
         });
     }
-    serde_json::from_slice(&response.body).map_err(|e| Error::InvalidJson {
+    crate::json::from_slice(&response.body).map_err(|e| Error::InvalidJson {
         url: url.to_owned(),
-        detail: json_error_detail(&e),
+        detail: e.to_string(),
     })
-}
-
-/// serde_json's messages can quote the offending value; keep the category and position only,
-/// plus the field name serde reports for missing or unknown fields.
-fn json_error_detail(e: &serde_json::Error) -> String {
-    let msg = e.to_string();
-    let head = msg.split(" at line ").next().unwrap_or(&msg);
-    let kept = if head.starts_with("missing field") || head.starts_with("unknown field") {
-        head.to_owned()
-    } else if head.starts_with("invalid type") {
-        // "invalid type: string \"...\", expected u64": drop the value.
-        match head.rsplit_once(", expected ") {
-            Some((kind, expected)) => {
-                let kind = kind
-                    .trim_start_matches("invalid type: ")
-                    .split([' ', '`'])
-                    .next()
-                    .unwrap_or("value");
-                format!("invalid type {kind}, expected {expected}")
-            }
-            None => "invalid type".to_owned(),
-        }
-    } else {
-        match e.classify() {
-            serde_json::error::Category::Syntax => "syntax error".to_owned(),
-            serde_json::error::Category::Eof => "unexpected end of input".to_owned(),
-            serde_json::error::Category::Data => "invalid value".to_owned(),
-            serde_json::error::Category::Io => "read error".to_owned(),
-        }
-    };
-    format!("{kept} at line {} column {}", e.line(), e.column())
 }
 
 pub(crate) fn truncate(s: &str, max: usize) -> String {
@@ -355,7 +324,7 @@ pub(crate) fn oauth_error_body(response: &HttpResponse) -> Option<OAuthError> {
     if !is_json_content_type(content_type) {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let v: crate::json::Value = crate::json::from_slice(&response.body).ok()?;
     let code = v.get("error")?.as_str()?;
     if code.is_empty() {
         return None;

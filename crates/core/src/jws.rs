@@ -92,7 +92,7 @@ impl PublicJwk {
     /// The JWK SHA-256 thumbprint, base64url (RFC 7638 §3): the required members only, in
     /// lexicographic order, no whitespace. DPoP's `jkt` (RFC 9449 §6.1, §10).
     pub fn thumbprint(&self) -> String {
-        let s = |v: &str| Value::from(v).to_string();
+        let s = |v: &str| crate::json::value_to_string(&Value::from(v));
         let canonical = match self {
             PublicJwk::Ec { crv, x, y } => format!(
                 r#"{{"crv":{},"kty":"EC","x":{},"y":{}}}"#,
@@ -171,8 +171,8 @@ impl fmt::Debug for Signer {
 pub fn signing_input(header: &Value, payload: &Value) -> String {
     format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(header.to_string()),
-        URL_SAFE_NO_PAD.encode(payload.to_string())
+        URL_SAFE_NO_PAD.encode(crate::json::value_to_string(header)),
+        URL_SAFE_NO_PAD.encode(crate::json::value_to_string(payload))
     )
 }
 
@@ -222,7 +222,7 @@ pub fn new_jti(rng: &impl crate::env::RandomSource) -> Result<String> {
 /// nothing here trusts an unverified token).
 pub fn decode_segment(segment: &str) -> Option<Map<String, Value>> {
     let bytes = URL_SAFE_NO_PAD.decode(segment).ok()?;
-    match serde_json::from_slice(&bytes).ok()? {
+    match crate::json::from_slice(&bytes).ok()? {
         Value::Object(m) => Some(m),
         _ => None,
     }

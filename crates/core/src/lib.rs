@@ -39,6 +39,7 @@ pub mod env;
 pub mod error;
 pub mod grants;
 pub mod http;
+pub mod json;
 pub mod jws;
 pub mod pkce;
 pub mod registration;

@@ -164,7 +164,7 @@ pub fn process_token_response_with(
     }
     // Parsed by hand, not derived: serde's messages would quote values, and these are tokens.
     let v: serde_json::Value =
-        serde_json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
+        crate::json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
             url: url.to_owned(),
             detail: "body is not valid JSON".into(),
         })?;
@@ -273,7 +273,7 @@ pub fn salvage_refresh_token(response: &HttpResponse, old: &RefreshToken) -> Opt
     if response.status != 200 {
         return None;
     }
-    let v: serde_json::Value = serde_json::from_slice(&response.body).ok()?;
+    let v: serde_json::Value = crate::json::from_slice(&response.body).ok()?;
     let rt = v.get("refresh_token")?.as_str()?;
     (!rt.is_empty() && rt != old.secret()).then(|| RefreshToken::new(rt))
 }
