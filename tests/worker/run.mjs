@@ -634,8 +634,8 @@ function dpopKey() {
   const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
   return {
     jkt,
-    proof(htm, htu, { nonce, accessToken } = {}) {
-      const claims = { jti: crypto.randomUUID(), htm, htu, iat: Math.floor(Date.now() / 1000) };
+    proof(htm, htu, { nonce, accessToken, iat = Math.floor(Date.now() / 1000) } = {}) {
+      const claims = { jti: crypto.randomUUID(), htm, htu, iat };
       if (nonce) claims.nonce = nonce;
       if (accessToken) claims.ath = crypto.createHash('sha256').update(accessToken).digest('base64url');
       const input = `${b64({ typ: 'dpop+jwt', alg: 'ES256', jwk })}.${b64(claims)}`;
@@ -744,6 +744,30 @@ async function dpopChecks() {
     const s1 = await stats(issuer);
     eq(s1.token.by_grant_type.refresh_token.ok - (s0.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
     eq(await mcpDpop(mcp, key, r.json.access_token, state), 200, 'MCP server with the refreshed token');
+    session.handle = r.json.session_handle;
+    session.accessToken = r.json.access_token;
+  });
+  await check('DPoP: while the held access token is not due, the edge still verifies the proof (signature, htm, htu, iat) before answering with it: a forged signature with the right public key gets nothing', async () => {
+    const s0 = await stats(issuer);
+    const refresh = { grant_type: 'refresh_token', refresh_token: session.handle };
+    const good = key.proof('POST', `${issuer}/token`);
+    const [input, sig] = [good.slice(0, good.lastIndexOf('.')), good.slice(good.lastIndexOf('.') + 1)];
+    const flipped = Buffer.from(sig, 'base64url');
+    flipped[10] ^= 1;
+    for (const [why, proof] of [
+      ['forged signature', `${input}.${flipped.toString('base64url')}`],
+      ['htm GET', key.proof('GET', `${issuer}/token`)],
+      ['htu the worker', key.proof('POST', `${dw.base}/token`)],
+      ['iat 10 minutes old', key.proof('POST', `${issuer}/token`, { iat: Math.floor(Date.now() / 1000) - 600 })],
+    ]) {
+      const r = await call(dw.base, '/token', { params: refresh, headers: { dpop: proof } });
+      assert(!r.json?.access_token, `${why}: an access token came back`);
+      isRfcError(r, 400, 'invalid_dpop_proof', 'invalid_dpop_proof');
+    }
+    const r = await call(dw.base, '/token', { params: refresh, headers: { dpop: key.proof('POST', `${issuer}/token`) } });
+    eq(r.status, 200, `a valid proof (${r.text.slice(0, 200)})`);
+    eq(r.json.access_token, session.accessToken, 'the held access token');
+    eq(refreshRequests(await stats(issuer)), refreshRequests(s0), 'upstream refresh requests');
   });
   await check('DPoP in the backend-for-frontend (mcp-stack --dpop-nonce): the session\'s own key (wrapped in the Durable Object) proves the code exchange, the refresh and every proxied MCP request; both nonce challenges answered once; the page sees no token and no key', async () => {
     const jar = new Jar();

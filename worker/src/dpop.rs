@@ -4,9 +4,13 @@
 //! refresh of a bound session must come with a proof by that key (anything else would only
 //! make the authorization server refuse, and could end the session).
 //!
-//! The worker does not verify proof signatures: the authorization server does, on every
-//! request a proof travels with, and a bound access token handed to someone without the key
-//! is of no use to them.
+//! Before a bound session answers at all (with the access token it holds, or after a refresh
+//! upstream), the page's proof is verified here as a resource server would (RFC 9449 §4.3):
+//! `typ`, an asymmetric `alg` matching the `jwk`, the signature (WebCrypto, in `durable`),
+//! `htm` POST, `htu` the token endpoint the proof was made for, and `iat` within
+//! [`PROOF_MAX_AGE_SECS`]. Without that, the session handle and the public key (which every
+//! proof carries) would get the held access token with a forged proof. `jti` replay is left to
+//! the authorization server, which sees every proof that leads to new tokens.
 
 use edge_oauth_core::jws::{PublicJwk, decode_segment};
 
@@ -48,6 +52,84 @@ pub fn proof_jkt(proof: &str) -> Option<String> {
         _ => return None,
     };
     Some(key.thumbprint())
+}
+
+/// How far a proof's `iat` may be from the worker's clock, either way.
+pub const PROOF_MAX_AGE_SECS: u64 = 120;
+
+/// A proof whose header and claims passed [`check_proof`]: what remains is its signature.
+#[derive(Debug)]
+pub struct CheckedProof {
+    /// `ES256` or `RS256`.
+    pub alg: &'static str,
+    /// The public key, as the header carried it (to import for verification).
+    pub jwk: serde_json::Map<String, serde_json::Value>,
+    /// `BASE64URL(header) || '.' || BASE64URL(payload)`.
+    pub signing_input: String,
+    /// The signature octets.
+    pub signature: Vec<u8>,
+}
+
+/// Checks a bound session's proof (RFC 9449 §4.3 steps 1-11 but the signature, and `jti`):
+/// made by the key `jkt`, for `POST` to one of `htu` (the token endpoint, without query or
+/// fragment), issued within [`PROOF_MAX_AGE_SECS`] of `now`.
+pub fn check_proof(
+    proof: &str,
+    jkt: &str,
+    htu: &[&str],
+    now: u64,
+) -> Result<CheckedProof, crate::error::ProxyError> {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let bad = crate::error::ProxyError::InvalidDpopProof;
+    if proof_jkt(proof).as_deref() != Some(jkt) {
+        return Err(bad);
+    }
+    let mut parts = proof.split('.');
+    let (Some(h), Some(p), Some(sig)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(bad);
+    };
+    let header = decode_segment(h).ok_or(crate::error::ProxyError::InvalidDpopProof)?;
+    let claims = decode_segment(p).ok_or(crate::error::ProxyError::InvalidDpopProof)?;
+    let jwk = header
+        .get("jwk")
+        .and_then(|v| v.as_object())
+        .cloned()
+        .ok_or(crate::error::ProxyError::InvalidDpopProof)?;
+    let alg = match (
+        header.get("alg").and_then(|v| v.as_str()),
+        jwk.get("kty").and_then(|v| v.as_str()),
+        jwk.get("crv").and_then(|v| v.as_str()),
+    ) {
+        (Some("ES256"), Some("EC"), Some("P-256")) => "ES256",
+        (Some("RS256"), Some("RSA"), _) => "RS256",
+        _ => return Err(bad),
+    };
+    let text = |k: &str| claims.get(k).and_then(|v| v.as_str());
+    if text("htm") != Some("POST") || !text("htu").is_some_and(|u| htu.contains(&u)) {
+        return Err(bad);
+    }
+    if text("jti").is_none_or(str::is_empty) {
+        return Err(bad);
+    }
+    let Some(iat) = claims.get("iat").and_then(|v| v.as_u64()) else {
+        return Err(bad);
+    };
+    if iat.abs_diff(now) > PROOF_MAX_AGE_SECS {
+        return Err(bad);
+    }
+    let signature = URL_SAFE_NO_PAD
+        .decode(sig)
+        .map_err(|_| crate::error::ProxyError::InvalidDpopProof)?;
+    if alg == "ES256" && signature.len() != 64 {
+        return Err(bad);
+    }
+    Ok(CheckedProof {
+        alg,
+        jwk,
+        signing_input: format!("{h}.{p}"),
+        signature,
+    })
 }
 
 /// The page's `DPoP` header as passed on: one well-formed proof, or none.
@@ -106,6 +188,65 @@ mod tests {
             assert_eq!(
                 request_proof(Some(bad)).unwrap_err().code(),
                 "invalid_dpop_proof"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bound_sessions_proof_is_checked_like_a_resource_server_would() {
+        let jwk = serde_json::json!({"kty": "EC", "crv": "P-256",
+            "x": "l8tFrhx-34tV3hRICRDY9zCkDlpBhF42UQUfWVAWBFs",
+            "y": "9VE4jf_Ok_o64zbTTlcuNJajHmt6v9TDVrU0CdvGRDA"});
+        let jkt = "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I";
+        let htu = "https://as.example.com/token";
+        let proof = |header: serde_json::Value, claims: serde_json::Value, sig: &[u8]| {
+            format!(
+                "{}.{}.{}",
+                URL_SAFE_NO_PAD.encode(header.to_string()),
+                URL_SAFE_NO_PAD.encode(claims.to_string()),
+                URL_SAFE_NO_PAD.encode(sig)
+            )
+        };
+        let header = serde_json::json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let claims = serde_json::json!({"htm": "POST", "htu": htu, "iat": 1000, "jti": "j1"});
+        let good = proof(header.clone(), claims.clone(), &[7; 64]);
+        let c = check_proof(&good, jkt, &[htu], 1050).unwrap();
+        assert_eq!((c.alg, c.signature.len()), ("ES256", 64));
+        assert!(good.starts_with(&c.signing_input));
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = claims.clone();
+            c[k] = v;
+            proof(header.clone(), c, &[7; 64])
+        };
+        let mut rs = header.clone();
+        rs["alg"] = "RS256".into();
+        for (bad, why) in [
+            (good.clone(), "another key"),
+            (with("htm", "GET".into()), "htm"),
+            (
+                with("htu", "https://as.example.com/token?x=1".into()),
+                "htu",
+            ),
+            (with("iat", 1000.into()), "stale"),
+            (with("iat", "1000".into()), "iat type"),
+            (with("jti", "".into()), "jti"),
+            (proof(rs, claims.clone(), &[7; 64]), "alg and key disagree"),
+            (
+                proof(header.clone(), claims.clone(), &[7; 63]),
+                "signature length",
+            ),
+        ] {
+            let (expected_jkt, now) = match why {
+                "another key" => ("other", 1000),
+                "stale" => (jkt, 1000 + PROOF_MAX_AGE_SECS + 1),
+                _ => (jkt, 1000),
+            };
+            assert_eq!(
+                check_proof(&bad, expected_jkt, &[htu], now)
+                    .unwrap_err()
+                    .code(),
+                "invalid_dpop_proof",
+                "{why}"
             );
         }
     }

@@ -216,18 +216,25 @@ impl TokenSession {
             }
             Presented::Current | Presented::WithinGrace => {}
         }
-        // Tokens bound to the page's key go only to a proof by that key; the authorization
-        // server would refuse any other (and a refused refresh could end the session).
-        if let Some(jkt) = &record.dpop_jkt
-            && dpop.and_then(crate::dpop::proof_jkt).as_ref() != Some(jkt)
-        {
-            return Err(ProxyError::InvalidDpopProof);
+        let provider = self.session_provider(config, &record).await?;
+        // Tokens bound to the page's key go only to a valid proof by that key, made for the
+        // token endpoint (verified here, whether or not a refresh goes upstream): the
+        // authorization server would refuse any other, and the held access token must not go
+        // to whoever has the handle and the public key.
+        if let Some(jkt) = &record.dpop_jkt {
+            let endpoints = resolve(config, provider, http).await?;
+            let checked = crate::dpop::check_proof(
+                dpop.ok_or(ProxyError::InvalidDpopProof)?,
+                jkt,
+                &[endpoints.token.as_str()],
+                now,
+            )?;
+            crate::signer::verify_proof_signature(&checked).await?;
         }
         let proof = match dpop.filter(|_| record.dpop_jkt.is_some()) {
             Some(p) => Proof::Page(p),
             None => Proof::None,
         };
-        let provider = self.session_provider(config, &record).await?;
         self.refresh_if_due(config, http, provider, &mut record, now, proof)
             .await?;
         Ok(Reply::json(

@@ -153,3 +153,60 @@ pub async fn authenticate(
     })?;
     Ok(with_client_assertion(request, &assertion))
 }
+
+/// Verifies the signature of a proof [`crate::dpop::check_proof`] accepted, with the public key
+/// it carries (which `check_proof` matched to the session's thumbprint).
+pub async fn verify_proof_signature(proof: &crate::dpop::CheckedProof) -> Result<(), ProxyError> {
+    let bad = |_| ProxyError::InvalidDpopProof;
+    let jwk = Object::new();
+    for (name, value) in &proof.jwk {
+        if let Some(s) = value.as_str() {
+            Reflect::set(&jwk, &JsValue::from_str(name), &JsValue::from_str(s)).map_err(bad)?;
+        }
+    }
+    let (import, verify): (Object, Object) = match proof.alg {
+        "ES256" => {
+            let import = EcKeyImportParams::new("ECDSA");
+            import.set_named_curve("P-256");
+            (
+                import.into(),
+                EcdsaParams::new_with_str("ECDSA", "SHA-256").into(),
+            )
+        }
+        _ => {
+            let import = Object::new();
+            Reflect::set(&import, &"name".into(), &"RSASSA-PKCS1-v1_5".into()).map_err(bad)?;
+            Reflect::set(&import, &"hash".into(), &"SHA-256".into()).map_err(bad)?;
+            let verify = Object::new();
+            Reflect::set(&verify, &"name".into(), &"RSASSA-PKCS1-v1_5".into()).map_err(bad)?;
+            (import, verify)
+        }
+    };
+    let subtle = subtle()?;
+    let usages = Array::of1(&"verify".into());
+    let key: CryptoKey = JsFuture::from(
+        subtle
+            .import_key_with_object("jwk", &jwk, &import, false, &usages)
+            .map_err(bad)?,
+    )
+    .await
+    .map_err(bad)?
+    .unchecked_into();
+    let valid = JsFuture::from(
+        subtle
+            .verify_with_object_and_u8_array_and_u8_array(
+                &verify,
+                &key,
+                &proof.signature,
+                proof.signing_input.as_bytes(),
+            )
+            .map_err(bad)?,
+    )
+    .await
+    .map_err(bad)?;
+    if valid.as_bool() == Some(true) {
+        Ok(())
+    } else {
+        Err(ProxyError::InvalidDpopProof)
+    }
+}
