@@ -91,6 +91,15 @@ mod native {
         Ok(out)
     }
 
+    /// Whether `problem` names the variable `name` as a whole word (`BFF_COOKIE_KEY` is not
+    /// named by a problem about `BFF_COOKIE_KEY_PREVIOUS`).
+    fn names(problem: &str, name: &str) -> bool {
+        let word = |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_';
+        problem.match_indices(name).any(|(i, _)| {
+            !problem[..i].ends_with(word) && !problem[i + name.len()..].starts_with(word)
+        })
+    }
+
     pub fn main() -> ExitCode {
         let mut args = std::env::args().skip(1);
         let toml_path = args.next().unwrap_or_else(|| "wrangler.toml".to_owned());
@@ -125,11 +134,11 @@ mod native {
             .absent
             .into_inner()
             .into_iter()
-            .filter(|name| all.iter().any(|p| p.contains(name.as_str())))
+            .filter(|name| all.iter().any(|p| names(p, name)))
             .collect();
         let problems: Vec<&String> = all
             .iter()
-            .filter(|p| strict || !absent.iter().any(|name| p.contains(name.as_str())))
+            .filter(|p| strict || !absent.iter().any(|name| names(p, name)))
             .collect();
         if !strict {
             for name in &absent {
@@ -161,6 +170,19 @@ mod native {
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn whole_names_only() {
+            assert!(names(
+                "the secret BFF_COOKIE_KEY is not set",
+                "BFF_COOKIE_KEY"
+            ));
+            assert!(!names(
+                "BFF_COOKIE_KEY_PREVIOUS is not base64",
+                "BFF_COOKIE_KEY"
+            ));
+            assert!(!names("XBFF_COOKIE_KEY", "BFF_COOKIE_KEY"));
+        }
 
         #[test]
         fn dev_vars_lines() {
