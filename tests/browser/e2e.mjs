@@ -1252,7 +1252,7 @@ const scenarios = [
   },
   {
     id: 'l',
-    name: 'bff: login through the worker\'s /bff/login, MCP SDK lists and calls a tool through /bff/mcp/tools; the page never sees a token (getAccessToken() null, no Authorization header, HttpOnly cookie); logout',
+    name: 'bff: login through the worker\'s /bff/login, MCP SDK lists and calls a tool through /bff/mcp/tools; the page never sees a token (getAccessToken() null, no Authorization header, HttpOnly cookie); a 403 insufficient_scope steps up through /bff/login (step_up=true); logout',
     timeoutMs: 90000,
     async run(t) {
       await t.startStack();
@@ -1304,6 +1304,36 @@ const scenarios = [
       assert(bodies.length >= 6, `only ${bodies.length} answers of the worker seen`);
       const leaks = bodies.filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh)_token"/.test(b));
       assert(leaks.length === 0, `a response to the page holds a token: ${leaks[0]?.slice(0, 120)}`);
+      // Step-up: admin_note's 403 insufficient_scope (recorded by the worker) makes client.fetch
+      // leave for /bff/login with step_up=true; back, the session has mcp:admin and the call passes.
+      const logins = [];
+      t.context.on('request', (r) => { if (r.method() === 'POST' && new URL(r.url()).pathname === '/bff/login') logins.push(r.postData() ?? ''); });
+      // A challenge for the scope this tab stepped up for a moment ago (the mark the package
+      // leaves before it navigates) is not stepped up again: the 403 is the answer.
+      const mark = 'edge-oauth:bff-step-up:tools';
+      await page.evaluate((k) => sessionStorage.setItem(k, `${Date.now()} mcp:tools mcp:admin`), mark);
+      const navsGuard = page.navs.length;
+      const again = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'x' } }));
+      assert(again.status === 403 && /insufficient_scope/.test(again.www ?? ''), `admin_note with the mark set: ${json(again)}`);
+      assert(page.navs.length === navsGuard && logins.length === 0, 'stepped up again for the same scope');
+      assert(await page.evaluate((k) => sessionStorage.getItem(k), mark) === null, 'the step-up mark was kept');
+      const st1 = await t.status(page);
+      assert(!st1.scope?.split(' ').includes('mcp:admin') && st1.stepUpScope === 'mcp:tools mcp:admin', `status() before the step-up: ${json(st1)}`);
+      const beforeStep = page.navs.length;
+      const sStep = await t.stats();
+      await page.evaluate(() => { void window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'stepped up' } }); });
+      await until(async () => {
+        const navs = page.navs.slice(beforeStep).map((u) => new URL(u));
+        if (!navs.some((u) => u.origin === t.origin && u.pathname === '/app.html')) return false;
+        return grantCounts(await t.stats(), 'authorization_code').ok > grantCounts(sStep, 'authorization_code').ok;
+      }, 20000, 'the BFF step-up login to come back to app.html');
+      await page.waitForLoadState('load');
+      await t.ready(page);
+      assert(logins.length === 1 && new URLSearchParams(logins[0]).get('step_up') === 'true', `step-up login form bodies: ${json(logins)}`);
+      const st3 = await t.status(page);
+      assert(st3.state === 'authenticated' && st3.scope?.split(' ').includes('mcp:admin') && st3.stepUpScope === undefined, `status() after the step-up: ${json(st3)}`);
+      const note = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'stepped up' } }));
+      assert(note.status === 200 && /^note saved by /.test(note.result?.content?.[0]?.text ?? ''), `admin_note after the step-up: ${json(note)}`);
       const out = await page.evaluate(() => window.e2e.client.logout());
       assert(out?.deleted === true, `logout() returned ${json(out)}`);
       const st2 = await t.status(page);

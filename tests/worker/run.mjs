@@ -492,6 +492,45 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     eq(jar.header(), cookie, 'session cookie');
   });
 
+  await check('BFF step-up: admin_note -> 403 insufficient_scope passed through and recorded (/bff/session step_up_scope); a step_up login asks for the configured + granted + challenged scope; after consent admin_note 200 with the new cookie, the old session forgotten without an upstream revocation', async () => {
+    const adminNote = (j) => bffMcp(w(), app, j, { jsonrpc: '2.0', id: 40, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'stepped up' } } });
+    const words = (s) => (s ?? '').split(' ').filter(Boolean).sort().join(' ');
+    // No challenge recorded yet: a step_up login asks for the configured scope only.
+    const early = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: jar.clone(), json: { mcp_server: 'tools', step_up: true } });
+    eq(early.status, 200, `step_up login without a challenge (${early.text.slice(0, 200)})`);
+    eq(new URL(early.json.authorization_url).searchParams.get('scope'), 'mcp:tools', 'scope without a challenge');
+    // Without a session there is nothing to step up.
+    isRfcError(await bff(w(), '/bff/login', { method: 'POST', origin: app, json: { mcp_server: 'tools', step_up: true } }), 401, 'invalid_token', 'not_authenticated');
+    const denied = await adminNote(jar);
+    eq(denied.status, 403, `admin_note before the step-up (${denied.text.slice(0, 200)})`);
+    const challenge = denied.headers.get('www-authenticate') ?? '';
+    assert(/error="insufficient_scope"/.test(challenge) && /scope="mcp:tools mcp:admin"/.test(challenge), `challenge passed through: ${challenge}`);
+    const s = await bff(w(), '/bff/session', { origin: app, jar });
+    eq(s.json.step_up_scope, 'mcp:tools mcp:admin', 'step_up_scope');
+    eq(s.json.scope, 'mcp:tools', 'scope before');
+    const old = jar.clone();
+    const before = await stats(issuer);
+    const login = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools', step_up: true } });
+    eq(login.status, 200, `step_up login (${login.text.slice(0, 200)})`);
+    eq(words(new URL(login.json.authorization_url).searchParams.get('scope')), 'mcp:admin mcp:tools', 'step-up scope');
+    const callbackUrl = await followAuthorization(login.json.authorization_url, bffRedirect);
+    const cb = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(cb);
+    await cb.arrayBuffer();
+    eq(cb.status, 303, 'callback status');
+    eq(cb.headers.get('location'), `${app}/app`, 'callback Location (no edge_oauth_error)');
+    assert(jar.cookies.get(SESSION) !== old.cookies.get(SESSION), 'the session cookie was not replaced');
+    const s2 = await bff(w(), '/bff/session', { origin: app, jar });
+    eq(words(s2.json.scope), 'mcp:admin mcp:tools', 'scope after');
+    eq(s2.json.step_up_scope, undefined, 'step_up_scope after');
+    const ok = await adminNote(jar);
+    eq(ok.status, 200, `admin_note after the step-up (${ok.text.slice(0, 200)})`);
+    assert(/^note saved by /.test(ok.events.at(-1)?.message?.result?.content?.[0]?.text ?? ''), `admin_note result: ${ok.text.slice(0, 200)}`);
+    eq((await bff(w(), '/bff/session', { origin: app, jar: old })).json.authenticated, false, 'the replaced session');
+    const after = await stats(issuer);
+    eq(revocationAuth(after).basic - revocationAuth(before).basic, 0, 'upstream revocations during the step-up');
+  });
+
   await check('BFF tampered, foreign or misplaced cookie: 401 invalid_session_cookie, the cookie expired', async () => {
     const value = jar.cookies.get(SESSION);
     const raw = Buffer.from(value.slice(3), 'base64url');
@@ -695,7 +734,7 @@ async function dpopChecks() {
     PEER_CLIENT_SECRET: client.client_secret,
     BFF_REDIRECT_URI: bffRedirect,
     BFF_RETURN_URL: `${app}/app`,
-    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools', max_scope: 'mcp:read' }]),
     BFF_COOKIE_KEY: crypto.randomBytes(32).toString('base64'),
     INSECURE_LOOPBACK_COOKIES: 'true',
   }, undefined, port);
@@ -798,6 +837,21 @@ async function dpopChecks() {
     eq(s3.token.by_grant_type.refresh_token.ok - (s2.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
     const leaks = [st.text, call1.text, call2.text, call3.text].filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh)_token"|"dpop"|wrapped/.test(b));
     eq(leaks.length, 0, 'BFF answers with a token or key material');
+  });
+  await check('BFF step-up bounded by MCP_SERVERS[].max_scope (DPoP session): the 403 insufficient_scope is recorded, the step_up login for mcp:admin is refused with 403 step_up_scope_not_allowed (a form POST: 303 back with edge_oauth_error)', async () => {
+    const jar = new Jar();
+    await bffLogin(dw.base, app, bffRedirect, jar);
+    const denied = await bffMcp(dw.base, app, jar, { jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'x' } } });
+    eq(denied.status, 403, `admin_note (${denied.text.slice(0, 200)})`);
+    eq((await bff(dw.base, '/bff/session', { origin: app, jar })).json.step_up_scope, 'mcp:tools mcp:admin', 'step_up_scope');
+    const r = await bff(dw.base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools', step_up: true } });
+    isRfcError(r, 403, 'invalid_scope', 'step_up_scope_not_allowed');
+    assert(/mcp:admin/.test(r.json.error_description ?? ''), `error_description: ${r.json.error_description}`);
+    // The same from a top-level form POST: the browser goes back to the page with the code.
+    const f = await bff(dw.base, '/bff/login', { method: 'POST', origin: app, jar, csrf: false, body: 'mcp_server=tools&step_up=true', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    eq(f.status, 303, 'form step-up status');
+    eq(f.headers.get('location'), `${app}/app?edge_oauth_error=step_up_scope_not_allowed`, 'form step-up Location');
+    eq((await bff(dw.base, '/bff/session', { origin: app, jar })).json.authenticated, true, 'the session survives');
   });
   await stopWorker(dw);
 }

@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `BFF_REDIRECT_URI` | this worker's `/bff/callback` as registered at the providers (`https://<worker origin>/bff/callback`) |
 //! | `BFF_RETURN_URL` | where the browser goes after the callback; same origin as `BFF_REDIRECT_URI` |
-//! | `MCP_SERVERS` | JSON array: `name`, `url` (the MCP endpoint, also the RFC 8707 resource), `provider` (optional with one provider), `scope` |
+//! | `MCP_SERVERS` | JSON array: `name`, `url` (the MCP endpoint, also the RFC 8707 resource), `provider` (optional with one provider), `scope`, `max_scope` (optional: the only scopes a step-up may add) |
 //! | `BFF_COOKIE_KEY` | secret: the cookie sealing key, 32 random bytes in base64 |
 //! | `BFF_COOKIE_KEY_PREVIOUS` | secret, optional: the key before, still accepted when unsealing (key rotation) |
 //! | `INSECURE_LOOPBACK_COOKIES` | `true`: cookies without `Secure` and `__Host-` for a plain-http loopback `BFF_REDIRECT_URI` (local development only) |
@@ -78,6 +78,8 @@ pub struct McpServer {
     pub provider: String,
     /// The scope to ask for at login.
     pub scope: Option<String>,
+    /// With it, a step-up may ask only for these scopes beyond `scope` and the granted ones.
+    pub max_scope: Option<String>,
 }
 
 /// The backend-for-frontend's configuration.
@@ -236,7 +238,7 @@ fn check_redirect_uri(raw: &str, allow_loopback: bool) -> Result<Url, &'static s
     Ok(url)
 }
 
-const MCP_SERVER_FIELDS: &[&str] = &["name", "url", "provider", "scope"];
+const MCP_SERVER_FIELDS: &[&str] = &["name", "url", "provider", "scope", "max_scope"];
 
 fn parse_mcp_servers(
     raw: &str,
@@ -313,14 +315,25 @@ fn parse_mcp_servers(
                 continue;
             }
         };
-        let scope = match obj.get("scope") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
-            Some(_) => {
-                problems.push(format!("{at}.scope must be a non-empty string"));
-                continue;
-            }
-        };
+        let mut scopes = [None, None];
+        let mut bad = false;
+        for (slot, field) in scopes.iter_mut().zip(["scope", "max_scope"]) {
+            *slot = match obj.get(field) {
+                None | Some(Value::Null) => None,
+                Some(Value::String(s)) if scope_tokens(s).is_some() => Some(s.trim().to_owned()),
+                Some(_) => {
+                    problems.push(format!(
+                        "{at}.{field} must be a non-empty string of space-separated scope tokens"
+                    ));
+                    bad = true;
+                    None
+                }
+            };
+        }
+        if bad {
+            continue;
+        }
+        let [scope, max_scope] = scopes;
         if out.iter().any(|s| s.name == name) {
             problems.push(format!("{at}.name repeats the name {name:?}"));
             continue;
@@ -330,9 +343,88 @@ fn parse_mcp_servers(
             url,
             provider,
             scope,
+            max_scope,
         });
     }
     out
+}
+
+/// The tokens of a scope string (RFC 6749 §3.3: `scope-token = 1*NQCHAR`, separated by
+/// spaces), or `None` when it is empty or has a character outside NQCHAR.
+pub fn scope_tokens(scope: &str) -> Option<Vec<&str>> {
+    let tokens: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+    let nqchar = |b: u8| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b);
+    (!tokens.is_empty() && tokens.iter().all(|t| t.bytes().all(nqchar))).then_some(tokens)
+}
+
+/// The longest challenge scope a session records (longer ones are not a step-up).
+pub const MAX_CHALLENGE_SCOPE_CHARS: usize = 1024;
+
+/// The scope an MCP server's 403 asks for: its `WWW-Authenticate` challenge for the access
+/// token (Bearer, else DPoP; parsed by the core) with `error="insufficient_scope"` and a
+/// well-formed `scope` (RFC 6750 §3.1; MCP authorization, scope challenge handling). Anything
+/// else is no step-up.
+pub fn insufficient_scope_challenge(status: u16, www_authenticate: Option<&str>) -> Option<String> {
+    if status != 403 {
+        return None;
+    }
+    let challenge = edge_oauth_core::www_authenticate::parse_token_challenge(www_authenticate?)?;
+    if challenge.error.as_deref() != Some("insufficient_scope") {
+        return None;
+    }
+    let scope = challenge.scope?;
+    if scope.len() > MAX_CHALLENGE_SCOPE_CHARS {
+        return None;
+    }
+    let mut out: Vec<&str> = Vec::new();
+    for t in scope_tokens(&scope)? {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Some(out.join(" "))
+}
+
+/// The scope of a login for `server`: without a recorded challenge, the configured scope;
+/// after one (a step-up), the union of the configured scope, the session's granted scope and
+/// the challenge's scope — so only what the MCP server itself asked for is added. With
+/// `max_scope`, a challenge scope outside the configured scope, the granted scope and
+/// `max_scope` is refused.
+pub fn login_scope(
+    server: &McpServer,
+    granted: Option<&str>,
+    challenge: Option<&str>,
+) -> Result<Option<String>, ProxyError> {
+    let Some(challenge) = challenge else {
+        return Ok(server.scope.clone());
+    };
+    let words = |s: Option<&str>| -> Vec<String> {
+        s.and_then(scope_tokens)
+            .unwrap_or_default()
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    };
+    let configured = words(server.scope.as_deref());
+    let granted = words(granted);
+    let asked = words(Some(challenge));
+    if let Some(max) = &server.max_scope {
+        let allowed = words(Some(max));
+        if let Some(t) = asked
+            .iter()
+            .find(|t| !allowed.contains(t) && !configured.contains(t) && !granted.contains(t))
+        {
+            let t: String = t.chars().take(64).collect();
+            return Err(ProxyError::StepUpScopeNotAllowed { scope: t });
+        }
+    }
+    let mut out: Vec<String> = Vec::new();
+    for t in configured.into_iter().chain(granted).chain(asked) {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    Ok((!out.is_empty()).then(|| out.join(" ")))
 }
 
 /// What `POST /bff/login` asks for: an MCP server by name, and optionally the provider (which
@@ -345,6 +437,11 @@ pub struct LoginRequest {
     /// The provider's configured name.
     #[serde(default)]
     pub provider: Option<String>,
+    /// A step-up of the session in the request's cookie: the login asks for the scope the
+    /// MCP server's last `insufficient_scope` challenge named too (see [`login_scope`]), and
+    /// its session replaces that one.
+    #[serde(default)]
+    pub step_up: bool,
 }
 
 impl LoginRequest {
@@ -358,6 +455,11 @@ impl LoginRequest {
         Ok(Self {
             mcp_server: form.required("mcp_server")?.to_owned(),
             provider: form.single("provider")?.map(str::to_owned),
+            step_up: match form.single("step_up")? {
+                None | Some("false") => false,
+                Some("true") => true,
+                Some(_) => return Err(ProxyError::InvalidLoginRequest),
+            },
         })
     }
 
@@ -414,6 +516,10 @@ pub struct BffBinding {
     pub mcp_server: String,
     /// The provider's issuer.
     pub issuer: String,
+    /// The scope of the MCP server's last `insufficient_scope` challenge to this session, until
+    /// a step-up login replaces the session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_scope: Option<String>,
 }
 
 /// `GET /bff/session`: whether there is a session, and about its access token what a page
@@ -437,6 +543,9 @@ pub fn session_status(record: Option<&SessionRecord>, now: u64) -> Value {
         }
         if let Some(scope) = &record.tokens.scope {
             out["scope"] = scope.as_str().into();
+        }
+        if let Some(scope) = &binding.step_up_scope {
+            out["step_up_scope"] = scope.as_str().into();
         }
     }
     out
@@ -507,6 +616,7 @@ mod tests {
                 url: "https://mcp.example.com/mcp".into(),
                 provider: "main".into(),
                 scope: Some("mcp:tools".into()),
+                max_scope: None,
             }
         );
         assert!(bff.secure_cookies);
@@ -636,6 +746,85 @@ mod tests {
     }
 
     #[test]
+    fn step_up_challenges() {
+        let c = |s, h| insufficient_scope_challenge(s, h);
+        let h = r#"Bearer error="insufficient_scope", scope="mcp:tools mcp:admin mcp:admin""#;
+        assert_eq!(c(403, Some(h)).as_deref(), Some("mcp:tools mcp:admin"));
+        let dpop = r#"DPoP algs="ES256", error="insufficient_scope", scope="a b""#;
+        assert_eq!(c(403, Some(dpop)).as_deref(), Some("a b"));
+        assert_eq!(c(401, Some(h)), None);
+        assert_eq!(c(403, None), None);
+        assert_eq!(c(403, Some(r#"Bearer error="invalid_token""#)), None);
+        assert_eq!(c(403, Some(r#"Bearer error="insufficient_scope""#)), None);
+        assert_eq!(
+            c(
+                403,
+                Some(r#"Bearer error="insufficient_scope", scope="a\"b""#)
+            ),
+            None
+        );
+        assert_eq!(
+            c(
+                403,
+                Some(r#"Bearer error="insufficient_scope", scope="  ""#)
+            ),
+            None
+        );
+        let long = format!(
+            r#"Bearer error="insufficient_scope", scope="{}""#,
+            "a".repeat(2000)
+        );
+        assert_eq!(c(403, Some(&long)), None);
+        assert_eq!(c(403, Some("garbage ,,, =")), None);
+    }
+
+    #[test]
+    fn step_up_login_scope_is_bounded() {
+        let mut s = McpServer {
+            name: "tools".into(),
+            url: "https://mcp.example.com/mcp".into(),
+            provider: "main".into(),
+            scope: Some("mcp:tools".into()),
+            max_scope: None,
+        };
+        // No challenge: the configured scope only, whatever was granted.
+        assert_eq!(
+            login_scope(&s, Some("mcp:tools openid"), None)
+                .unwrap()
+                .as_deref(),
+            Some("mcp:tools")
+        );
+        assert_eq!(
+            login_scope(&s, Some("mcp:tools openid"), Some("mcp:tools mcp:admin"))
+                .unwrap()
+                .as_deref(),
+            Some("mcp:tools openid mcp:admin")
+        );
+        s.max_scope = Some("mcp:admin mcp:read".into());
+        assert_eq!(
+            login_scope(&s, None, Some("mcp:admin")).unwrap().as_deref(),
+            Some("mcp:tools mcp:admin")
+        );
+        assert_eq!(
+            login_scope(&s, Some("mcp:tools"), Some("mcp:tools mcp:root")).unwrap_err(),
+            ProxyError::StepUpScopeNotAllowed {
+                scope: "mcp:root".into()
+            }
+        );
+        let p = problems(&[(
+            "MCP_SERVERS",
+            r#"[{"name":"tools","url":"https://mcp.example.com/mcp","max_scope":"a\"b"}]"#,
+        )]);
+        assert!(p.contains("MCP_SERVERS[0].max_scope"), "{p}");
+        let r = LoginRequest::from_json(br#"{"mcp_server":"tools","step_up":true}"#).unwrap();
+        assert!(r.step_up);
+        let f = crate::form::Form::parse(b"mcp_server=tools&step_up=true");
+        assert!(LoginRequest::from_form(&f).unwrap().step_up);
+        let f = crate::form::Form::parse(b"mcp_server=tools&step_up=yes");
+        assert!(LoginRequest::from_form(&f).is_err());
+    }
+
+    #[test]
     fn status_never_shows_tokens() {
         assert_eq!(session_status(None, 0)["authenticated"], false);
         let mut r = SessionRecord {
@@ -663,9 +852,14 @@ mod tests {
         r.bff = Some(BffBinding {
             mcp_server: "tools".into(),
             issuer: "https://as.example.com".into(),
+            step_up_scope: None,
         });
         let s = session_status(Some(&r), 1_500);
         assert_eq!(s["authenticated"], true);
+        assert!(s.get("step_up_scope").is_none());
+        r.bff.as_mut().unwrap().step_up_scope = Some("mcp:tools mcp:admin".into());
+        let s = session_status(Some(&r), 1_500);
+        assert_eq!(s["step_up_scope"], "mcp:tools mcp:admin");
         assert_eq!(s["expires_at"], 2_000);
         assert_eq!(s["scope"], "mcp:tools");
         let text = s.to_string();

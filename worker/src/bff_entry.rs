@@ -17,8 +17,8 @@ use worker::{
 };
 
 use crate::bff::{
-    BffConfig, CSRF_HEADER, LoginRequest, csrf_check, mcp_request_header_allowed,
-    mcp_response_header_allowed,
+    BffConfig, CSRF_HEADER, LoginRequest, csrf_check, insufficient_scope_challenge, login_scope,
+    mcp_request_header_allowed, mcp_response_header_allowed,
 };
 use crate::config::Config;
 use crate::cookie::{CookieKind, LOGIN_MAX_AGE_SECS, cookie_values, expire_cookie, set_cookie};
@@ -197,8 +197,11 @@ fn is_json_content_type(value: &str) -> bool {
 
 /// `POST /bff/login`: from a page's `fetch` (JSON, the custom header, an allowed `Origin`)
 /// it answers `{"authorization_url": …}`; from a top-level form POST (no custom header
-/// possible, the allowed `Origin` suffices: a login needs no session) it answers `303` to it.
-/// Either way the login cookie binds the login to this browser.
+/// possible, the allowed `Origin` suffices: a login needs no session, and a step-up only
+/// starts one) it answers `303` to it, or back to `BFF_RETURN_URL` with `edge_oauth_error`.
+/// Either way the login cookie binds the login to this browser. With `step_up`, the session
+/// in the request's cookie must be for the same MCP server; the login asks for the scope of
+/// [`login_scope`] and its callback replaces that session (see `BffReplaced`).
 async fn login(
     req: &mut Request,
     config: &Config,
@@ -220,12 +223,78 @@ async fn login(
             return Err(ProxyError::UnsupportedContentType.into());
         }
     }
+    match start_login(req, config, bff, env, form_post).await {
+        // A top-level navigation: the page gets the browser back with the code (a step-up
+        // refused by `max_scope`, a session gone, an unreachable provider, ...).
+        Err(reply) if form_post => back_with_error(bff, &error_code(&reply)),
+        outcome => outcome,
+    }
+}
+
+/// The stable code of an error reply.
+fn error_code(reply: &Reply) -> String {
+    serde_json::from_slice::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| v["code"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| "internal_error".into())
+}
+
+/// `303` to `BFF_RETURN_URL?edge_oauth_error=<code>`.
+fn back_with_error(bff: &BffConfig, code: &str) -> Result<Reply, Reply> {
+    let mut location = Url::parse(&bff.return_url).map_err(|_| ProxyError::Misconfigured {
+        problem: "BFF_RETURN_URL is not a URL".into(),
+    })?;
+    location
+        .query_pairs_mut()
+        .append_pair("edge_oauth_error", code);
+    Ok(Reply::redirect(location.as_str()))
+}
+
+/// The login past its CSRF gate: the authorization request, the pending login in a new
+/// session object, the login cookie.
+async fn start_login(
+    req: &mut Request,
+    config: &Config,
+    bff: &BffConfig,
+    env: &Env,
+    form_post: bool,
+) -> Result<Reply, Reply> {
     let body = read_body(req, config.limits.max_body_bytes).await?;
     let request = match form_post {
         true => LoginRequest::from_form(&Form::parse(&body))?,
         false => LoginRequest::from_json(&body)?,
     };
     let (server, provider) = request.resolve(bff, &config.providers)?;
+    // A step-up: the session of this browser, the scope it was granted and the scope the MCP
+    // server's last challenge named; the new session replaces it after the callback.
+    let (scope, replaces) = match request.step_up {
+        false => (server.scope.clone(), None),
+        true => {
+            let (handle, stub) = session_cookie(req, bff, env)
+                .await?
+                .ok_or(ProxyError::NotAuthenticated)?;
+            let status = ask(
+                &stub,
+                &Command::BffStatus {
+                    secret: handle.secret.clone(),
+                },
+            )
+            .await?;
+            if status["authenticated"] != true {
+                return Err(ProxyError::NotAuthenticated.into());
+            }
+            if status["mcp_server"].as_str() != Some(server.name.as_str()) {
+                return Err(ProxyError::McpServerNotInSession.into());
+            }
+            let scope = login_scope(
+                server,
+                status["scope"].as_str(),
+                status["step_up_scope"].as_str(),
+            )?;
+            let replaces = SessionHandle::encode(&handle.session_id, &handle.secret);
+            (scope, Some(replaces))
+        }
+    };
     let http = crate::fetch::WorkerHttp::new(config.limits.upstream_timeout_ms);
     let endpoints = resolve_for_login(config, provider, &http).await?;
     let metadata = endpoints.login_metadata(provider)?;
@@ -234,7 +303,7 @@ async fn login(
             metadata: &metadata,
             client: &provider.client,
             redirect_uri: &bff.redirect_uri,
-            scope: server.scope.as_deref(),
+            scope: scope.as_deref(),
             resource: Some(&server.url),
         },
         &OsRandom,
@@ -263,6 +332,7 @@ async fn login(
             mcp_server: server.name.clone(),
             pending,
             secret: secret.clone(),
+            replaces,
         },
     )
     .await?;
@@ -331,12 +401,6 @@ async fn finish_login(
     bff: &BffConfig,
     env: &Env,
 ) -> Result<String, String> {
-    let code_of = |reply: &Reply| {
-        serde_json::from_slice::<serde_json::Value>(&reply.body)
-            .ok()
-            .and_then(|v| v["code"].as_str().map(str::to_owned))
-            .unwrap_or_else(|| "internal_error".into())
-    };
     let Cookie::Valid(login) = read_cookie(req, bff, CookieKind::Login).await else {
         return Err("no_login_in_progress".into());
     };
@@ -349,11 +413,23 @@ async fn finish_login(
         },
     )
     .await
-    .map_err(|r| code_of(&r))?;
+    .map_err(|r| error_code(&r))?;
     let handle = answer["secret"]
         .as_str()
         .and_then(|s| SessionHandle::parse(&format!("{}.{s}", login.session_id)))
         .ok_or_else(|| "internal_error".to_owned())?;
+    // A step-up's new session is in place: the one it replaces is forgotten (best effort:
+    // left alone, it would end at its idle expiry).
+    if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse)
+        && let Ok(old_stub) = session_stub(env, &old)
+        && ask(&old_stub, &Command::BffReplaced { secret: old.secret })
+            .await
+            .is_err()
+    {
+        worker::console_warn!(
+            "edge-oauth-worker: the session a step-up replaced stays until its idle expiry"
+        );
+    }
     let value = seal(
         bff,
         CookieKind::Session,
@@ -554,6 +630,21 @@ async fn mcp(
     let status = response.status_code();
     if (300..400).contains(&status) {
         return Err(ProxyError::McpServerUnavailable.into());
+    }
+    // The configured MCP server asks for more scope (403 `insufficient_scope`): the session
+    // keeps the challenge's scope for a step-up login (`POST /bff/login` with `step_up`); the
+    // 403 itself goes to the page unchanged.
+    let challenge = response.headers().get("WWW-Authenticate").ok().flatten();
+    if let Some(scope) = insufficient_scope_challenge(status, challenge.as_deref()) {
+        ask(
+            &stub,
+            &Command::BffChallenge {
+                secret: handle.secret.clone(),
+                mcp_server: server.name.clone(),
+                scope,
+            },
+        )
+        .await?;
     }
     let out = Headers::new();
     for (n, v) in response.headers().entries() {

@@ -108,13 +108,18 @@ pub enum ProxyError {
     McpServerNotInSession,
     /// A login for a provider that does not protect the MCP server asked for.
     UnknownProvider,
-    /// A login request body that is not `{"mcp_server": …, "provider"?: …}`.
+    /// A login request body that is not `{"mcp_server": …, "provider"?: …, "step_up"?: …}`.
     InvalidLoginRequest,
     /// The callback failed the core's checks (state, `iss`, age, redirect URI, duplicates) or
     /// has no login in progress.
     LoginRejected {
         /// The core's stable code (or `no_login_in_progress`).
         core_code: &'static str,
+    },
+    /// A step-up login for a scope outside the MCP server's `max_scope`.
+    StepUpScopeNotAllowed {
+        /// The first scope token refused.
+        scope: String,
     },
     /// The MCP server could not be reached, timed out or answered with a redirect.
     McpServerUnavailable,
@@ -158,6 +163,7 @@ impl ProxyError {
             ProxyError::InvalidLoginRequest => "invalid_login_request",
             ProxyError::LoginRejected { .. } => "login_rejected",
             ProxyError::McpServerUnavailable => "mcp_server_unavailable",
+            ProxyError::StepUpScopeNotAllowed { .. } => "step_up_scope_not_allowed",
             ProxyError::RelayNotAllowed => "relay_url_not_allowed",
         }
     }
@@ -172,6 +178,7 @@ impl ProxyError {
             ProxyError::OriginNotAllowed
             | ProxyError::CsrfHeaderMissing
             | ProxyError::McpServerNotInSession
+            | ProxyError::StepUpScopeNotAllowed { .. }
             | ProxyError::RelayNotAllowed => 403,
             ProxyError::InvalidSessionCookie | ProxyError::NotAuthenticated => 401,
             ProxyError::RateLimited { .. } => 429,
@@ -201,6 +208,7 @@ impl ProxyError {
             ProxyError::RateLimited { .. } | ProxyError::McpServerUnavailable => {
                 "temporarily_unavailable"
             }
+            ProxyError::StepUpScopeNotAllowed { .. } => "invalid_scope",
             ProxyError::UnsupportedGrantType => "unsupported_grant_type",
             ProxyError::UnknownClient => "invalid_client",
             ProxyError::RevocationUnsupported => "unsupported_token_type",
@@ -306,8 +314,9 @@ impl fmt::Display for ProxyError {
             ProxyError::UnknownMcpServer => f.write_str("no MCP server of that name is configured"),
             ProxyError::McpServerNotInSession => f.write_str("this session was logged in for another MCP server; log in for this one"),
             ProxyError::UnknownProvider => f.write_str("that provider does not protect the MCP server asked for"),
-            ProxyError::InvalidLoginRequest => f.write_str("the login request must be {\"mcp_server\": <name>, \"provider\"?: <name>}"),
+            ProxyError::InvalidLoginRequest => f.write_str("the login request must be {\"mcp_server\": <name>, \"provider\"?: <name>, \"step_up\"?: true}"),
             ProxyError::LoginRejected { core_code } => write!(f, "the login callback was refused ({core_code})"),
+            ProxyError::StepUpScopeNotAllowed { scope } => write!(f, "the MCP server asked for the scope {scope:?}, which this MCP server's max_scope (MCP_SERVERS[].max_scope) does not allow; the step-up is refused"),
             ProxyError::McpServerUnavailable => f.write_str("the MCP server could not be reached or answered with a redirect"),
             ProxyError::RelayNotAllowed => f.write_str("only the well-known metadata URLs of configured issuers are relayed"),
         }
@@ -367,6 +376,7 @@ mod tests {
             ProxyError::LoginRejected {
                 core_code: "state_mismatch",
             },
+            ProxyError::StepUpScopeNotAllowed { scope: "x".into() },
             ProxyError::McpServerUnavailable,
             ProxyError::RelayNotAllowed,
         ]

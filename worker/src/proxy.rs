@@ -62,6 +62,9 @@ pub enum Command {
         pending: PendingAuthorization,
         /// The login cookie's secret.
         secret: HandleSecret,
+        /// A step-up: the session (`<id>.<secret>`) the new one replaces once it exists.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaces: Option<String>,
     },
     /// Backend-for-frontend: finish the login with the callback URL; answers the session
     /// cookie's secret.
@@ -93,6 +96,22 @@ pub enum Command {
     /// Backend-for-frontend: revoke upstream and end the session.
     BffLogout {
         /// The session cookie's secret.
+        secret: HandleSecret,
+    },
+    /// Backend-for-frontend: the MCP server answered this session's request with a 403
+    /// `insufficient_scope` challenge for `scope`; keep it for a step-up login.
+    BffChallenge {
+        /// The session cookie's secret.
+        secret: HandleSecret,
+        /// The MCP server that answered.
+        mcp_server: String,
+        /// The challenge's scope, checked and normalized.
+        scope: String,
+    },
+    /// Backend-for-frontend: a step-up login replaced this session; delete it without
+    /// revoking upstream (the new session's grant may be the same grant).
+    BffReplaced {
+        /// The replaced session's secret.
         secret: HandleSecret,
     },
 }

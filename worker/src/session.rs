@@ -356,6 +356,7 @@ mod tests {
         r.bff = Some(crate::bff::BffBinding {
             mcp_server: "m".into(),
             issuer: "https://as".into(),
+            step_up_scope: None,
         });
         let current = r.handle.clone();
         r.renew(

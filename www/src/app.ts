@@ -144,7 +144,7 @@ function renderStatus(): void {
     ? 'the worker’s confidential client'
     : s.clientSource ? SOURCES[s.clientSource] : '';
   field('client', s.clientId ? `${s.clientId} (${source})` : s.architecture === 'bff' && s.state === 'authenticated' ? source : '—', s.clientSource ?? '');
-  field('scope', s.scope ?? '—');
+  field('scope', s.stepUpScope ? `${s.scope ?? '—'} (the server asked for ${s.stepUpScope})` : s.scope ?? '—', s.scope ?? '');
   field('refreshes', s.architecture === 'bff' ? 'by the worker (not visible to the page)' : String(s.refreshCount), String(s.refreshCount));
   field('storage', storageText(s));
   field('dpop', s.architecture === 'bff' ? 'n/a (the page holds no token)' : s.state === 'not-authenticated' ? '—' : s.dpopBound ? 'yes (RFC 9449)' : 'no (bearer)');
@@ -343,10 +343,25 @@ function onConnect(ev: SubmitEvent): void {
   );
 }
 
+// BFF: a 403 insufficient_scope makes the package leave for the worker's step-up login in the
+// middle of a call; the call is kept here and made again once the page is back.
+const PENDING_CALL = 'edge-oauth-demo:pending-call';
+interface PendingCall { name: string; args: Record<string, unknown>; before: string; at: number }
+function takePendingCall(): PendingCall | undefined {
+  const raw = sessionStorage.getItem(PENDING_CALL);
+  sessionStorage.removeItem(PENDING_CALL);
+  try {
+    const p = JSON.parse(raw || 'null') as PendingCall | null;
+    // The worker's login lives 10 minutes.
+    return p && typeof p.name === 'string' && Date.now() - p.at < 15 * 60 * 1000 ? p : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 async function onCall(ev: SubmitEvent): Promise<void> {
   ev.preventDefault();
-  const mcp = state.mcp;
-  if (!mcp) return;
+  if (!state.mcp) return;
   const name = el.tool.value;
   let args: Record<string, unknown>;
   try {
@@ -355,7 +370,13 @@ async function onCall(ev: SubmitEvent): Promise<void> {
     showError(Object.assign(new Error(`arguments are not JSON: ${(e as Error).message}`), { code: 'invalid_arguments', recovery: 'refused' }), `calling ${name}`);
     return;
   }
-  const before = state.status?.scope ?? '';
+  await callTool(name, args, state.status?.scope ?? '');
+}
+
+async function callTool(name: string, args: Record<string, unknown>, before: string): Promise<void> {
+  const mcp = state.mcp;
+  if (!mcp) return;
+  if (state.mode === 'bff') sessionStorage.setItem(PENDING_CALL, JSON.stringify({ name, args, before, at: Date.now() }));
   el.result.textContent = `calling ${name}…`;
   el.result.classList.remove('tool-error');
   el.call.disabled = true;
@@ -372,6 +393,7 @@ async function onCall(ev: SubmitEvent): Promise<void> {
     el.result.textContent = '—';
     showError(e, `calling ${name}`);
   } finally {
+    sessionStorage.removeItem(PENDING_CALL);
     const s = await refreshStatus();
     const added = (s?.scope ?? '').split(' ').filter((x) => x && !before.split(' ').includes(x));
     if (before && added.length) {
@@ -457,6 +479,22 @@ window.demo.ready = (async () => {
   setInterval(() => { if (!document.hidden) void refreshStatus(); }, 5000);
   settingsChanged();
   await state.clientReady;
+  // Back from the worker's sign-in with its refusal (BFF): shown, and taken off the URL.
+  const refused = new URLSearchParams(location.search).get('edge_oauth_error');
+  if (refused) {
+    const clean = new URL(location.href);
+    clean.searchParams.delete('edge_oauth_error');
+    history.replaceState(history.state, '', clean);
+  }
   // Back from a redirect login, a reload, or a second tab: a session is there, connect.
+  const pending = takePendingCall();
   if (state.status?.state === 'authenticated') await connectMcp();
+  // Back from a BFF step-up login: the call that asked for it, once more.
+  if (pending && state.mcp && !refused) {
+    log('step-up', `back from the worker's sign-in for more scope; calling ${pending.name} again`);
+    el.tool.value = pending.name;
+    el.args.value = JSON.stringify(pending.args);
+    await callTool(pending.name, pending.args, pending.before);
+  }
+  if (refused) showError(Object.assign(new Error(`the worker's sign-in ended with ${refused}`), { code: refused, recovery: 'reauthenticate' }), 'signing in');
 })().catch((e) => showError(e, 'starting'));

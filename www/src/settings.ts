@@ -96,6 +96,8 @@ const BY_CODE: Record<string, string> = {
   unauthorized: 'The worker has no session for this browser: click Connect.',
   http_401: 'The server refused the credentials: click Connect to sign in again.',
   http_403: 'The server refused this call for the granted scopes.',
+  step_up_scope_not_allowed: 'The MCP server asked for a scope outside the worker\'s max_scope for it: ask the worker\'s administrator.',
+  login_rejected: 'The worker refused the sign-in callback (expired or replayed): click Connect to try again.',
 };
 const BY_RECOVERY: Record<string, string> = {
   interaction: 'Finish the sign-in in the window that opened, then try again.',

@@ -119,6 +119,9 @@ export interface EdgeOAuthStatus {
   /** The RFC 7638 thumbprint of the DPoP key (the `cnf.jkt` bound tokens carry), when the
    *  `dpop` option is not "off". */
   dpopJkt?: string;
+  /** "bff": the scope of the MCP server's last 403 `insufficient_scope` challenge to this
+   *  session, until a step-up login replaces it. */
+  stepUpScope?: string;
 }
 /** One request of the last discovery this page ran (at login or step-up). */
 export interface EdgeOAuthDiscoveryStep {
@@ -151,7 +154,10 @@ export class EdgeOAuth {
   /** Always null with "bff": the page never sees a token there. */
   getAccessToken(): Promise<string | null>;
   /** fetch-compatible; the token goes only to the MCP server ("bff": requests for `serverUrl`
-   *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`). */
+   *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`;
+   *  a 403 `insufficient_scope` from there navigates to the worker's step-up login, and the
+   *  promise never settles: repeat the request after the page is back. A second challenge for
+   *  the same scope right after a step-up is returned as the 403). */
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
   /** The requests of the last discovery this page ran; empty before one ("bff": always). */

@@ -3,7 +3,10 @@
 //! cannot read. `login()` is a top-level form POST to `<proxyUrl>/bff/login`; requests to the
 //! MCP server URL go to `<proxyUrl>/bff/mcp/<name>` with the cookie (`credentials:
 //! "include"`) and the worker's CSRF header (`X-Edge-OAuth: 1`), never an `Authorization`
-//! header; `status()` asks `/bff/session`, `logout()` posts `/bff/logout`.
+//! header; `status()` asks `/bff/session`, `logout()` posts `/bff/logout`. A 403
+//! `insufficient_scope` from the MCP server (which the worker records for the session) is a
+//! step-up: the same form POST with `step_up=true`, and the worker's login asks for the
+//! challenge's scope too (MCP authorization, scope challenge handling).
 
 use std::cell::RefCell;
 
@@ -14,6 +17,12 @@ use wasm_bindgen_futures::JsFuture;
 
 /// The worker's CSRF header on every cookie-authenticated request.
 pub const CSRF_HEADER: &str = "X-Edge-OAuth";
+
+/// The `sessionStorage` key (with the MCP server's name) of the scope of the step-up under
+/// way: a second challenge for that scope after the page is back is not stepped up again.
+const STEP_UP_KEY: &str = "edge-oauth:bff-step-up:";
+/// How long that mark counts: the worker's login lifetime (10 minutes) and a little more.
+const STEP_UP_MARK_MS: f64 = 15.0 * 60.0 * 1000.0;
 
 /// A page's view of one MCP server behind the worker's backend-for-frontend.
 pub struct BffClient {
@@ -144,6 +153,7 @@ impl BffClient {
                 ("issuer", "issuer"),
                 ("expires_at", "expiresAt"),
                 ("scope", "scope"),
+                ("step_up_scope", "stepUpScope"),
             ] {
                 let v = get(from);
                 if !v.is_undefined() && !v.is_null() {
@@ -157,6 +167,7 @@ impl BffClient {
     /// `POST /bff/logout`: the worker revokes upstream and ends the session.
     pub async fn logout(&self) -> Result<JsValue, JsValue> {
         self.json("POST", "/bff/logout").await?;
+        self.step_up_mark(None);
         self.changed();
         let o = Object::new();
         set(&o, "deleted", true);
@@ -170,6 +181,16 @@ impl BffClient {
     /// the authorization server, and after its callback sends the browser to its
     /// `BFF_RETURN_URL`. The page leaves; the returned promise never settles.
     pub fn login(&self) -> Result<(), JsValue> {
+        self.submit_login(false)
+    }
+
+    /// The step-up login: `login()` with `step_up=true`. The worker asks for the configured
+    /// scope, the granted one and the scope of the MCP server's challenge it recorded.
+    pub fn login_step_up(&self) -> Result<(), JsValue> {
+        self.submit_login(true)
+    }
+
+    fn submit_login(&self, step_up: bool) -> Result<(), JsValue> {
         let window = web_sys::window().ok_or_else(|| crate::api::invalid_input("no window"))?;
         let document: JsValue = Reflect::get(&window, &"document".into())?;
         let create: Function = Reflect::get(&document, &"createElement".into())?.unchecked_into();
@@ -191,6 +212,13 @@ impl BffClient {
         Reflect::set(&input, &"value".into(), &self.mcp_server.clone().into())?;
         let append: Function = Reflect::get(&form, &"appendChild".into())?.unchecked_into();
         append.call1(&form, &input)?;
+        if step_up {
+            let input = create.call1(&document, &"input".into())?;
+            Reflect::set(&input, &"type".into(), &"hidden".into())?;
+            Reflect::set(&input, &"name".into(), &"step_up".into())?;
+            Reflect::set(&input, &"value".into(), &"true".into())?;
+            append.call1(&form, &input)?;
+        }
         let body = Reflect::get(&document, &"body".into())?;
         let append_body: Function = Reflect::get(&body, &"appendChild".into())?.unchecked_into();
         append_body.call1(&body, &form)?;
@@ -232,6 +260,67 @@ impl BffClient {
         if let Some(q) = url.as_ref().and_then(|u| u.query()) {
             target = format!("{target}?{q}");
         }
-        JsFuture::from(Promise::from(fetch.call2(&global, &target.into(), &out)?)).await
+        let response =
+            JsFuture::from(Promise::from(fetch.call2(&global, &target.into(), &out)?)).await?;
+        let r: &web_sys::Response = response.unchecked_ref();
+        let Some(scope) = insufficient_scope(r) else {
+            return Ok(response);
+        };
+        // Stepped up for this scope a moment ago (the page is back and the server still
+        // refuses), or nowhere to keep the mark: the 403 is the answer.
+        if self.step_up_marked().as_deref() == Some(scope.as_str())
+            || !self.step_up_mark(Some(&scope))
+        {
+            self.step_up_mark(None);
+            return Ok(response);
+        }
+        self.login_step_up()?;
+        // The page is leaving for the worker's step-up login.
+        JsFuture::from(Promise::new(&mut |_, _| {})).await
     }
+
+    fn session_storage() -> Option<web_sys::Storage> {
+        Reflect::get(&js_sys::global(), &"sessionStorage".into())
+            .ok()
+            .filter(|s| !s.is_undefined() && !s.is_null())
+            .map(JsCast::unchecked_into)
+    }
+
+    /// The scope of the step-up this tab started within [`STEP_UP_MARK_MS`], if any.
+    fn step_up_marked(&self) -> Option<String> {
+        let mark = Self::session_storage()?
+            .get_item(&format!("{STEP_UP_KEY}{}", self.mcp_server))
+            .ok()
+            .flatten()?;
+        let (at, scope) = mark.split_once(' ')?;
+        let age = js_sys::Date::now() - at.parse::<f64>().ok()?;
+        ((0.0..STEP_UP_MARK_MS).contains(&age)).then(|| scope.to_owned())
+    }
+
+    /// Sets (`Some`) or clears (`None`) the step-up mark; false when it could not be set.
+    fn step_up_mark(&self, scope: Option<&str>) -> bool {
+        let Some(storage) = Self::session_storage() else {
+            return false;
+        };
+        let key = format!("{STEP_UP_KEY}{}", self.mcp_server);
+        match scope {
+            Some(s) => storage
+                .set_item(&key, &format!("{} {s}", js_sys::Date::now()))
+                .is_ok(),
+            None => storage.remove_item(&key).is_ok(),
+        }
+    }
+}
+
+/// The scope of a 403 `insufficient_scope` challenge (Bearer, else DPoP; parsed by the core).
+fn insufficient_scope(response: &web_sys::Response) -> Option<String> {
+    if response.status() != 403 {
+        return None;
+    }
+    let header = response.headers().get("WWW-Authenticate").ok().flatten()?;
+    let challenge = edge_oauth_core::www_authenticate::parse_token_challenge(&header)?;
+    (challenge.error.as_deref() == Some("insufficient_scope"))
+        .then_some(challenge.scope)
+        .flatten()
+        .filter(|s| !s.trim().is_empty())
 }

@@ -34,6 +34,9 @@ struct LoginRecord {
     pending: PendingAuthorization,
     /// base64url(SHA-256) of the login cookie's secret.
     secret_hash: String,
+    /// A step-up: the session (`<id>.<secret>`) this login replaces.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    replaces: Option<String>,
 }
 
 impl TokenSession {
@@ -49,6 +52,7 @@ impl TokenSession {
                 mcp_server,
                 pending,
                 secret,
+                replaces,
             } => {
                 if self.load()?.is_some() || self.load_row::<LoginRecord>("bff_login")?.is_some() {
                     return Err(ProxyError::Internal {
@@ -60,6 +64,7 @@ impl TokenSession {
                     mcp_server,
                     pending,
                     secret_hash: secret.hash(),
+                    replaces,
                 };
                 self.save_login(&login).await?;
                 Ok(Reply::json(200, &serde_json::json!({})))
@@ -141,6 +146,29 @@ impl TokenSession {
                     200,
                     &serde_json::json!({ "authenticated": false }),
                 ))
+            }
+            Command::BffChallenge {
+                secret,
+                mcp_server,
+                scope,
+            } => {
+                if let Some(mut record) = self.bff_session(&secret)?
+                    && let Some(binding) = record.bff.as_mut()
+                    && binding.mcp_server == mcp_server
+                    && binding.step_up_scope.as_deref() != Some(scope.as_str())
+                {
+                    binding.step_up_scope = Some(scope);
+                    self.save(&record, config).await?;
+                }
+                Ok(Reply::json(200, &serde_json::json!({})))
+            }
+            Command::BffReplaced { secret } => {
+                // Only forgotten here: revoking its refresh token could revoke the new
+                // session's grant too (RFC 7009 §2.1), when the step-up extended that grant.
+                if self.bff_session(&secret)?.is_some() {
+                    self.delete().await?;
+                }
+                Ok(Reply::json(200, &serde_json::json!({})))
             }
             _ => Err(ProxyError::Internal {
                 what: "a session command in the wrong place",
@@ -224,16 +252,18 @@ impl TokenSession {
             bff: Some(BffBinding {
                 mcp_server: login.mcp_server,
                 issuer,
+                step_up_scope: None,
             }),
             dpop_jkt,
             dpop_key: wrapped.filter(|_| bound),
         };
         self.save(&record, config).await?;
         self.touched.set(WorkerClock.now());
-        Ok(Reply::json(
-            200,
-            &serde_json::json!({ "secret": record.handle.secret() }),
-        ))
+        let mut answer = serde_json::json!({ "secret": record.handle.secret() });
+        if let Some(replaces) = login.replaces {
+            answer["replaces"] = replaces.into();
+        }
+        Ok(Reply::json(200, &answer))
     }
 
     /// The BFF session this cookie secret opens, if any. The handle of a BFF session does
