@@ -261,8 +261,8 @@ function makeTest(browser, origin, id, workerPort) {
       t.worker = { ...w, client };
       return t.worker;
     },
-    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}`, persist = false, arch, proxy, client, server, dpop } = {}) {
-      const q = new URLSearchParams({ mcp: t.stack.info.mcp, mode, redirect, db });
+    appUrl({ mode = 'redirect', redirect = '/callback.html', scope, db = `e2e-${id}`, persist = false, arch, proxy, client, server, dpop, mcp = t.stack.info.mcp } = {}) {
+      const q = new URLSearchParams({ mcp, mode, redirect, db });
       if (scope) q.set('scope', scope);
       if (persist) q.set('persist', '1');
       for (const [k, v] of Object.entries({ arch, proxy, client, server, dpop })) if (v) q.set(k, v);
@@ -1012,6 +1012,90 @@ const scenarios = [
       const dump = await dumpIndexedDb(page);
       assert(!/eyJ[A-Za-z0-9_-]{10,}\./.test(dump.text), 'IndexedDB of the bff page holds a JWT');
       return `${dpop} MCP requests with DPoP from the worker`;
+    },
+  },
+  {
+    id: 'p8',
+    name: 'DPoP (mcp-stack --dpop): a request to the MCP server\'s URL with a query, through createAuthFetch, goes with the DPoP scheme and a proof whose htu has no query (never as Bearer)',
+    timeoutMs: 60000,
+    async run(t) {
+      const { mcp } = await t.startStack(['--dpop']);
+      const page = await t.openApp({ mode: 'redirect' });
+      await t.loginRedirect(page);
+      const { st } = await expectAuthenticated(t, page, 'after the DPoP login');
+      assert(st.dpopBound, `status(): ${json(st)}`);
+      const sent = [];
+      page.on('request', (r) => {
+        if (r.method() === 'POST' && r.url().startsWith(`${mcp}?`)) sent.push({ url: r.url(), authorization: r.headers().authorization ?? '', dpop: r.headers().dpop });
+      });
+      const s0 = await t.stats();
+      const r = await page.evaluate((u) => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'query' } }, window.e2e.authFetch(), u).catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })), `${mcp}?x=1`);
+      const s1 = await t.stats();
+      assert(r.status === 200 && r.result?.content?.[0]?.text === 'query', `createAuthFetch to ${mcp}?x=1: ${json(r)}; sent ${json(sent.map((x) => x.authorization.split(' ')[0]))}`);
+      assert(sent.length === 1 && sent[0].authorization.startsWith('DPoP ') && sent[0].dpop, `requests to ${mcp}?x=1: ${json(sent.map((x) => ({ scheme: x.authorization.split(' ')[0], proof: !!x.dpop })))}`);
+      const claims = proofParts(sent[0].dpop).claims;
+      assert(claims?.htu === mcp && claims?.htm === 'POST', `proof claims ${json(claims)}, want htu ${mcp}`);
+      const asBearer = (s1.mcp.dpop_rejected['bound token as Bearer'] || 0) - (s0.mcp.dpop_rejected['bound token as Bearer'] || 0);
+      assert(asBearer === 0 && (s1.mcp.schemes.DPoP || 0) - (s0.mcp.schemes.DPoP || 0) === 1, `MCP schemes ${json(s0.mcp.schemes)} -> ${json(s1.mcp.schemes)}, rejected ${json(s1.mcp.dpop_rejected)}`);
+      return `htu ${claims.htu}`;
+    },
+  },
+  {
+    id: 'p9',
+    name: 'DPoP, two MCP servers in one database (two mcp-stack --dpop): logout of one keeps the key, the other still refreshes and calls with DPoP; the last logout replaces the key and a new login binds to the new one',
+    timeoutMs: 120000,
+    async run(t) {
+      const a = await t.startStack(['--dpop']);
+      const stackB = await startNode('mcp-stack', STACK, ['--cors-origin', t.origin, '--dpop']);
+      try {
+        const b = stackB.info;
+        const statsB = async () => (await fetch(`${b.issuer}/test/stats`)).json();
+        const db = 'e2e-p9';
+        const tabA = await t.openApp({ mode: 'redirect', db });
+        await t.loginRedirect(tabA);
+        const { st: stA } = await expectAuthenticated(t, tabA, 'server A after login');
+        const tabB = await t.openApp({ mode: 'redirect', db, mcp: b.mcp });
+        await t.loginRedirect(tabB);
+        const { st: stB, token: tokenB } = await expectAuthenticated(t, tabB, 'server B after login');
+        const jkt = stA.dpopJkt;
+        assert(stA.dpopBound && stB.dpopBound && stB.dpopJkt === jkt && jwtPayload(tokenB)?.cnf?.jkt === jkt, `A ${json(stA)}, B ${json(stB)}`);
+        // Logout of A: B's session remains, so the key stays.
+        const out = await tabA.evaluate(() => window.e2e.client.logout());
+        assert(out?.deleted === true, `logout() of A: ${json(out)}`);
+        await sleep(500); // the other tab hears of it (BroadcastChannel) and reloads the key
+        const r1 = await tabB.evaluate(() => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'b1' } }).catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })));
+        assert(r1.status === 200 && r1.result?.content?.[0]?.text === 'b1', `B after the logout of A, same page: ${json(r1)}`);
+        // B reloaded, A's tab closed (it held B's access token for the other tabs): access
+        // tokens are in memory only, so B refreshes, proven with the stored key.
+        await tabA.close();
+        const s0 = await statsB();
+        await tabB.reload();
+        await t.ready(tabB);
+        const { st: stB2, token: tokenB2 } = await expectAuthenticated(t, tabB, 'server B after the logout of A and a reload');
+        const s1 = await statsB();
+        assert(grantCounts(s1, 'refresh_token').ok - grantCounts(s0, 'refresh_token').ok === 1, `B's refresh after reload: ${json(grantCounts(s1, 'refresh_token'))}`);
+        assert(tokenB2 !== tokenB && jwtPayload(tokenB2)?.cnf?.jkt === jkt && stB2.dpopJkt === jkt, `B after reload: ${json(stB2)}, cnf ${json(jwtPayload(tokenB2)?.cnf)}`);
+        const r2 = await tabB.evaluate(() => window.e2e.mcp('tools/call', { name: 'echo', arguments: { text: 'b2' } }));
+        assert(r2.status === 200 && r2.result?.content?.[0]?.text === 'b2', `B after reload: ${json(r2)}`);
+        const s2 = await statsB();
+        assert((s2.mcp.schemes.DPoP || 0) - (s0.mcp.schemes.DPoP || 0) === 1, `B's MCP schemes ${json(s0.mcp.schemes)} -> ${json(s2.mcp.schemes)}`);
+        assert(ecThumbprint((await inspectDpopKey(tabB)).jwk) === jkt, 'logout of A replaced the DPoP key although B\'s session is bound to it');
+        // The last session's logout replaces the key; a tab of A, open with the old key in
+        // memory meanwhile, signs in again bound to the new one.
+        const tabA2 = await t.openApp({ mode: 'redirect', db });
+        const outB = await tabB.evaluate(() => window.e2e.client.logout());
+        assert(outB?.deleted === true, `logout() of B: ${json(outB)}`);
+        const fresh = ecThumbprint((await inspectDpopKey(tabB)).jwk);
+        assert(fresh !== jkt && (await t.status(tabB)).dpopJkt === fresh, `after the last logout the key is ${fresh} (was ${jkt})`);
+        await t.loginRedirect(tabA2);
+        const { st: stA2, token: tokenA2 } = await expectAuthenticated(t, tabA2, 'server A after signing in again');
+        assert(stA2.dpopJkt === fresh && jwtPayload(tokenA2)?.cnf?.jkt === fresh, `A's new login: ${json(stA2)}, cnf ${json(jwtPayload(tokenA2)?.cnf)}, want ${fresh}`);
+        const r3 = await tabA2.evaluate(() => window.e2e.mcp('tools/list'));
+        assert(r3.status === 200, `A after signing in again: HTTP ${r3.status} ${r3.body}`);
+        return `kept ${jkt.slice(0, 8)}… for B after A's logout; replaced by ${fresh.slice(0, 8)}… at the last logout`;
+      } finally {
+        await stackB.stop();
+      }
     },
   },
   {

@@ -71,7 +71,8 @@ export interface EdgeOAuthPageOptions {
   /** IndexedDB database name (default "edge-oauth"). */
   dbName?: string;
   /** Sender-constrained tokens (DPoP, RFC 9449) with a non-extractable ECDSA P-256 key kept in
-   *  IndexedDB, shared by the origin's tabs and replaced on logout:
+   *  IndexedDB (one per database), shared by the origin's tabs and by every MCP server whose
+   *  session the database keeps, and replaced when a logout ends the database's last session:
    *  - "prefer" (default): DPoP when the authorization server advertises ES256 in
    *    `dpop_signing_alg_values_supported`, bearer tokens otherwise;
    *  - "require": DPoP-bound tokens only (a server that lists other algorithms is refused);
@@ -445,7 +446,8 @@ impl Inner {
     }
 
     /// The headers presenting `token` on a `method` request to `url` (the core's: bearer, or
-    /// DPoP with a proof).
+    /// DPoP with a proof). The session deciding which is this server's, whatever URL under it
+    /// (path, query) the request goes to.
     async fn authorization(
         &self,
         method: &str,
@@ -460,7 +462,7 @@ impl Inner {
         };
         let headers = self
             .core
-            .authorization_headers(known.unwrap_or(Method::Get), url, token)
+            .authorization_headers(self.key(), known.unwrap_or(Method::Get), url, token)
             .await
             .map_err(|e| js_error(&e))?;
         if known.is_none() && headers.iter().any(|(n, _)| n == "DPoP") {
@@ -471,10 +473,13 @@ impl Inner {
         Ok(headers)
     }
 
-    /// Takes the DPoP key stored now (another tab replaced it at logout).
+    /// Takes the DPoP key stored now (another tab replaced it at logout); waits for a logout
+    /// that is replacing it to have stored the new one.
     async fn reload_dpop_key(&self) {
         if let Some(key) = &self.dpop {
-            let _ = key.reload(self.store.database()).await;
+            let _ = key
+                .reload(self.store.database(), self.store.db_name())
+                .await;
         }
     }
 
@@ -805,18 +810,25 @@ impl EdgeOAuth {
             Kind::Core(inner) => inner,
             Kind::Bff(bff) => return bff.logout().await,
         };
+        // The DPoP key lock, from before the session is deleted (other tabs hear of that and
+        // reload the key, under this lock) until the key is replaced or kept.
+        let key_lock = match &inner.dpop {
+            Some(_) => crate::dpop::lock(inner.store.db_name()).await.ok(),
+            None => None,
+        };
         let out = inner
             .core
             .logout(inner.key())
             .await
             .map_err(|e| js_error(&e))?;
-        // A new DPoP key for the next login: nothing issued before is bound to it. Best
-        // effort: the session is gone either way, and the old key never left WebCrypto.
+        // The last session of the database ended: a new DPoP key for the next login, so
+        // nothing issued before is bound to it. Other servers' sessions still bound to the
+        // key keep it. Best effort: the session is gone either way, and the old key never
+        // left WebCrypto.
         if let Some(key) = &inner.dpop {
-            let _ = key
-                .replace(inner.store.database(), inner.store.db_name())
-                .await;
+            let _ = key.retire(&inner.store).await;
         }
+        drop(key_lock);
         inner.refresh_failed.set(false);
         inner.changed();
         let o = Object::new();

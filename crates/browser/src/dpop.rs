@@ -11,6 +11,15 @@
 //! — the private key and the public JWK's coordinates (public data; a public `CryptoKey` is
 //! always extractable, so it is not kept). The key is created under a Web Lock, and only where
 //! no key is stored (`add`), so two tabs never make two keys.
+//!
+//! One key per database, for every MCP server whose session is kept there: a logout replaces
+//! it only when it ends the database's last session ([`DpopKey::retire`]), since the other
+//! servers' tokens are bound to it. The logout holds the key lock from before its session is
+//! deleted until the new key is stored, and a tab takes the stored key under the same lock
+//! (when told of a change, and before each login), so no tab reads the old key after the
+//! broadcast and binds a new login to it. A login under way in another tab while the last
+//! session ends may still bind to the old key; its tokens then fail with `dpop_key_mismatch`
+//! after a reload and it signs in again.
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -24,7 +33,8 @@ use web_sys::CryptoKey;
 use crate::crypto::subtle;
 use crate::error::{Error, JsError, string_property};
 use crate::idb::Database;
-use crate::store::KEYS_STORE;
+use crate::store::{BrowserStore, KEYS_STORE};
+use edge_oauth_core::store::StoreLock;
 
 /// The DPoP key's key in [`KEYS_STORE`].
 pub const DPOP_KEY_ID: &str = "dpop-key";
@@ -137,9 +147,14 @@ fn bad_key(op: &'static str, message: &str) -> Error {
     Error::crypto(op, JsError::new("DataError", message))
 }
 
-/// The lock that serialises creating and replacing the key among the tabs.
+/// The lock that serialises creating, replacing and reloading the key among the tabs.
 fn lock_name(db_name: &str) -> String {
     format!("edge-oauth/{db_name}/dpop-key")
+}
+
+/// Holds the key lock of database `db_name` (every tab's) until dropped.
+pub async fn lock(db_name: &str) -> Result<StoreLock, Error> {
+    crate::locks::acquire(&lock_name(db_name)).await
 }
 
 impl DpopKey {
@@ -148,7 +163,7 @@ impl DpopKey {
     /// for this page only.
     pub async fn load_or_create(db: Option<&Database>, db_name: &str) -> Result<Self, Error> {
         let pair = match db {
-            Some(db) => stored_or_new(db, db_name, false).await?,
+            Some(db) => stored_or_new(db, db_name).await?,
             None => KeyPair::generate().await?,
         };
         Ok(Self {
@@ -157,8 +172,15 @@ impl DpopKey {
     }
 
     /// Takes the key stored now, if another tab replaced it. Returns whether it changed.
-    pub async fn reload(&self, db: Option<&Database>) -> Result<bool, Error> {
+    /// Waits for the key lock: a logout that is replacing the key has stored the new one
+    /// before this reads.
+    pub async fn reload(&self, db: Option<&Database>, db_name: &str) -> Result<bool, Error> {
         let Some(db) = db else { return Ok(false) };
+        let _lock = lock(db_name).await?;
+        self.take_stored(db).await
+    }
+
+    async fn take_stored(&self, db: &Database) -> Result<bool, Error> {
         let stored = db.get(KEYS_STORE, DPOP_KEY_ID).await?;
         match stored.as_ref().and_then(KeyPair::from_js) {
             Some(pair) if pair.jwk != self.current.borrow().jwk => {
@@ -169,15 +191,23 @@ impl DpopKey {
         }
     }
 
-    /// A new key, stored in place of the old one (logout: the next login binds its tokens to
-    /// a key no earlier token knows).
-    pub async fn replace(&self, db: Option<&Database>, db_name: &str) -> Result<(), Error> {
-        let pair = match db {
-            Some(db) => stored_or_new(db, db_name, true).await?,
-            None => KeyPair::generate().await?,
-        };
+    /// After a logout deleted its session, under [`lock`] (held since before the delete): a
+    /// new key in place of the old one when no session is left in `store`'s database (the
+    /// next login binds its tokens to a key no earlier token knows); otherwise the key stays,
+    /// bound to the other servers' sessions. Returns whether it was replaced.
+    pub async fn retire(&self, store: &BrowserStore) -> Result<bool, Error> {
+        if store.has_sessions().await? {
+            if let Some(db) = store.database() {
+                self.take_stored(db).await?;
+            }
+            return Ok(false);
+        }
+        let pair = KeyPair::generate().await?;
+        if let Some(db) = store.database() {
+            db.put(KEYS_STORE, DPOP_KEY_ID, &pair.to_js()).await?;
+        }
         *self.current.borrow_mut() = pair;
-        Ok(())
+        Ok(true)
     }
 
     /// The RFC 7638 thumbprint of the public key (the `jkt` bound tokens carry).
@@ -186,25 +216,24 @@ impl DpopKey {
     }
 }
 
-/// Under the key lock: the stored key (unless `replace`), else a new one, stored. The usual
-/// case, a key already there, is read without waiting for the lock.
-async fn stored_or_new(db: &Database, db_name: &str, replace: bool) -> Result<KeyPair, Error> {
-    if !replace
-        && let Some(pair) = db
-            .get(KEYS_STORE, DPOP_KEY_ID)
-            .await?
-            .as_ref()
-            .and_then(KeyPair::from_js)
+/// Under the key lock: the stored key, else a new one, stored. The usual case, a key already
+/// there, is read without waiting for the lock.
+async fn stored_or_new(db: &Database, db_name: &str) -> Result<KeyPair, Error> {
+    if let Some(pair) = db
+        .get(KEYS_STORE, DPOP_KEY_ID)
+        .await?
+        .as_ref()
+        .and_then(KeyPair::from_js)
     {
         return Ok(pair);
     }
-    let _lock = crate::locks::acquire(&lock_name(db_name)).await?;
+    let _lock = lock(db_name).await?;
     let stored = db.get(KEYS_STORE, DPOP_KEY_ID).await?;
-    if !replace && let Some(pair) = stored.as_ref().and_then(KeyPair::from_js) {
+    if let Some(pair) = stored.as_ref().and_then(KeyPair::from_js) {
         return Ok(pair);
     }
     let pair = KeyPair::generate().await?;
-    if replace || stored.is_some() {
+    if stored.is_some() {
         db.put(KEYS_STORE, DPOP_KEY_ID, &pair.to_js()).await?;
         return Ok(pair);
     }

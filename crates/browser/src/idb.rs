@@ -242,6 +242,20 @@ impl Database {
         Ok((!value.is_undefined()).then_some(value))
     }
 
+    /// The keys of `store` that are strings (every key this crate writes is one).
+    pub async fn keys(&self, store: &str) -> Result<Vec<String>, Error> {
+        let (_tx, os) = self.object_store(store, IdbTransactionMode::Readonly, "getAllKeys")?;
+        let req = os.get_all_keys().map_err(|e| Error::idb("getAllKeys", e))?;
+        let value = request(&req).await.map_err(|error| Error::IndexedDb {
+            op: "getAllKeys",
+            error,
+        })?;
+        Ok(js_sys::Array::from(&value)
+            .iter()
+            .filter_map(|k| k.as_string())
+            .collect())
+    }
+
     /// Deletes the value under `key` (nothing there is not an error); returns once committed.
     pub async fn delete(&self, store: &str, key: &str) -> Result<(), Error> {
         let (tx, os) = self.object_store(store, IdbTransactionMode::Readwrite, "delete")?;

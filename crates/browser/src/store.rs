@@ -444,6 +444,22 @@ impl BrowserStore {
         deleted
     }
 
+    /// Is a session of any server stored in this store (this database, every tab)? Counts
+    /// records, readable or not, without decrypting them.
+    pub async fn has_sessions(&self) -> Result<bool, Error> {
+        let prefix = record_key(RecordKind::Session, "");
+        Ok(match &self.backend {
+            Backend::Memory(records) => {
+                records.borrow().iter().any(|(k, _)| k.starts_with(&prefix))
+            }
+            Backend::Idb { db, .. } => db
+                .keys(RECORDS_STORE)
+                .await?
+                .iter()
+                .any(|k| k.starts_with(&prefix)),
+        })
+    }
+
     /// Keeps a pending authorization (an opaque JSON string, e.g. the core's
     /// `PendingAuthorization` serialised) across the redirect, under the hash of its `state`.
     pub async fn save_pending(&self, state: &str, blob: &str) -> Result<(), Error> {

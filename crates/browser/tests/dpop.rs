@@ -5,10 +5,15 @@
 #![cfg(target_arch = "wasm32")]
 #![allow(clippy::unwrap_used)] // test scaffolding
 
+mod common;
+
+use common::{OTHER_SERVER, SERVER, db_name, session};
 use edge_oauth_browser::dpop::{DPOP_KEY_ID, DpopKey};
 use edge_oauth_browser::idb::{Database, global_factory};
 use edge_oauth_browser::store::{KEYS_STORE, RECORDS_STORE};
+use edge_oauth_browser::{BrowserStore, StoreOptions};
 use edge_oauth_core::AccessToken;
+use edge_oauth_core::CredentialStore;
 use edge_oauth_core::dpop::{ProofRequest, proof};
 use edge_oauth_core::env::OsRandom;
 use edge_oauth_core::http::Method;
@@ -179,23 +184,88 @@ async fn two_pages_opening_at_once_share_one_key() {
 }
 
 #[wasm_bindgen_test]
-async fn replace_makes_a_new_key_that_other_pages_reload() {
-    let name = "dpop-key-replace";
-    let (d1, d2) = (db(name).await, db(name).await);
-    let here = DpopKey::load_or_create(Some(&d1), name).await.unwrap();
-    let there = DpopKey::load_or_create(Some(&d2), name).await.unwrap();
+async fn the_key_is_replaced_only_when_the_last_session_ends() {
+    let name = db_name("dpop-retire");
+    let store = BrowserStore::open(StoreOptions::new().db_name(&name)).await;
+    let d2 = db(&name).await;
+    let here = DpopKey::load_or_create(store.database(), &name)
+        .await
+        .unwrap();
+    let there = DpopKey::load_or_create(Some(&d2), &name).await.unwrap();
     let old = here.thumbprint();
     assert_eq!(there.thumbprint(), old);
-    here.replace(Some(&d1), name).await.unwrap();
+    // Two servers' sessions in the database; the logout of one keeps the key the other's
+    // tokens are bound to.
+    store.save_session(&session(SERVER)).await.unwrap();
+    store.save_session(&session(OTHER_SERVER)).await.unwrap();
+    store.delete_session(SERVER).await.unwrap();
+    assert!(!here.retire(&store).await.unwrap());
+    assert_eq!(here.thumbprint(), old);
+    assert!(!there.reload(Some(&d2), &name).await.unwrap());
+    assert_eq!(there.thumbprint(), old);
+    // The last session ends: a new key, stored, which other pages take.
+    store.delete_session(OTHER_SERVER).await.unwrap();
+    assert!(here.retire(&store).await.unwrap());
     assert_ne!(here.thumbprint(), old);
     assert!(
-        !there.reload(None).await.unwrap(),
+        !there.reload(None, &name).await.unwrap(),
         "no database, nothing to reload"
     );
-    assert!(there.reload(Some(&d2)).await.unwrap());
+    assert!(there.reload(Some(&d2), &name).await.unwrap());
     assert_eq!(there.thumbprint(), here.thumbprint());
-    assert!(!there.reload(Some(&d2)).await.unwrap(), "unchanged");
+    assert!(!there.reload(Some(&d2), &name).await.unwrap(), "unchanged");
     assert!(!stored_private_key(&d2).await.extractable());
+}
+
+async fn sleep(ms: i32) {
+    let p = Promise::new(&mut |resolve, _| {
+        let set_timeout: js_sys::Function = Reflect::get(&js_sys::global(), &"setTimeout".into())
+            .unwrap()
+            .unchecked_into();
+        set_timeout
+            .call2(&JsValue::UNDEFINED, &resolve, &ms.into())
+            .unwrap();
+    });
+    JsFuture::from(p).await.unwrap();
+}
+
+#[wasm_bindgen_test]
+async fn a_reload_during_a_logout_waits_for_the_new_key() {
+    // A logout holds the key lock from before its session's deletion is broadcast until the
+    // new key is stored: a page reloading on that news reads the new key, not the old one.
+    let name = db_name("dpop-lock");
+    let store = BrowserStore::open(StoreOptions::new().db_name(&name)).await;
+    let here = DpopKey::load_or_create(store.database(), &name)
+        .await
+        .unwrap();
+    let there = DpopKey::load_or_create(Some(&db(&name).await), &name)
+        .await
+        .unwrap();
+    let old = here.thumbprint();
+    let lock = edge_oauth_browser::dpop::lock(&name).await.unwrap();
+    let reloading = {
+        let name = name.clone();
+        future_to_promise(async move {
+            let d = db(&name).await;
+            there.reload(Some(&d), &name).await.unwrap();
+            Ok(JsValue::from_str(&there.thumbprint()))
+        })
+    };
+    // The other page heard of the logout and started its reload; the key is replaced only now.
+    sleep(100).await;
+    assert!(here.retire(&store).await.unwrap());
+    let new = here.thumbprint();
+    assert_ne!(new, old);
+    drop(lock);
+    let seen = JsFuture::from(reloading)
+        .await
+        .unwrap()
+        .as_string()
+        .unwrap();
+    assert_eq!(
+        seen, new,
+        "the reload read the key the logout was replacing"
+    );
 }
 
 #[wasm_bindgen_test]

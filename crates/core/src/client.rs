@@ -584,21 +584,33 @@ where
         Ok(tokens)
     }
 
-    /// The headers that present `token` on a `method` request to `url`: `Authorization:
-    /// Bearer …` (RFC 6750 §2.1), or for a DPoP-bound token `Authorization: DPoP …` and a
-    /// fresh `DPoP` proof with `ath` and the server's latest nonce (RFC 9449 §7.1). For
-    /// callers that send requests themselves; [`Self::send`] uses it.
+    /// The headers that present `token`, a token of the session of `server` (the URL the
+    /// session is stored under), on a `method` request to `url` (the server's URL, or any
+    /// URL under it, with a query or not): `Authorization: Bearer …` (RFC 6750 §2.1), or for a
+    /// DPoP-bound session `Authorization: DPoP …` and a fresh `DPoP` proof for `url` with
+    /// `ath` and the server's latest nonce (RFC 9449 §7.1). For callers that send requests
+    /// themselves; [`Self::send_to`] uses it.
+    ///
+    /// Fails closed: unless DPoP is [`DpopPolicy::Off`], a token for a server with no stored
+    /// session is [`Error::DpopSessionMissing`], never a bearer token by default.
     pub async fn authorization_headers(
         &self,
+        server: &str,
         method: Method,
         url: &str,
         token: &AccessToken,
     ) -> Result<Vec<(String, String)>> {
-        let server = parse_secure_url(url)?;
-        let bound = self
-            .load_session(server.as_str())
-            .await?
-            .is_some_and(|s| &s.tokens.access_token == token && s.tokens.is_dpop());
+        // The binding is the session's: a token of an older refresh of the same grant (another
+        // tab refreshed meanwhile) is bound like the current one.
+        let bound = match self.load_session(server).await? {
+            Some(s) => s.tokens.is_dpop(),
+            None if self.config.dpop == DpopPolicy::Off => false,
+            None => {
+                return Err(Error::DpopSessionMissing {
+                    server: server.to_owned(),
+                });
+            }
+        };
         if !bound {
             return Ok(vec![(
                 "Authorization".into(),
@@ -1287,8 +1299,27 @@ where
     /// union of the previously requested and the challenged scopes). At most `max_authorizations` authorizations
     /// per call; a 403 asking only for scopes already granted is returned as an error at once,
     /// since authorizing again cannot help.
+    ///
+    /// The session is the one of the request's own URL: for a request to another URL of the
+    /// server (a path under it, a query), use [`Self::send_to`].
     pub async fn send(&self, request: HttpRequest) -> Result<HttpResponse> {
-        let server = parse_secure_url(&request.url)?;
+        let server = request.url.clone();
+        self.send_to(&server, request).await
+    }
+
+    /// [`Self::send`] with the session of `server` (the URL it is stored under), for a
+    /// request to `server` or any URL under it: the token, refreshes and authorizations are
+    /// that session's, the DPoP proof is made for the request's URL.
+    pub async fn send_to(&self, server: &str, request: HttpRequest) -> Result<HttpResponse> {
+        let server = parse_secure_url(server)?;
+        let target = parse_secure_url(&request.url)?;
+        if !within(&server, &target) {
+            // The token is the server's: never sent to another origin or path.
+            return Err(Error::InvalidUrl {
+                url: target.as_str().to_owned(),
+                reason: "not the MCP server's URL or a URL under it",
+            });
+        }
         let mut token = self.access_token(server.as_str()).await?;
         let mut retry = RetryState::default();
         loop {
@@ -1298,7 +1329,7 @@ where
             });
             if let Some(t) = &token {
                 let headers = self
-                    .authorization_headers(attempt.method, &attempt.url, t)
+                    .authorization_headers(server.as_str(), attempt.method, &attempt.url, t)
                     .await?;
                 attempt.headers.extend(headers);
             }
@@ -1624,4 +1655,15 @@ pub fn redirect_uri_matches(registered: &str, actual: &str) -> bool {
         }
         _ => false,
     }
+}
+
+/// Is `url` the server's URL or under it: the same origin, and the server's path or a path
+/// below it (any query)?
+fn within(server: &Url, url: &Url) -> bool {
+    if url.origin() != server.origin() {
+        return false;
+    }
+    let base = server.path().trim_end_matches('/');
+    let path = url.path();
+    base.is_empty() || path == base || path.starts_with(base) && path[base.len()..].starts_with('/')
 }

@@ -433,6 +433,14 @@ pub enum Error {
     /// The tokens are bound to a DPoP key (RFC 9449 §5) this client does not hold: they can be
     /// neither used nor refreshed.
     DpopKeyMismatch,
+    /// DPoP is on (RFC 9449) and a token was to be presented to `server`, but no session of
+    /// that server is stored, so whether the token is DPoP-bound is unknown. Sending it as a
+    /// bearer token would fail at the resource server (§7.1) and leak a bound token's use as a
+    /// bearer; nothing is sent.
+    DpopSessionMissing {
+        /// The MCP server (the session's key).
+        server: String,
+    },
     /// A token exchange (RFC 8693 §2.2.1) returned another kind of token than requested.
     UnexpectedIssuedTokenType {
         /// The `requested_token_type`.
@@ -489,6 +497,7 @@ impl Error {
             Error::DpopNotSupported { .. } => "dpop_not_supported",
             Error::DpopNotBound { .. } => "dpop_not_bound",
             Error::DpopKeyMismatch => "dpop_key_mismatch",
+            Error::DpopSessionMissing { .. } => "dpop_session_missing",
             Error::UnexpectedIssuedTokenType { .. } => "unexpected_issued_token_type",
         }
     }
@@ -535,6 +544,7 @@ impl Error {
             },
             Error::NoRefreshToken
             | Error::DpopKeyMismatch
+            | Error::DpopSessionMissing { .. }
             | Error::DeviceCodeExpired
             | Error::StillUnauthorized { .. }
             | Error::SessionEnded { .. }
@@ -707,6 +717,10 @@ impl fmt::Display for Error {
             Error::DpopNotBound { url } => write!(
                 f,
                 "{url} issued a bearer token although DPoP is required (RFC 9449 §5)"
+            ),
+            Error::DpopSessionMissing { server } => write!(
+                f,
+                "no session of {server} is stored, so a token for it cannot be presented with DPoP (RFC 9449 §7.1); sign in again"
             ),
             Error::DpopKeyMismatch => f.write_str(
                 "the tokens are bound to a DPoP key this client does not hold (RFC 9449); sign in again",

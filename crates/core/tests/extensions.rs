@@ -188,6 +188,13 @@ impl Fake {
         let form: BTreeMap<String, String> = r.form_pairs().into_iter().collect();
         match r.url.as_str() {
             MCP => self.resource(w, r),
+            // Other URLs of the resource: a path under it, a query (one protected resource).
+            u if u
+                .strip_prefix(MCP)
+                .is_some_and(|t| t.starts_with(['/', '?'])) =>
+            {
+                self.resource(w, r)
+            }
             PRM => HttpResponse::json(
                 200,
                 &json!({"resource": MCP, "authorization_servers": [ISSUER], "scopes_supported": ["mcp:tools"]}),
@@ -284,7 +291,14 @@ impl Fake {
         match (scheme, bound.is_empty()) {
             ("Bearer", true) => {}
             ("DPoP", false) => {
-                let jkt = match Fake::check_proof(w, r, MCP, Some(token)) {
+                // `htu`: the request's URL without query and fragment (RFC 9449 §4.2).
+                let htu = r
+                    .url
+                    .split(['?', '#'])
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let jkt = match Fake::check_proof(w, r, &htu, Some(token)) {
                     Ok(j) => j,
                     Err(e) => return Fake::problem(w, format!("resource proof: {e}")),
                 };
@@ -794,6 +808,7 @@ flow_test!(dpop_tokens_need_the_key, async {
     other.store().save_session(&session).await.unwrap();
     let e = other
         .authorization_headers(
+            MCP,
             edge_oauth_core::Method::Post,
             MCP,
             &session.tokens.access_token,
@@ -801,6 +816,77 @@ flow_test!(dpop_tokens_need_the_key, async {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "dpop_key_mismatch");
+});
+
+flow_test!(dpop_session_is_the_servers_for_urls_under_it, async {
+    let fake = Fake::new();
+    dpop_world(&fake, true);
+    let clock = ManualClock::new(1_000_000);
+    let mut cfg = config();
+    cfg.dpop = DpopPolicy::Prefer;
+    cfg.dpop_signer = Some(Signer::new(Key::new(26)));
+    let c = client_with(&fake, &clock, cfg.clone());
+    assert_eq!(c.send(call()).await.unwrap().status, 200);
+    let session = c.store().load_session(MCP).await.unwrap().unwrap();
+    assert!(session.tokens.is_dpop());
+    let token = &session.tokens.access_token;
+    // A URL under the server with a query: the session stored under the server's URL decides,
+    // so the bound token goes with the DPoP scheme and a proof whose htu has no query.
+    let sub = format!("{MCP}/sub?x=1");
+    let headers = c
+        .authorization_headers(MCP, edge_oauth_core::Method::Post, &sub, token)
+        .await
+        .unwrap();
+    let get = |n: &str| headers.iter().find(|(k, _)| k == n).map(|(_, v)| v.clone());
+    assert_eq!(
+        get("Authorization"),
+        Some(format!("DPoP {}", token.secret()))
+    );
+    let proof = get("DPoP").expect("a DPoP proof");
+    let claims = decode_segment(proof.split('.').nth(1).unwrap()).unwrap();
+    assert_eq!(claims["htu"], format!("{MCP}/sub"));
+    assert_eq!(claims["htm"], "POST");
+    assert_eq!(claims["ath"], ath(token));
+    // send_to: the server's session for a request with a query, accepted by the resource.
+    let with_query = HttpRequest::post_json(
+        format!("{MCP}?x=1"),
+        &json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    );
+    let authorizations = fake.0.borrow().authorize_queries.len();
+    assert_eq!(c.send_to(MCP, with_query).await.unwrap().status, 200);
+    assert_eq!(fake.0.borrow().authorize_queries.len(), authorizations);
+    assert!(problems(&fake).is_empty(), "{:?}", problems(&fake));
+    // Never another origin or a path beside the server's.
+    for elsewhere in [
+        "https://other.example.com/mcp",
+        "https://mcp.example.com/mcpx",
+        "https://mcp.example.com/",
+    ] {
+        let e = c
+            .send_to(MCP, HttpRequest::post_json(elsewhere, &json!({})))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "invalid_url", "{elsewhere}");
+    }
+    // Fail closed: DPoP on and no session of that server stored: no Bearer fallback.
+    let fresh = client_with(&fake, &clock, cfg.clone());
+    let e = fresh
+        .authorization_headers(MCP, edge_oauth_core::Method::Post, &sub, token)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "dpop_session_missing");
+    // With DPoP off there is nothing to be bound: Bearer.
+    cfg.dpop = DpopPolicy::Off;
+    cfg.dpop_signer = None;
+    let off = client_with(&fake, &clock, cfg);
+    let headers = off
+        .authorization_headers(MCP, edge_oauth_core::Method::Post, &sub, token)
+        .await
+        .unwrap();
+    assert_eq!(
+        headers,
+        vec![("Authorization".into(), format!("Bearer {}", token.secret()))]
+    );
 });
 
 flow_test!(dpop_required_does_not_reuse_bearer_tokens, async {
