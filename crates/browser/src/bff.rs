@@ -22,7 +22,7 @@ pub const CSRF_HEADER: &str = "X-Edge-OAuth";
 /// way: a second challenge for that scope after the page is back is not stepped up again.
 const STEP_UP_KEY: &str = "edge-oauth:bff-step-up:";
 /// How long that mark counts: the worker's login lifetime (10 minutes) and a little more.
-const STEP_UP_MARK_MS: f64 = 15.0 * 60.0 * 1000.0;
+const STEP_UP_MARK_MS: u64 = 15 * 60 * 1000;
 
 /// A page's view of one MCP server behind the worker's backend-for-frontend.
 pub struct BffClient {
@@ -293,8 +293,9 @@ impl BffClient {
             .ok()
             .flatten()?;
         let (at, scope) = mark.split_once(' ')?;
-        let age = js_sys::Date::now() - at.parse::<f64>().ok()?;
-        ((0.0..STEP_UP_MARK_MS).contains(&age)).then(|| scope.to_owned())
+        // Whole milliseconds: parsing or printing an f64 would bring float code into the wasm.
+        let age = now_ms().checked_sub(at.parse::<u64>().ok()?)?;
+        (age < STEP_UP_MARK_MS).then(|| scope.to_owned())
     }
 
     /// Sets (`Some`) or clears (`None`) the step-up mark; false when it could not be set.
@@ -304,15 +305,17 @@ impl BffClient {
         };
         let key = format!("{STEP_UP_KEY}{}", self.mcp_server);
         match scope {
-            Some(s) => storage
-                .set_item(&key, &format!("{} {s}", js_sys::Date::now()))
-                .is_ok(),
+            Some(s) => storage.set_item(&key, &format!("{} {s}", now_ms())).is_ok(),
             None => storage.remove_item(&key).is_ok(),
         }
     }
 }
 
 /// The scope of a 403 `insufficient_scope` challenge (Bearer, else DPoP; parsed by the core).
+fn now_ms() -> u64 {
+    js_sys::Date::now() as u64
+}
+
 fn insufficient_scope(response: &web_sys::Response) -> Option<String> {
     if response.status() != 403 {
         return None;
