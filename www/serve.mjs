@@ -66,7 +66,7 @@ const HEADERS = {
   'X-Content-Type-Options': 'nosniff',
   // same-origin, not no-referrer: the BFF's form POST must carry this Origin (no-referrer makes it "null").
   'Referrer-Policy': 'same-origin',
-  'Content-Security-Policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src *; form-action 'self' http://127.0.0.1:*; frame-ancestors 'none'",
+  'Content-Security-Policy': "default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; img-src 'self' data:; connect-src *; form-action 'self' http://127.0.0.1:*; frame-ancestors 'none'; base-uri 'none'; object-src 'none'",
 };
 
 function send(res, status, headers, body) {
@@ -82,7 +82,8 @@ function resolve(urlPath) {
   } catch {
     return undefined;
   }
-  if (p.includes('\0')) return undefined;
+  // No NUL, and no `..` segment after decoding (`/dist/..%2fserve.mjs` must not reach www/).
+  if (p.includes('\0') || p.split(/[\\/]/).includes('..')) return undefined;
   if (p === '/') p = '/index.html';
   let base = HERE;
   if (p.startsWith('/pkg/')) {
@@ -92,11 +93,15 @@ function resolve(urlPath) {
     return undefined;
   }
   const file = path.resolve(base, `.${p}`);
-  return file.startsWith(base + path.sep) ? file : undefined;
+  if (!file.startsWith(base + path.sep)) return undefined;
+  // Checked again on the resolved path: only the page's files and dist/ from www/.
+  const rel = `/${path.relative(base, file).split(path.sep).join('/')}`;
+  return base === PKG || FILES.has(rel) || rel.startsWith('/dist/') ? file : undefined;
 }
 
 function proxy(req, res) {
-  const upstream = http.request({ host: WORKER.hostname, port: WORKER.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+  const { pathname, search } = new URL(req.url, 'http://x');
+  const upstream = http.request({ host: WORKER.hostname, port: WORKER.port, method: req.method, path: `${pathname}${search}`, headers: req.headers }, (up) => {
     res.writeHead(up.statusCode, up.rawHeaders);
     up.pipe(res);
   });

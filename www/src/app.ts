@@ -359,6 +359,17 @@ function takePendingCall(): PendingCall | undefined {
   }
 }
 
+function stepUpMarked(): boolean {
+  for (let i = 0; i < sessionStorage.length; i += 1) {
+    if (sessionStorage.key(i)?.startsWith('edge-oauth:bff-step-up:')) return true;
+  }
+  return false;
+}
+function scopeGrew(before: string, after: string): boolean {
+  const had = new Set(before.split(' ').filter(Boolean));
+  return after.split(' ').some((s) => s && !had.has(s));
+}
+
 async function onCall(ev: SubmitEvent): Promise<void> {
   ev.preventDefault();
   if (!state.mcp) return;
@@ -480,8 +491,10 @@ window.demo.ready = (async () => {
   settingsChanged();
   await state.clientReady;
   // Back from the worker's sign-in with its refusal (BFF): shown, and taken off the URL.
-  const refused = new URLSearchParams(location.search).get('edge_oauth_error');
-  if (refused) {
+  const given = new URLSearchParams(location.search).get('edge_oauth_error');
+  // Only a code is shown from the URL (anyone can link here with any text).
+  const refused = given && /^[a-z_]{1,64}$/.test(given) ? given : given ? 'invalid_error_code' : null;
+  if (given) {
     const clean = new URL(location.href);
     clean.searchParams.delete('edge_oauth_error');
     history.replaceState(history.state, '', clean);
@@ -490,7 +503,9 @@ window.demo.ready = (async () => {
   const pending = takePendingCall();
   if (state.status?.state === 'authenticated') await connectMcp();
   // Back from a BFF step-up login: the call that asked for it, once more.
-  if (pending && state.mcp && !refused) {
+  // Only when this is the return from the package's step-up (its mark is set) and the scope
+  // grew: a reload or a crash mid-call must not make a tool run again by itself.
+  if (pending && state.mcp && !refused && stepUpMarked() && scopeGrew(pending.before, state.status?.scope ?? '')) {
     log('step-up', `back from the worker's sign-in for more scope; calling ${pending.name} again`);
     el.tool.value = pending.name;
     el.args.value = JSON.stringify(pending.args);

@@ -117,12 +117,12 @@ export function describeError(e: unknown): Shown {
     // The MCP SDK: StreamableHTTPError carries the HTTP status, McpError the JSON-RPC code.
     code = err.name === 'McpError' || err.code < 0 ? `mcp_error_${err.code}` : `http_${err.code}`;
   }
-  let remedy = BY_CODE[code];
+  let remedy = Object.hasOwn(BY_CODE, code) ? BY_CODE[code] : undefined;
   if (code === 'authorizer_failed') {
     if (message.includes('popup_blocked')) remedy = 'The browser blocked the login window: allow popups for this page, or use redirect mode.';
     else if (message.includes('popup_closed')) remedy = 'The login window was closed before the sign-in finished: click Connect to try again.';
     else if (message.includes('popup_timeout')) remedy = 'The sign-in took too long: click Connect to try again.';
   }
-  remedy ??= BY_RECOVERY[String(err?.recovery)] ?? 'See the message; the events list shows what happened before.';
+  remedy ??= (Object.hasOwn(BY_RECOVERY, String(err?.recovery)) ? BY_RECOVERY[String(err?.recovery)] : undefined) ?? 'See the message; the events list shows what happened before.';
   return { code, message, remedy: remedy ?? '' };
 }
