@@ -251,7 +251,7 @@ function makeTest(browser, origin, id, workerPort) {
           PEER_CLIENT_SECRET: client.client_secret,
           BFF_REDIRECT_URI: `${origin}/bff/callback`,
           BFF_RETURN_URL: bffReturn,
-          MCP_SERVERS: json([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+          MCP_SERVERS: json([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools', max_scope: 'mcp:tools mcp:admin' }]),
           BFF_COOKIE_KEY: nodeCrypto.randomBytes(32).toString('base64'),
           INSECURE_LOOPBACK_COOKIES: 'true',
         },

@@ -266,7 +266,8 @@ async fn start_login(
     };
     let (server, provider) = request.resolve(bff, &config.providers)?;
     // A step-up: the session of this browser, the scope it was granted and the scope the MCP
-    // server's last challenge named; the new session replaces it after the callback.
+    // server's last challenge named (refused without one); the new session replaces it after
+    // the callback.
     let (scope, replaces) = match request.step_up {
         false => (server.scope.clone(), None),
         true => {
@@ -286,13 +287,13 @@ async fn start_login(
             if status["mcp_server"].as_str() != Some(server.name.as_str()) {
                 return Err(ProxyError::McpServerNotInSession.into());
             }
-            let scope = login_scope(
-                server,
-                status["scope"].as_str(),
-                status["step_up_scope"].as_str(),
-            )?;
-            let replaces = SessionHandle::encode(&handle.session_id, &handle.secret);
-            (scope, Some(replaces))
+            // Without a recorded challenge there is nothing to step up to: a login now would
+            // replace the session with one of the configured scope, maybe narrower.
+            let challenge = status["step_up_scope"]
+                .as_str()
+                .ok_or(ProxyError::NoStepUpChallenge)?;
+            let scope = login_scope(server, status["scope"].as_str(), Some(challenge))?;
+            (scope, Some(handle))
         }
     };
     let http = crate::fetch::WorkerHttp::new(config.limits.upstream_timeout_ms);

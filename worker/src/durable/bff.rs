@@ -22,7 +22,7 @@ use crate::fetch::{WorkerClock, WorkerHttp};
 use crate::proxy::Command;
 use crate::ratelimit::TokenBucket;
 use crate::reply::Reply;
-use crate::session::{HandleSecret, Presented, SessionRecord};
+use crate::session::{HandleSecret, Presented, SessionHandle, SessionRecord};
 
 const LOGIN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bff_login (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)";
 
@@ -34,9 +34,9 @@ struct LoginRecord {
     pending: PendingAuthorization,
     /// base64url(SHA-256) of the login cookie's secret.
     secret_hash: String,
-    /// A step-up: the session (`<id>.<secret>`) this login replaces.
+    /// A step-up: the session (`<id>.<secret>` when stored) this login replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    replaces: Option<String>,
+    replaces: Option<SessionHandle>,
 }
 
 impl TokenSession {
@@ -261,7 +261,7 @@ impl TokenSession {
         self.touched.set(WorkerClock.now());
         let mut answer = serde_json::json!({ "secret": record.handle.secret() });
         if let Some(replaces) = login.replaces {
-            answer["replaces"] = replaces.into();
+            answer["replaces"] = String::from(replaces).into();
         }
         Ok(Reply::json(200, &answer))
     }
