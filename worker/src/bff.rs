@@ -21,7 +21,8 @@ use serde_json::Value;
 use crate::config::{Provider, Source, check_upstream_url};
 use crate::cookie::SealingKey;
 use crate::error::ProxyError;
-use crate::session::SessionRecord;
+use crate::session::{SessionHandle, SessionRecord};
+use edge_oauth_core::RefreshToken;
 
 /// The custom request header every cookie-authenticated request must carry. A cross-site
 /// page cannot send it without a CORS preflight, which only allowed origins pass.
@@ -521,7 +522,20 @@ pub struct BffBinding {
     /// a step-up login replaces the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up_scope: Option<String>,
+    /// A step-up's session: the session it replaced, until that one is deleted (`BffReplaced`)
+    /// and its refresh tokens are here; still set at logout, that session is logged out too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<SessionHandle>,
+    /// The refresh tokens of the sessions step-ups replaced, newest first, at most
+    /// [`SUPERSEDED_KEPT`]: revoked at logout after the session's own (RFC 7009). The replaced
+    /// session does not revoke them itself: a step-up may have extended the same grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<RefreshToken>,
 }
+
+/// How many refresh tokens of replaced sessions a session keeps (older ones are dropped, left
+/// to the authorization server's lifetime for them).
+pub const SUPERSEDED_KEPT: usize = 4;
 
 /// `GET /bff/session`: whether there is a session, and about its access token what a page
 /// may show — never a token.
@@ -868,7 +882,15 @@ mod tests {
             mcp_server: "tools".into(),
             issuer: "https://as.example.com".into(),
             step_up_scope: None,
+            replaces: SessionHandle::parse(&format!("{}.{}", "ab".repeat(32), "S".repeat(43))),
+            superseded: vec![RefreshToken::new("rt-secret-of-before")],
         });
+        // Neither the replaced session's secret nor its refresh token shows in Debug or status.
+        let debug = format!("{r:?}");
+        assert!(
+            !debug.contains("SSSS") && !debug.contains("rt-secret") && debug.contains("abab"),
+            "{debug}"
+        );
         let s = session_status(Some(&r), 1_500);
         assert_eq!(s["authenticated"], true);
         assert!(s.get("step_up_scope").is_none());

@@ -7,6 +7,7 @@ use core::pin::pin;
 use core::time::Duration;
 use std::rc::Rc;
 
+use edge_oauth_core::RefreshToken;
 use edge_oauth_core::authorize::{AuthorizationRequest, build_authorization_url};
 use edge_oauth_core::env::OsRandom;
 use edge_oauth_core::url::Url;
@@ -419,17 +420,43 @@ async fn finish_login(
         .as_str()
         .and_then(|s| SessionHandle::parse(&format!("{}.{s}", login.session_id)))
         .ok_or_else(|| "internal_error".to_owned())?;
-    // A step-up's new session is in place: the one it replaces is forgotten (best effort:
-    // left alone, it would end at its idle expiry).
-    if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse)
-        && let Ok(old_stub) = session_stub(env, &old)
-        && ask(&old_stub, &Command::BffReplaced { secret: old.secret })
+    // A step-up's new session is in place: the one it replaces is deleted, and its refresh
+    // tokens move into the new session, which revokes them at logout after its own. Best
+    // effort: the new session keeps `replaces` until then, and its logout logs that one out.
+    if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse) {
+        let moved = match session_stub(env, &old) {
+            Ok(old_stub) => ask(
+                &old_stub,
+                &Command::BffReplaced {
+                    secret: old.secret.clone(),
+                },
+            )
             .await
-            .is_err()
-    {
-        worker::console_warn!(
-            "edge-oauth-worker: the session a step-up replaced stays until its idle expiry"
-        );
+            .ok(),
+            Err(_) => None,
+        };
+        let kept = match moved {
+            Some(moved) => {
+                let refresh_tokens = moved["refresh_tokens"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(RefreshToken::new))
+                    .collect();
+                let command = Command::BffSuperseded {
+                    secret: handle.secret.clone(),
+                    replaced: old,
+                    refresh_tokens,
+                };
+                ask(&stub, &command).await.is_ok()
+            }
+            None => false,
+        };
+        if !kept {
+            worker::console_warn!(
+                "edge-oauth-worker: a step-up could not take over the session it replaced; this session's logout ends it"
+            );
+        }
     }
     let value = seal(
         bff,
@@ -494,13 +521,24 @@ async fn logout(
     }
     csrf(req, config, false)?;
     if let Some((handle, stub)) = session_cookie(req, bff, env).await? {
-        ask(
+        let answer = ask(
             &stub,
             &Command::BffLogout {
                 secret: handle.secret,
             },
         )
         .await?;
+        // A session a step-up replaced and could not take over: logged out too (best effort).
+        if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse)
+            && let Ok(old_stub) = session_stub(env, &old)
+            && ask(&old_stub, &Command::BffLogout { secret: old.secret })
+                .await
+                .is_err()
+        {
+            worker::console_warn!(
+                "edge-oauth-worker: the session a step-up replaced stays until its idle expiry"
+            );
+        }
     }
     let mut reply = Reply::json(200, &serde_json::json!({ "authenticated": false }));
     reply.headers.push((

@@ -110,10 +110,21 @@ pub enum Command {
         scope: String,
     },
     /// Backend-for-frontend: a step-up login replaced this session; delete it without
-    /// revoking upstream (the new session's grant may be the same grant).
+    /// revoking upstream (the new session's grant may be the same grant) and answer its
+    /// refresh tokens (`refresh_tokens`: its own, then those it kept) for the new session.
     BffReplaced {
         /// The replaced session's secret.
         secret: HandleSecret,
+    },
+    /// Backend-for-frontend: the session this step-up's session replaced is deleted; keep its
+    /// refresh tokens to revoke at logout, and forget `replaces`.
+    BffSuperseded {
+        /// The new session's secret.
+        secret: HandleSecret,
+        /// The replaced session (must be the one this session records).
+        replaced: SessionHandle,
+        /// The replaced session's refresh tokens.
+        refresh_tokens: Vec<edge_oauth_core::RefreshToken>,
     },
 }
 

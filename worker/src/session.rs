@@ -372,6 +372,8 @@ mod tests {
             mcp_server: "m".into(),
             issuer: "https://as".into(),
             step_up_scope: None,
+            replaces: None,
+            superseded: Vec::new(),
         });
         let current = r.handle.clone();
         r.renew(
