@@ -62,12 +62,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 let peerLog = '';
-async function startPeer(extra = []) {
+async function startPeer(extra = [], script = 'mcp-stack.mjs') {
   const child = spawn(process.execPath, [
-    path.join(ROOT, 'tests/peers/mcp-stack.mjs'),
+    path.join(ROOT, 'tests/peers', script),
     '--as-port', '0', '--mcp-port', '0',
     '--access-token-ttl', String(ACCESS_TOKEN_TTL),
-    '--progress-delay-ms', String(PROGRESS_DELAY_MS),
+    ...(script === 'mcp-stack.mjs' ? ['--progress-delay-ms', String(PROGRESS_DELAY_MS)] : []),
     ...extra,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.peers.push(child);
@@ -878,6 +878,58 @@ async function dpopChecks() {
   await stopWorker(dw);
 }
 
+// The BFF step-up against the MCP SDK's authorization server (tests/peers/sdk-as.mjs), which
+// mints a new grant for every code exchange: logout ends the replaced session's grant too.
+async function sdkStepUpChecks() {
+  const peer = await startPeer(['--quiet'], 'sdk-as.mjs');
+  const issuer = peer.issuer;
+  const port = await freePort();
+  const app = `http://127.0.0.1:${port}`;
+  const bffRedirect = `${app}/bff/callback`;
+  const reg = await fetch(new URL('register', issuer), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: [REDIRECT_URI, bffRedirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post' }),
+  });
+  const client = await reg.json();
+  assert(reg.status === 201 && client.client_secret, `registration at the sdk AS: HTTP ${reg.status}`);
+  const sw = await startWorker({
+    ALLOWED_ORIGINS: app,
+    INSECURE_ALLOW_LOOPBACK: 'true',
+    PROVIDERS: JSON.stringify([{ name: 'sdk', issuer, client_id: client.client_id, client_secret_binding: 'SDK_CLIENT_SECRET', auth_method: 'client_secret_post', redirect_uris: [REDIRECT_URI] }]),
+    SDK_CLIENT_SECRET: client.client_secret,
+    BFF_REDIRECT_URI: bffRedirect,
+    BFF_RETURN_URL: `${app}/app`,
+    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: peer.mcp, provider: 'sdk', scope: 'mcp:tools', max_scope: 'mcp:admin' }]),
+    BFF_COOKIE_KEY: crypto.randomBytes(32).toString('base64'),
+    INSECURE_LOOPBACK_COOKIES: 'true',
+  }, undefined, port);
+  const sdkStats = async () => (await fetch(new URL('test/stats', issuer))).json();
+  await check('BFF step-up at the sdk AS (a new grant per code exchange): the replaced session\'s grant stays alive until logout, which revokes both grants', async () => {
+    const jar = new Jar();
+    const { callback } = await bffLogin(sw.base, app, bffRedirect, jar);
+    eq(callback.headers.get('location'), `${app}/app`, 'login callback Location');
+    const denied = await bffMcp(sw.base, app, jar, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'x' } } });
+    eq(denied.status, 403, `admin_note before the step-up (${denied.text.slice(0, 200)})`);
+    const login = await bff(sw.base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools', step_up: true } });
+    eq(login.status, 200, `step_up login (${login.text.slice(0, 200)})`);
+    const cb = await fetch(await followAuthorization(login.json.authorization_url, bffRedirect), { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(cb);
+    await cb.arrayBuffer();
+    eq(cb.headers.get('location'), `${app}/app`, 'step-up callback Location');
+    const ok = await bffMcp(sw.base, app, jar, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'y' } } });
+    eq(ok.status, 200, `admin_note after the step-up (${ok.text.slice(0, 200)})`);
+    const mid = await sdkStats();
+    eq(`${mid.grants.issued}/${mid.grants.live}`, '2/2', 'grants issued/live after the step-up');
+    const out = await bff(sw.base, '/bff/logout', { method: 'POST', origin: app, jar });
+    eq(out.status, 200, `logout (${out.text.slice(0, 200)})`);
+    const end = await sdkStats();
+    eq(end.revocation.ok - mid.revocation.ok, 2, 'revocations at logout');
+    eq(end.grants.live, 0, 'grants live after logout');
+  });
+  await stopWorker(sw);
+}
+
 async function main() {
   const peer = await startPeer();
   const { issuer, mcp } = peer;
@@ -1158,6 +1210,7 @@ async function main() {
 
   await bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey });
   await dpopChecks();
+  await sdkStepUpChecks();
 
   // --- bad configuration ------------------------------------------------------------------
   await check('bad configuration: every request gets 500 server_error naming the problem, never the secret', async () => {
