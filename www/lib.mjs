@@ -183,7 +183,7 @@ export async function startWorker({ peer, origin, port = 0, verbose = false }) {
       PEER_CLIENT_SECRET: client.client_secret,
       BFF_REDIRECT_URI: `${origin}/bff/callback`,
       BFF_RETURN_URL: `${origin}/`,
-      MCP_SERVERS: JSON.stringify([{ name: 'tools', url: peer.mcp, provider: 'peer', scope: 'mcp:tools' }]),
+      MCP_SERVERS: JSON.stringify([{ name: 'tools', url: peer.mcp, provider: 'peer', scope: 'mcp:tools', max_scope: 'mcp:tools mcp:admin' }]),
       BFF_COOKIE_KEY: nodeCrypto.randomBytes(32).toString('base64'),
       INSECURE_LOOPBACK_COOKIES: 'true',
     },

@@ -251,7 +251,7 @@ function makeTest(browser, origin, id, workerPort) {
           PEER_CLIENT_SECRET: client.client_secret,
           BFF_REDIRECT_URI: `${origin}/bff/callback`,
           BFF_RETURN_URL: bffReturn,
-          MCP_SERVERS: json([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+          MCP_SERVERS: json([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools', max_scope: 'mcp:tools mcp:admin' }]),
           BFF_COOKIE_KEY: nodeCrypto.randomBytes(32).toString('base64'),
           INSECURE_LOOPBACK_COOKIES: 'true',
         },
@@ -1392,15 +1392,35 @@ const scenarios = [
       // leave for /bff/login with step_up=true; back, the session has mcp:admin and the call passes.
       const logins = [];
       t.context.on('request', (r) => { if (r.method() === 'POST' && new URL(r.url()).pathname === '/bff/login') logins.push(r.postData() ?? ''); });
-      // A challenge for the scope this tab stepped up for a moment ago (the mark the package
-      // leaves before it navigates) is not stepped up again: the 403 is the answer.
+      // At most one automatic step-up per MCP server in 15 minutes, whatever the scope: with the
+      // mark the package leaves before it navigates (here for another scope), the 403 is the
+      // answer, again and again — a hit does not clear the mark (it expires; logout clears it).
       const mark = 'edge-oauth:bff-step-up:tools';
-      await page.evaluate((k) => sessionStorage.setItem(k, `${Date.now()} mcp:tools mcp:admin`), mark);
+      const getMark = () => page.evaluate((k) => sessionStorage.getItem(k), mark);
+      const setMark = (v) => page.evaluate(([k, x]) => sessionStorage.setItem(k, x), [mark, v]);
+      const live = `${Date.now()} mcp:other`;
+      await setMark(live);
       const navsGuard = page.navs.length;
-      const again = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'x' } }));
-      assert(again.status === 403 && /insufficient_scope/.test(again.www ?? ''), `admin_note with the mark set: ${json(again)}`);
-      assert(page.navs.length === navsGuard && logins.length === 0, 'stepped up again for the same scope');
-      assert(await page.evaluate((k) => sessionStorage.getItem(k), mark) === null, 'the step-up mark was kept');
+      for (let i = 0; i < 2; i += 1) {
+        const again = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'x' } }));
+        assert(again.status === 403 && /insufficient_scope/.test(again.www ?? ''), `admin_note #${i + 1} with the mark set: ${json(again)}`);
+      }
+      assert(page.navs.length === navsGuard && logins.length === 0, 'stepped up while the mark was live');
+      assert(await getMark() === live, `the step-up mark after two hits: ${json(await getMark())}`);
+      // The mark expired; a challenge whose scope is not RFC 6749 scope tokens of at most 1024
+      // characters (answered here in place of the worker) is no step-up either.
+      await setMark(`${Date.now() - 16 * 60 * 1000} mcp:tools mcp:admin`);
+      for (const scope of ['a'.repeat(1100), 'mcp:tools a\\"b']) {
+        await page.route((u) => u.pathname === '/bff/mcp/tools', (route) => route.fulfill({
+          status: 403,
+          headers: { 'content-type': 'application/json', 'www-authenticate': `Bearer error="insufficient_scope", scope="${scope}"` },
+          body: '{}',
+        }));
+        const bad = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'x' } }));
+        await page.unrouteAll();
+        assert(bad.status === 403, `admin_note with the challenge scope ${json(scope.slice(0, 20))}: ${json(bad)}`);
+        assert(page.navs.length === navsGuard && logins.length === 0, `stepped up for the challenge scope ${json(scope.slice(0, 20))}`);
+      }
       const st1 = await t.status(page);
       assert(!st1.scope?.split(' ').includes('mcp:admin') && st1.stepUpScope === 'mcp:tools mcp:admin', `status() before the step-up: ${json(st1)}`);
       const beforeStep = page.navs.length;
@@ -1418,8 +1438,11 @@ const scenarios = [
       assert(st3.state === 'authenticated' && st3.scope?.split(' ').includes('mcp:admin') && st3.stepUpScope === undefined, `status() after the step-up: ${json(st3)}`);
       const note = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'stepped up' } }));
       assert(note.status === 200 && /^note saved by /.test(note.result?.content?.[0]?.text ?? ''), `admin_note after the step-up: ${json(note)}`);
+      // The step-up left its mark, the scope as a sorted token set; logout clears it.
+      assert(/^\d+ mcp:admin mcp:tools$/.test(await getMark() ?? ''), `the step-up mark: ${json(await getMark())}`);
       const out = await page.evaluate(() => window.e2e.client.logout());
       assert(out?.deleted === true, `logout() returned ${json(out)}`);
+      assert(await getMark() === null, `the step-up mark after logout: ${json(await getMark())}`);
       const st2 = await t.status(page);
       assert(st2.state === 'not-authenticated', `status() after logout: ${json(st2)}`);
       const after = await page.evaluate(() => window.e2e.mcp('tools/list'));

@@ -320,7 +320,9 @@ asApp.use((req, res, next) => {
 
 asApp.get('/test/stats', (_req, res) => {
   res.set('Cache-Control', 'no-store');
-  res.json(stats);
+  // Grants too (one per code exchange here): how many were issued and how many still live.
+  const all = [...grants.values()];
+  res.json({ ...stats, grants: { issued: all.length, live: all.filter((g) => !g.revoked).length } });
 });
 asApp.post('/test/stats/reset', (_req, res) => {
   stats = contract.freshStats();

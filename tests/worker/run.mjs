@@ -62,12 +62,12 @@ for (const sig of ['SIGINT', 'SIGTERM']) {
 }
 
 let peerLog = '';
-async function startPeer(extra = []) {
+async function startPeer(extra = [], script = 'mcp-stack.mjs') {
   const child = spawn(process.execPath, [
-    path.join(ROOT, 'tests/peers/mcp-stack.mjs'),
+    path.join(ROOT, 'tests/peers', script),
     '--as-port', '0', '--mcp-port', '0',
     '--access-token-ttl', String(ACCESS_TOKEN_TTL),
-    '--progress-delay-ms', String(PROGRESS_DELAY_MS),
+    ...(script === 'mcp-stack.mjs' ? ['--progress-delay-ms', String(PROGRESS_DELAY_MS)] : []),
     ...extra,
   ], { stdio: ['ignore', 'pipe', 'pipe'] });
   started.peers.push(child);
@@ -331,8 +331,8 @@ const bffBodies = [];
 
 // POST /bff/login, the authorization server's auto-approving interaction, GET /bff/callback.
 // Returns the callback URL the AS redirected to and the callback's answer.
-async function bffLogin(base, app, bffRedirect, jar, { address } = {}) {
-  const login = await bff(base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools' }, address });
+async function bffLogin(base, app, bffRedirect, jar, { address, server = 'tools' } = {}) {
+  const login = await bff(base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: server }, address });
   eq(login.status, 200, `login status (${login.text.slice(0, 300)})`);
   const callbackUrl = await followAuthorization(login.json.authorization_url, bffRedirect);
   const cb = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: jar.header(), ...(address ? { 'cf-connecting-ip': address } : {}) } });
@@ -341,9 +341,9 @@ async function bffLogin(base, app, bffRedirect, jar, { address } = {}) {
   return { login, callbackUrl, callback: cb };
 }
 
-// An MCP JSON-RPC request through /bff/mcp/tools; reads the SSE answer as it streams, noting
-// when each event arrived.
-async function bffMcp(base, app, jar, message, { address } = {}) {
+// An MCP JSON-RPC request through /bff/mcp/tools (or another configured name); reads the SSE
+// answer as it streams, noting when each event arrived.
+async function bffMcp(base, app, jar, message, { address, server = 'tools' } = {}) {
   const headers = {
     origin: app,
     'x-edge-oauth': '1',
@@ -354,7 +354,7 @@ async function bffMcp(base, app, jar, message, { address } = {}) {
   };
   if (address) headers['cf-connecting-ip'] = address;
   const t0 = Date.now();
-  const res = await fetch(`${base}/bff/mcp/tools`, { method: 'POST', headers, body: JSON.stringify(message) });
+  const res = await fetch(`${base}/bff/mcp/${server}`, { method: 'POST', headers, body: JSON.stringify(message) });
   jar.take(res);
   const events = [];
   let text = '';
@@ -495,10 +495,14 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
   await check('BFF step-up: admin_note -> 403 insufficient_scope passed through and recorded (/bff/session step_up_scope); a step_up login asks for the configured + granted + challenged scope; after consent admin_note 200 with the new cookie, the old session forgotten without an upstream revocation', async () => {
     const adminNote = (j) => bffMcp(w(), app, j, { jsonrpc: '2.0', id: 40, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'stepped up' } } });
     const words = (s) => (s ?? '').split(' ').filter(Boolean).sort().join(' ');
-    // No challenge recorded yet: a step_up login asks for the configured scope only.
+    // No challenge recorded yet: nothing to step up to (a step-up must not replace the session
+    // with one of a possibly narrower scope); the form POST goes back with the code.
     const early = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: jar.clone(), json: { mcp_server: 'tools', step_up: true } });
-    eq(early.status, 200, `step_up login without a challenge (${early.text.slice(0, 200)})`);
-    eq(new URL(early.json.authorization_url).searchParams.get('scope'), 'mcp:tools', 'scope without a challenge');
+    isRfcError(early, 400, 'invalid_request', 'no_step_up_challenge');
+    const earlyForm = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: jar.clone(), csrf: false, body: 'mcp_server=tools&step_up=true', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    eq(earlyForm.status, 303, 'form step-up without a challenge: status');
+    eq(earlyForm.headers.get('location'), `${app}/app?edge_oauth_error=no_step_up_challenge`, 'form step-up without a challenge: Location');
+    eq((await bff(w(), '/bff/session', { origin: app, jar })).json.authenticated, true, 'the session survives a step-up without a challenge');
     // Without a session there is nothing to step up.
     isRfcError(await bff(w(), '/bff/login', { method: 'POST', origin: app, json: { mcp_server: 'tools', step_up: true } }), 401, 'invalid_token', 'not_authenticated');
     const denied = await adminNote(jar);
@@ -529,6 +533,22 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     eq((await bff(w(), '/bff/session', { origin: app, jar: old })).json.authenticated, false, 'the replaced session');
     const after = await stats(issuer);
     eq(revocationAuth(after).basic - revocationAuth(before).basic, 0, 'upstream revocations during the step-up');
+  });
+
+  await check('BFF step-up for an MCP server without max_scope: its challenge may only re-ask the configured and granted scope; mcp:admin (or openid, offline_access, ...) is refused with 403 step_up_scope_not_allowed and the session survives', async () => {
+    const own = new Jar();
+    await bffLogin(w(), app, bffRedirect, own, { server: 'plain' });
+    const denied = await bffMcp(w(), app, own, { jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'x' } } }, { server: 'plain' });
+    eq(denied.status, 403, `admin_note through /bff/mcp/plain (${denied.text.slice(0, 200)})`);
+    eq((await bff(w(), '/bff/session', { origin: app, jar: own })).json.step_up_scope, 'mcp:tools mcp:admin', 'step_up_scope');
+    const before = await stats(issuer);
+    const r = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: own, json: { mcp_server: 'plain', step_up: true } });
+    isRfcError(r, 403, 'invalid_scope', 'step_up_scope_not_allowed');
+    assert(/mcp:admin/.test(r.json.error_description ?? ''), `error_description: ${r.json.error_description}`);
+    const s = await bff(w(), '/bff/session', { origin: app, jar: own });
+    eq(s.json.authenticated, true, 'the session survives');
+    eq(s.json.scope, 'mcp:tools', 'scope');
+    eq((await stats(issuer)).authorization.requests - before.authorization.requests, 0, 'authorization requests');
   });
 
   await check('BFF tampered, foreign or misplaced cookie: 401 invalid_session_cookie, the cookie expired', async () => {
@@ -636,7 +656,7 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     isRfcError(await call(w(), `/relay?url=${encodeURIComponent(wk)}`, { method: 'GET', origin: EVIL }), 403, 'access_denied', 'origin_not_allowed');
   });
 
-  await check('BFF logout: the refresh token revoked upstream (RFC 7009, Basic auth), the cookie expired; later /bff/session unauthenticated and /bff/mcp 401 with no refresh', async () => {
+  await check('BFF logout: the refresh token revoked upstream (RFC 7009, Basic auth), then the one of the session the step-up replaced (kept in the session since); the cookie expired; later /bff/session unauthenticated and /bff/mcp 401 with no refresh', async () => {
     const old = jar.clone();
     const before = await stats(issuer);
     const r = await bff(w(), '/bff/logout', { method: 'POST', origin: app, jar });
@@ -644,8 +664,10 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     eq(r.json.authenticated, false, 'authenticated');
     assert(r.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=;`) && /Max-Age=0/.test(c)), 'cookie not expired');
     const after = await stats(issuer);
-    eq(after.revocation.ok - before.revocation.ok, 1, 'upstream revocations');
-    eq(revocationAuth(after).basic - revocationAuth(before).basic, 1, 'Basic-authenticated revocations');
+    // oidc-provider extends one grant at the step-up, so the second revocation finds it gone
+    // and answers 200 as RFC 7009 §2.2 says; an AS that mints a grant per code has two to end.
+    eq(after.revocation.ok - before.revocation.ok, 2, 'upstream revocations');
+    eq(revocationAuth(after).basic - revocationAuth(before).basic, 2, 'Basic-authenticated revocations');
     eq((await bff(w(), '/bff/session', { origin: app, jar: old })).json.authenticated, false, 'old cookie: authenticated');
     isRfcError(await bff(w(), '/bff/mcp/tools', { method: 'POST', origin: app, jar: old, json: { jsonrpc: '2.0', id: 1, method: 'tools/list' } }), 401, 'invalid_token', 'not_authenticated');
     const end = await stats(issuer);
@@ -856,6 +878,58 @@ async function dpopChecks() {
   await stopWorker(dw);
 }
 
+// The BFF step-up against the MCP SDK's authorization server (tests/peers/sdk-as.mjs), which
+// mints a new grant for every code exchange: logout ends the replaced session's grant too.
+async function sdkStepUpChecks() {
+  const peer = await startPeer(['--quiet'], 'sdk-as.mjs');
+  const issuer = peer.issuer;
+  const port = await freePort();
+  const app = `http://127.0.0.1:${port}`;
+  const bffRedirect = `${app}/bff/callback`;
+  const reg = await fetch(new URL('register', issuer), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ redirect_uris: [REDIRECT_URI, bffRedirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'client_secret_post' }),
+  });
+  const client = await reg.json();
+  assert(reg.status === 201 && client.client_secret, `registration at the sdk AS: HTTP ${reg.status}`);
+  const sw = await startWorker({
+    ALLOWED_ORIGINS: app,
+    INSECURE_ALLOW_LOOPBACK: 'true',
+    PROVIDERS: JSON.stringify([{ name: 'sdk', issuer, client_id: client.client_id, client_secret_binding: 'SDK_CLIENT_SECRET', auth_method: 'client_secret_post', redirect_uris: [REDIRECT_URI] }]),
+    SDK_CLIENT_SECRET: client.client_secret,
+    BFF_REDIRECT_URI: bffRedirect,
+    BFF_RETURN_URL: `${app}/app`,
+    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: peer.mcp, provider: 'sdk', scope: 'mcp:tools', max_scope: 'mcp:admin' }]),
+    BFF_COOKIE_KEY: crypto.randomBytes(32).toString('base64'),
+    INSECURE_LOOPBACK_COOKIES: 'true',
+  }, undefined, port);
+  const sdkStats = async () => (await fetch(new URL('test/stats', issuer))).json();
+  await check('BFF step-up at the sdk AS (a new grant per code exchange): the replaced session\'s grant stays alive until logout, which revokes both grants', async () => {
+    const jar = new Jar();
+    const { callback } = await bffLogin(sw.base, app, bffRedirect, jar);
+    eq(callback.headers.get('location'), `${app}/app`, 'login callback Location');
+    const denied = await bffMcp(sw.base, app, jar, { jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'x' } } });
+    eq(denied.status, 403, `admin_note before the step-up (${denied.text.slice(0, 200)})`);
+    const login = await bff(sw.base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools', step_up: true } });
+    eq(login.status, 200, `step_up login (${login.text.slice(0, 200)})`);
+    const cb = await fetch(await followAuthorization(login.json.authorization_url, bffRedirect), { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(cb);
+    await cb.arrayBuffer();
+    eq(cb.headers.get('location'), `${app}/app`, 'step-up callback Location');
+    const ok = await bffMcp(sw.base, app, jar, { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'y' } } });
+    eq(ok.status, 200, `admin_note after the step-up (${ok.text.slice(0, 200)})`);
+    const mid = await sdkStats();
+    eq(`${mid.grants.issued}/${mid.grants.live}`, '2/2', 'grants issued/live after the step-up');
+    const out = await bff(sw.base, '/bff/logout', { method: 'POST', origin: app, jar });
+    eq(out.status, 200, `logout (${out.text.slice(0, 200)})`);
+    const end = await sdkStats();
+    eq(end.revocation.ok - mid.revocation.ok, 2, 'revocations at logout');
+    eq(end.grants.live, 0, 'grants live after logout');
+  });
+  await stopWorker(sw);
+}
+
 async function main() {
   const peer = await startPeer();
   const { issuer, mcp } = peer;
@@ -919,7 +993,11 @@ async function main() {
     // The backend-for-frontend, over plain http on loopback (the named exception).
     BFF_REDIRECT_URI: bffRedirect,
     BFF_RETURN_URL: `${app}/app`,
-    MCP_SERVERS: JSON.stringify([{ name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools' }]),
+    MCP_SERVERS: JSON.stringify([
+      { name: 'tools', url: mcp, provider: 'peer', scope: 'mcp:tools', max_scope: 'mcp:tools mcp:admin' },
+      // The same server without max_scope: a step-up cannot widen its scope.
+      { name: 'plain', url: mcp, provider: 'peer', scope: 'mcp:tools' },
+    ]),
     BFF_COOKIE_KEY: cookieKey.toString('base64'),
     INSECURE_LOOPBACK_COOKIES: 'true',
     MCP_MAX_BODY_BYTES: '4096',
@@ -1132,6 +1210,7 @@ async function main() {
 
   await bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey });
   await dpopChecks();
+  await sdkStepUpChecks();
 
   // --- bad configuration ------------------------------------------------------------------
   await check('bad configuration: every request gets 500 server_error naming the problem, never the secret', async () => {

@@ -6,7 +6,7 @@
 //! | --- | --- |
 //! | `BFF_REDIRECT_URI` | this worker's `/bff/callback` as registered at the providers (`https://<worker origin>/bff/callback`) |
 //! | `BFF_RETURN_URL` | where the browser goes after the callback; same origin as `BFF_REDIRECT_URI` |
-//! | `MCP_SERVERS` | JSON array: `name`, `url` (the MCP endpoint, also the RFC 8707 resource), `provider` (optional with one provider), `scope`, `max_scope` (optional: the only scopes a step-up may add) |
+//! | `MCP_SERVERS` | JSON array: `name`, `url` (the MCP endpoint, also the RFC 8707 resource), `provider` (optional with one provider), `scope`, `max_scope` (the only scopes a step-up may add beyond `scope` and the granted ones; without it a step-up adds none) |
 //! | `BFF_COOKIE_KEY` | secret: the cookie sealing key, 32 random bytes in base64 |
 //! | `BFF_COOKIE_KEY_PREVIOUS` | secret, optional: the key before, still accepted when unsealing (key rotation) |
 //! | `INSECURE_LOOPBACK_COOKIES` | `true`: cookies without `Secure` and `__Host-` for a plain-http loopback `BFF_REDIRECT_URI` (local development only) |
@@ -21,7 +21,8 @@ use serde_json::Value;
 use crate::config::{Provider, Source, check_upstream_url};
 use crate::cookie::SealingKey;
 use crate::error::ProxyError;
-use crate::session::SessionRecord;
+use crate::session::{SessionHandle, SessionRecord};
+use edge_oauth_core::RefreshToken;
 
 /// The custom request header every cookie-authenticated request must carry. A cross-site
 /// page cannot send it without a CORS preflight, which only allowed origins pass.
@@ -78,7 +79,8 @@ pub struct McpServer {
     pub provider: String,
     /// The scope to ask for at login.
     pub scope: Option<String>,
-    /// With it, a step-up may ask only for these scopes beyond `scope` and the granted ones.
+    /// The only scopes a step-up may ask for beyond `scope` and the granted ones (none
+    /// without it).
     pub max_scope: Option<String>,
 }
 
@@ -387,9 +389,11 @@ pub fn insufficient_scope_challenge(status: u16, www_authenticate: Option<&str>)
 
 /// The scope of a login for `server`: without a recorded challenge, the configured scope;
 /// after one (a step-up), the union of the configured scope, the session's granted scope and
-/// the challenge's scope — so only what the MCP server itself asked for is added. With
-/// `max_scope`, a challenge scope outside the configured scope, the granted scope and
-/// `max_scope` is refused.
+/// the challenge's scope. A challenge scope outside the configured scope, the granted scope
+/// and `max_scope` is refused: the MCP server names what it wants, the configuration bounds
+/// it, so without `max_scope` a step-up can only ask again for what was configured or granted
+/// (a compromised MCP server cannot make the worker's client ask for `offline_access` or
+/// another API's scopes).
 pub fn login_scope(
     server: &McpServer,
     granted: Option<&str>,
@@ -408,15 +412,13 @@ pub fn login_scope(
     let configured = words(server.scope.as_deref());
     let granted = words(granted);
     let asked = words(Some(challenge));
-    if let Some(max) = &server.max_scope {
-        let allowed = words(Some(max));
-        if let Some(t) = asked
-            .iter()
-            .find(|t| !allowed.contains(t) && !configured.contains(t) && !granted.contains(t))
-        {
-            let t: String = t.chars().take(64).collect();
-            return Err(ProxyError::StepUpScopeNotAllowed { scope: t });
-        }
+    let allowed = words(server.max_scope.as_deref());
+    if let Some(t) = asked
+        .iter()
+        .find(|t| !allowed.contains(t) && !configured.contains(t) && !granted.contains(t))
+    {
+        let t: String = t.chars().take(64).collect();
+        return Err(ProxyError::StepUpScopeNotAllowed { scope: t });
     }
     let mut out: Vec<String> = Vec::new();
     for t in configured.into_iter().chain(granted).chain(asked) {
@@ -520,7 +522,20 @@ pub struct BffBinding {
     /// a step-up login replaces the session.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub step_up_scope: Option<String>,
+    /// A step-up's session: the session it replaced, until that one is deleted (`BffReplaced`)
+    /// and its refresh tokens are here; still set at logout, that session is logged out too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<SessionHandle>,
+    /// The refresh tokens of the sessions step-ups replaced, newest first, at most
+    /// [`SUPERSEDED_KEPT`]: revoked at logout after the session's own (RFC 7009). The replaced
+    /// session does not revoke them itself: a step-up may have extended the same grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub superseded: Vec<RefreshToken>,
 }
+
+/// How many refresh tokens of replaced sessions a session keeps (older ones are dropped, left
+/// to the authorization server's lifetime for them).
+pub const SUPERSEDED_KEPT: usize = 4;
 
 /// `GET /bff/session`: whether there is a session, and about its access token what a page
 /// may show — never a token.
@@ -794,11 +809,25 @@ mod tests {
                 .as_deref(),
             Some("mcp:tools")
         );
+        // Without max_scope a challenge may only re-ask the configured and granted scope: an
+        // MCP server cannot make the worker's client ask for more (other APIs, offline_access).
         assert_eq!(
-            login_scope(&s, Some("mcp:tools openid"), Some("mcp:tools mcp:admin"))
+            login_scope(&s, Some("mcp:tools openid"), Some("openid mcp:tools"))
                 .unwrap()
                 .as_deref(),
-            Some("mcp:tools openid mcp:admin")
+            Some("mcp:tools openid")
+        );
+        assert_eq!(
+            login_scope(&s, Some("mcp:tools openid"), Some("mcp:tools mcp:admin")).unwrap_err(),
+            ProxyError::StepUpScopeNotAllowed {
+                scope: "mcp:admin".into()
+            }
+        );
+        assert_eq!(
+            login_scope(&s, Some("mcp:tools"), Some("openid email offline_access")).unwrap_err(),
+            ProxyError::StepUpScopeNotAllowed {
+                scope: "openid".into()
+            }
         );
         s.max_scope = Some("mcp:admin mcp:read".into());
         assert_eq!(
@@ -853,7 +882,15 @@ mod tests {
             mcp_server: "tools".into(),
             issuer: "https://as.example.com".into(),
             step_up_scope: None,
+            replaces: SessionHandle::parse(&format!("{}.{}", "ab".repeat(32), "S".repeat(43))),
+            superseded: vec![RefreshToken::new("rt-secret-of-before")],
         });
+        // Neither the replaced session's secret nor its refresh token shows in Debug or status.
+        let debug = format!("{r:?}");
+        assert!(
+            !debug.contains("SSSS") && !debug.contains("rt-secret") && debug.contains("abab"),
+            "{debug}"
+        );
         let s = session_status(Some(&r), 1_500);
         assert_eq!(s["authenticated"], true);
         assert!(s.get("step_up_scope").is_none());

@@ -7,6 +7,7 @@ use core::pin::pin;
 use core::time::Duration;
 use std::rc::Rc;
 
+use edge_oauth_core::RefreshToken;
 use edge_oauth_core::authorize::{AuthorizationRequest, build_authorization_url};
 use edge_oauth_core::env::OsRandom;
 use edge_oauth_core::url::Url;
@@ -266,7 +267,8 @@ async fn start_login(
     };
     let (server, provider) = request.resolve(bff, &config.providers)?;
     // A step-up: the session of this browser, the scope it was granted and the scope the MCP
-    // server's last challenge named; the new session replaces it after the callback.
+    // server's last challenge named (refused without one); the new session replaces it after
+    // the callback.
     let (scope, replaces) = match request.step_up {
         false => (server.scope.clone(), None),
         true => {
@@ -286,13 +288,13 @@ async fn start_login(
             if status["mcp_server"].as_str() != Some(server.name.as_str()) {
                 return Err(ProxyError::McpServerNotInSession.into());
             }
-            let scope = login_scope(
-                server,
-                status["scope"].as_str(),
-                status["step_up_scope"].as_str(),
-            )?;
-            let replaces = SessionHandle::encode(&handle.session_id, &handle.secret);
-            (scope, Some(replaces))
+            // Without a recorded challenge there is nothing to step up to: a login now would
+            // replace the session with one of the configured scope, maybe narrower.
+            let challenge = status["step_up_scope"]
+                .as_str()
+                .ok_or(ProxyError::NoStepUpChallenge)?;
+            let scope = login_scope(server, status["scope"].as_str(), Some(challenge))?;
+            (scope, Some(handle))
         }
     };
     let http = crate::fetch::WorkerHttp::new(config.limits.upstream_timeout_ms);
@@ -418,17 +420,43 @@ async fn finish_login(
         .as_str()
         .and_then(|s| SessionHandle::parse(&format!("{}.{s}", login.session_id)))
         .ok_or_else(|| "internal_error".to_owned())?;
-    // A step-up's new session is in place: the one it replaces is forgotten (best effort:
-    // left alone, it would end at its idle expiry).
-    if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse)
-        && let Ok(old_stub) = session_stub(env, &old)
-        && ask(&old_stub, &Command::BffReplaced { secret: old.secret })
+    // A step-up's new session is in place: the one it replaces is deleted, and its refresh
+    // tokens move into the new session, which revokes them at logout after its own. Best
+    // effort: the new session keeps `replaces` until then, and its logout logs that one out.
+    if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse) {
+        let moved = match session_stub(env, &old) {
+            Ok(old_stub) => ask(
+                &old_stub,
+                &Command::BffReplaced {
+                    secret: old.secret.clone(),
+                },
+            )
             .await
-            .is_err()
-    {
-        worker::console_warn!(
-            "edge-oauth-worker: the session a step-up replaced stays until its idle expiry"
-        );
+            .ok(),
+            Err(_) => None,
+        };
+        let kept = match moved {
+            Some(moved) => {
+                let refresh_tokens = moved["refresh_tokens"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|t| t.as_str().map(RefreshToken::new))
+                    .collect();
+                let command = Command::BffSuperseded {
+                    secret: handle.secret.clone(),
+                    replaced: old,
+                    refresh_tokens,
+                };
+                ask(&stub, &command).await.is_ok()
+            }
+            None => false,
+        };
+        if !kept {
+            worker::console_warn!(
+                "edge-oauth-worker: a step-up could not take over the session it replaced; this session's logout ends it"
+            );
+        }
     }
     let value = seal(
         bff,
@@ -493,13 +521,24 @@ async fn logout(
     }
     csrf(req, config, false)?;
     if let Some((handle, stub)) = session_cookie(req, bff, env).await? {
-        ask(
+        let answer = ask(
             &stub,
             &Command::BffLogout {
                 secret: handle.secret,
             },
         )
         .await?;
+        // A session a step-up replaced and could not take over: logged out too (best effort).
+        if let Some(old) = answer["replaces"].as_str().and_then(SessionHandle::parse)
+            && let Ok(old_stub) = session_stub(env, &old)
+            && ask(&old_stub, &Command::BffLogout { secret: old.secret })
+                .await
+                .is_err()
+        {
+            worker::console_warn!(
+                "edge-oauth-worker: the session a step-up replaced stays until its idle expiry"
+            );
+        }
     }
     let mut reply = Reply::json(200, &serde_json::json!({ "authenticated": false }));
     reply.headers.push((

@@ -364,17 +364,32 @@ impl TokenSession {
         }
     }
 
-    /// Revokes the refresh token upstream (best effort) and deletes the session.
+    /// Revokes the refresh token upstream (best effort), then those of the sessions a BFF
+    /// step-up replaced, and deletes the session.
     async fn end(
         &self,
         config: &Config,
         http: &WorkerHttp,
         record: &SessionRecord,
     ) -> Result<(), ProxyError> {
-        if let (Some(provider), Some(rt)) = (
-            config.provider(&record.provider),
-            &record.tokens.refresh_token,
-        ) && provider.client.client_id == record.client_id
+        let superseded = record.bff.iter().flat_map(|b| b.superseded.iter());
+        for rt in record.tokens.refresh_token.iter().chain(superseded) {
+            self.revoke_upstream(config, http, record, rt).await;
+        }
+        self.delete().await
+    }
+
+    /// Revokes a refresh token of `record` upstream (RFC 7009), best effort: a failure is
+    /// logged, never answered.
+    async fn revoke_upstream(
+        &self,
+        config: &Config,
+        http: &WorkerHttp,
+        record: &SessionRecord,
+        rt: &edge_oauth_core::RefreshToken,
+    ) {
+        if let Some(provider) = config.provider(&record.provider)
+            && provider.client.client_id == record.client_id
             && let Ok(endpoints) = resolve(config, provider, http).await
             && let Some(url) = endpoints.revocation
         {
@@ -398,7 +413,6 @@ impl TokenSession {
                 );
             }
         }
-        self.delete().await
     }
 
     fn id(&self) -> String {

@@ -116,7 +116,11 @@ pub enum ProxyError {
         /// The core's stable code (or `no_login_in_progress`).
         core_code: &'static str,
     },
-    /// A step-up login for a scope outside the MCP server's `max_scope`.
+    /// A step-up login for a session the MCP server has not challenged (no recorded
+    /// `insufficient_scope`): there is nothing to step up to.
+    NoStepUpChallenge,
+    /// A step-up login for a scope outside the MCP server's `scope`, `max_scope` and the
+    /// granted scope.
     StepUpScopeNotAllowed {
         /// The first scope token refused.
         scope: String,
@@ -163,6 +167,7 @@ impl ProxyError {
             ProxyError::InvalidLoginRequest => "invalid_login_request",
             ProxyError::LoginRejected { .. } => "login_rejected",
             ProxyError::McpServerUnavailable => "mcp_server_unavailable",
+            ProxyError::NoStepUpChallenge => "no_step_up_challenge",
             ProxyError::StepUpScopeNotAllowed { .. } => "step_up_scope_not_allowed",
             ProxyError::RelayNotAllowed => "relay_url_not_allowed",
         }
@@ -316,7 +321,8 @@ impl fmt::Display for ProxyError {
             ProxyError::UnknownProvider => f.write_str("that provider does not protect the MCP server asked for"),
             ProxyError::InvalidLoginRequest => f.write_str("the login request must be {\"mcp_server\": <name>, \"provider\"?: <name>, \"step_up\"?: true}"),
             ProxyError::LoginRejected { core_code } => write!(f, "the login callback was refused ({core_code})"),
-            ProxyError::StepUpScopeNotAllowed { scope } => write!(f, "the MCP server asked for the scope {scope:?}, which this MCP server's max_scope (MCP_SERVERS[].max_scope) does not allow; the step-up is refused"),
+            ProxyError::StepUpScopeNotAllowed { scope } => write!(f, "the MCP server asked for the scope {scope:?}, which this MCP server's max_scope (MCP_SERVERS[].max_scope) does not allow beyond its scope and the granted scope; the step-up is refused"),
+            ProxyError::NoStepUpChallenge => f.write_str("the MCP server has not asked this session for more scope (no insufficient_scope challenge recorded): there is nothing to step up to"),
             ProxyError::McpServerUnavailable => f.write_str("the MCP server could not be reached or answered with a redirect"),
             ProxyError::RelayNotAllowed => f.write_str("only the well-known metadata URLs of configured issuers are relayed"),
         }
@@ -377,6 +383,7 @@ mod tests {
                 core_code: "state_mismatch",
             },
             ProxyError::StepUpScopeNotAllowed { scope: "x".into() },
+            ProxyError::NoStepUpChallenge,
             ProxyError::McpServerUnavailable,
             ProxyError::RelayNotAllowed,
         ]

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Provider, check_upstream_url};
 use crate::error::ProxyError;
-use crate::session::HandleSecret;
+use crate::session::{HandleSecret, SessionHandle};
 
 /// A command to a session's Durable Object (the body of the internal request).
 #[derive(Debug, Serialize, Deserialize)]
@@ -62,9 +62,10 @@ pub enum Command {
         pending: PendingAuthorization,
         /// The login cookie's secret.
         secret: HandleSecret,
-        /// A step-up: the session (`<id>.<secret>`) the new one replaces once it exists.
+        /// A step-up: the session (`<id>.<secret>` on the wire) the new one replaces once it
+        /// exists.
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        replaces: Option<String>,
+        replaces: Option<SessionHandle>,
     },
     /// Backend-for-frontend: finish the login with the callback URL; answers the session
     /// cookie's secret.
@@ -109,10 +110,21 @@ pub enum Command {
         scope: String,
     },
     /// Backend-for-frontend: a step-up login replaced this session; delete it without
-    /// revoking upstream (the new session's grant may be the same grant).
+    /// revoking upstream (the new session's grant may be the same grant) and answer its
+    /// refresh tokens (`refresh_tokens`: its own, then those it kept) for the new session.
     BffReplaced {
         /// The replaced session's secret.
         secret: HandleSecret,
+    },
+    /// Backend-for-frontend: the session this step-up's session replaced is deleted; keep its
+    /// refresh tokens to revoke at logout, and forget `replaces`.
+    BffSuperseded {
+        /// The new session's secret.
+        secret: HandleSecret,
+        /// The replaced session (must be the one this session records).
+        replaced: SessionHandle,
+        /// The replaced session's refresh tokens.
+        refresh_tokens: Vec<edge_oauth_core::RefreshToken>,
     },
 }
 
@@ -378,6 +390,30 @@ mod tests {
             secret_expires_at: None,
             registration_access_token: None,
         }
+    }
+
+    #[test]
+    fn a_replaced_sessions_secret_is_redacted() {
+        let replaced = HandleSecret::from_random(&[7; 32]);
+        let handle = format!("{}.{}", "ab".repeat(32), replaced.secret());
+        let wire = serde_json::json!({ "bff_begin": {
+            "provider": "main",
+            "mcp_server": "tools",
+            "pending": {
+                "state": "st", "code_verifier": "cv", "issuer": "https://as", "iss_required": true,
+                "redirect_uri": "https://w/bff/callback", "client_id": "c", "created_at": 1,
+            },
+            "secret": HandleSecret::from_random(&[1; 32]).secret(),
+            "replaces": handle,
+        }});
+        let command: Command = serde_json::from_value(wire.clone()).unwrap();
+        let debug = format!("{command:?}");
+        assert!(!debug.contains(replaced.secret()), "{debug}");
+        // The wire form (and a stored login's) is unchanged: `<id>.<secret>`.
+        assert_eq!(serde_json::to_value(&command).unwrap(), wire);
+        let mut bad = wire;
+        bad["bff_begin"]["replaces"] = "not-a-handle".into();
+        assert!(serde_json::from_value::<Command>(bad).is_err());
     }
 
     #[test]

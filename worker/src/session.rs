@@ -22,8 +22,10 @@ pub const RETIRED_KEPT: usize = 4;
 /// Bytes of randomness in a handle secret.
 pub const SECRET_BYTES: usize = 32;
 
-/// A parsed session handle.
-#[derive(Clone, PartialEq, Eq)]
+/// A parsed session handle. Serialized as `<id>.<secret>` (a step-up's login keeps the
+/// session it replaces so), parsed back with [`SessionHandle::parse`]; Debug is redacted.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(into = "String", try_from = "String")]
 pub struct SessionHandle {
     /// The Durable Object id, as 64 lowercase hex digits.
     pub session_id: String,
@@ -58,6 +60,19 @@ impl SessionHandle {
     /// The handle as the page holds it.
     pub fn encode(session_id: &str, secret: &HandleSecret) -> String {
         format!("{session_id}.{}", secret.0)
+    }
+}
+
+impl From<SessionHandle> for String {
+    fn from(h: SessionHandle) -> String {
+        SessionHandle::encode(&h.session_id, &h.secret)
+    }
+}
+
+impl TryFrom<String> for SessionHandle {
+    type Error = &'static str;
+    fn try_from(raw: String) -> Result<Self, Self::Error> {
+        SessionHandle::parse(&raw).ok_or("not a session handle")
     }
 }
 
@@ -357,6 +372,8 @@ mod tests {
             mcp_server: "m".into(),
             issuer: "https://as".into(),
             step_up_scope: None,
+            replaces: None,
+            superseded: Vec::new(),
         });
         let current = r.handle.clone();
         r.renew(

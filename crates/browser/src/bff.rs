@@ -18,11 +18,16 @@ use wasm_bindgen_futures::JsFuture;
 /// The worker's CSRF header on every cookie-authenticated request.
 pub const CSRF_HEADER: &str = "X-Edge-OAuth";
 
-/// The `sessionStorage` key (with the MCP server's name) of the scope of the step-up under
-/// way: a second challenge for that scope after the page is back is not stepped up again.
+/// The `sessionStorage` key (with the MCP server's name) of the last automatic step-up:
+/// `<ms since the epoch> <scope tokens, sorted>`. While it is younger than
+/// [`STEP_UP_MARK_MS`], no challenge of that MCP server is stepped up again, whatever its
+/// scope: the 403 is the answer. A hit leaves it (it expires); logout clears it.
 const STEP_UP_KEY: &str = "edge-oauth:bff-step-up:";
 /// How long that mark counts: the worker's login lifetime (10 minutes) and a little more.
 const STEP_UP_MARK_MS: u64 = 15 * 60 * 1000;
+/// The longest challenge scope stepped up for, as the worker records it (RFC 6749 §3.3
+/// scope tokens, at most this many characters); anything else is no step-up.
+const MAX_CHALLENGE_SCOPE_CHARS: usize = 1024;
 
 /// A page's view of one MCP server behind the worker's backend-for-frontend.
 pub struct BffClient {
@@ -266,12 +271,9 @@ impl BffClient {
         let Some(scope) = insufficient_scope(r) else {
             return Ok(response);
         };
-        // Stepped up for this scope a moment ago (the page is back and the server still
-        // refuses), or nowhere to keep the mark: the 403 is the answer.
-        if self.step_up_marked().as_deref() == Some(scope.as_str())
-            || !self.step_up_mark(Some(&scope))
-        {
-            self.step_up_mark(None);
+        // Stepped up a moment ago (the page is back and the server still refuses, for this
+        // scope or another), or nowhere to keep the mark: the 403 is the answer.
+        if self.step_up_marked() || !self.step_up_mark(Some(&scope)) {
             return Ok(response);
         }
         self.login_step_up()?;
@@ -286,16 +288,21 @@ impl BffClient {
             .map(JsCast::unchecked_into)
     }
 
-    /// The scope of the step-up this tab started within [`STEP_UP_MARK_MS`], if any.
-    fn step_up_marked(&self) -> Option<String> {
-        let mark = Self::session_storage()?
-            .get_item(&format!("{STEP_UP_KEY}{}", self.mcp_server))
-            .ok()
-            .flatten()?;
-        let (at, scope) = mark.split_once(' ')?;
+    /// Did this tab start a step-up for this MCP server within [`STEP_UP_MARK_MS`]? (A mark
+    /// up to that far in the future, after the clock was set back, counts too.)
+    fn step_up_marked(&self) -> bool {
+        let Some(mark) = Self::session_storage().and_then(|s| {
+            s.get_item(&format!("{STEP_UP_KEY}{}", self.mcp_server))
+                .ok()
+                .flatten()
+        }) else {
+            return false;
+        };
         // Whole milliseconds: parsing or printing an f64 would bring float code into the wasm.
-        let age = now_ms().checked_sub(at.parse::<u64>().ok()?)?;
-        (age < STEP_UP_MARK_MS).then(|| scope.to_owned())
+        let Some(at) = mark.split(' ').next().and_then(|a| a.parse::<u64>().ok()) else {
+            return false;
+        };
+        now_ms().abs_diff(at) < STEP_UP_MARK_MS
     }
 
     /// Sets (`Some`) or clears (`None`) the step-up mark; false when it could not be set.
@@ -311,19 +318,28 @@ impl BffClient {
     }
 }
 
-/// The scope of a 403 `insufficient_scope` challenge (Bearer, else DPoP; parsed by the core).
 fn now_ms() -> u64 {
     js_sys::Date::now() as u64
 }
 
+/// The scope of a 403 `insufficient_scope` challenge (Bearer, else DPoP; parsed by the core)
+/// as a sorted token set.
 fn insufficient_scope(response: &web_sys::Response) -> Option<String> {
     if response.status() != 403 {
         return None;
     }
     let header = response.headers().get("WWW-Authenticate").ok().flatten()?;
     let challenge = edge_oauth_core::www_authenticate::parse_token_challenge(&header)?;
-    (challenge.error.as_deref() == Some("insufficient_scope"))
-        .then_some(challenge.scope)
-        .flatten()
-        .filter(|s| !s.trim().is_empty())
+    if challenge.error.as_deref() != Some("insufficient_scope") {
+        return None;
+    }
+    let scope = challenge.scope?;
+    if scope.len() > MAX_CHALLENGE_SCOPE_CHARS {
+        return None;
+    }
+    let nqchar = |b: u8| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b);
+    let mut tokens: Vec<&str> = scope.split(' ').filter(|t| !t.is_empty()).collect();
+    tokens.sort_unstable();
+    tokens.dedup();
+    (!tokens.is_empty() && tokens.iter().all(|t| t.bytes().all(nqchar))).then(|| tokens.join(" "))
 }

@@ -12,7 +12,7 @@ use edge_oauth_core::token::{authorization_code_request, process_token_response_
 use serde::{Deserialize, Serialize};
 
 use super::{Proof, TokenSession, new_secret, own_proof, provider_named, send, storage_error};
-use crate::bff::{BffBinding, session_status};
+use crate::bff::{BffBinding, SUPERSEDED_KEPT, session_status};
 use crate::config::Config;
 use crate::cookie::LOGIN_MAX_AGE_SECS;
 use crate::dpop_key::SessionKey;
@@ -22,7 +22,7 @@ use crate::fetch::{WorkerClock, WorkerHttp};
 use crate::proxy::Command;
 use crate::ratelimit::TokenBucket;
 use crate::reply::Reply;
-use crate::session::{HandleSecret, Presented, SessionRecord};
+use crate::session::{HandleSecret, Presented, SessionHandle, SessionRecord};
 
 const LOGIN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bff_login (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)";
 
@@ -34,9 +34,9 @@ struct LoginRecord {
     pending: PendingAuthorization,
     /// base64url(SHA-256) of the login cookie's secret.
     secret_hash: String,
-    /// A step-up: the session (`<id>.<secret>`) this login replaces.
+    /// A step-up: the session (`<id>.<secret>` when stored) this login replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    replaces: Option<String>,
+    replaces: Option<SessionHandle>,
 }
 
 impl TokenSession {
@@ -139,13 +139,16 @@ impl TokenSession {
                 Ok(Reply::json(200, &answer))
             }
             Command::BffLogout { secret } => {
+                let mut answer = serde_json::json!({ "authenticated": false });
                 if let Some(record) = self.bff_session(&secret)? {
+                    // Its own refresh token, then those of the sessions it replaced.
                     self.end(config, http, &record).await?;
+                    // A replaced session never deleted: the front worker logs it out too.
+                    if let Some(old) = record.bff.as_ref().and_then(|b| b.replaces.clone()) {
+                        answer["replaces"] = String::from(old).into();
+                    }
                 }
-                Ok(Reply::json(
-                    200,
-                    &serde_json::json!({ "authenticated": false }),
-                ))
+                Ok(Reply::json(200, &answer))
             }
             Command::BffChallenge {
                 secret,
@@ -163,10 +166,37 @@ impl TokenSession {
                 Ok(Reply::json(200, &serde_json::json!({})))
             }
             Command::BffReplaced { secret } => {
-                // Only forgotten here: revoking its refresh token could revoke the new
-                // session's grant too (RFC 7009 §2.1), when the step-up extended that grant.
-                if self.bff_session(&secret)?.is_some() {
+                // Not revoked here: that could revoke the new session's grant too (RFC 7009
+                // §2.1), when the step-up extended that grant. The new session keeps the
+                // refresh tokens and revokes them at its logout, after its own.
+                let mut tokens: Vec<String> = Vec::new();
+                if let Some(record) = self.bff_session(&secret)? {
+                    let kept = record.bff.iter().flat_map(|b| b.superseded.iter());
+                    tokens = (record.tokens.refresh_token.iter().chain(kept))
+                        .map(|t| t.secret().to_owned())
+                        .collect();
                     self.delete().await?;
+                }
+                Ok(Reply::json(
+                    200,
+                    &serde_json::json!({ "refresh_tokens": tokens }),
+                ))
+            }
+            Command::BffSuperseded {
+                secret,
+                replaced,
+                refresh_tokens,
+            } => {
+                if let Some(mut record) = self.bff_session(&secret)?
+                    && let Some(binding) = record.bff.as_mut()
+                    && binding.replaces.as_ref() == Some(&replaced)
+                {
+                    binding.replaces = None;
+                    let mut kept = refresh_tokens;
+                    kept.append(&mut binding.superseded);
+                    kept.truncate(SUPERSEDED_KEPT);
+                    binding.superseded = kept;
+                    self.save(&record, config).await?;
                 }
                 Ok(Reply::json(200, &serde_json::json!({})))
             }
@@ -253,6 +283,8 @@ impl TokenSession {
                 mcp_server: login.mcp_server,
                 issuer,
                 step_up_scope: None,
+                replaces: login.replaces.clone(),
+                superseded: Vec::new(),
             }),
             dpop_jkt,
             dpop_key: wrapped.filter(|_| bound),
@@ -261,7 +293,7 @@ impl TokenSession {
         self.touched.set(WorkerClock.now());
         let mut answer = serde_json::json!({ "secret": record.handle.secret() });
         if let Some(replaces) = login.replaces {
-            answer["replaces"] = replaces.into();
+            answer["replaces"] = String::from(replaces).into();
         }
         Ok(Reply::json(200, &answer))
     }
