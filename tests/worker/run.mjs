@@ -808,7 +808,7 @@ async function dpopChecks() {
     session.handle = r.json.session_handle;
     session.accessToken = r.json.access_token;
   });
-  await check('DPoP: while the held access token is not due, the edge still verifies the proof (signature, htm, htu, iat) before answering with it: a forged signature with the right public key gets nothing', async () => {
+  await check('DPoP: a bound session\'s proof is verified at the edge (signature, htm, htu, iat) before it answers, due or not: a forged signature with the right public key gets nothing', async () => {
     const s0 = await stats(issuer);
     const refresh = { grant_type: 'refresh_token', refresh_token: session.handle };
     const good = key.proof('POST', `${issuer}/token`);
@@ -825,10 +825,13 @@ async function dpopChecks() {
       assert(!r.json?.access_token, `${why}: an access token came back`);
       isRfcError(r, 400, 'invalid_dpop_proof', 'invalid_dpop_proof');
     }
-    const r = await call(dw.base, '/token', { params: refresh, headers: { dpop: key.proof('POST', `${issuer}/token`) } });
+    eq(refreshRequests(await stats(issuer)), refreshRequests(s0), 'upstream refresh requests after the refused proofs');
+    // A valid proof: the held token while it is not due (the usual case: it was refreshed just
+    // before), or a refresh upstream if a loaded machine made this check slow.
+    const { r } = await proven(dw.base, issuer, key, refresh, state);
     eq(r.status, 200, `a valid proof (${r.text.slice(0, 200)})`);
-    eq(r.json.access_token, session.accessToken, 'the held access token');
-    eq(refreshRequests(await stats(issuer)), refreshRequests(s0), 'upstream refresh requests');
+    eq(r.json.token_type, 'DPoP', 'token_type');
+    if (refreshRequests(await stats(issuer)) === refreshRequests(s0)) eq(r.json.access_token, session.accessToken, 'the held access token');
   });
   await check('DPoP in the backend-for-frontend (mcp-stack --dpop-nonce): the session\'s own key (wrapped in the Durable Object) proves the code exchange, the refresh and every proxied MCP request; both nonce challenges answered once; the page sees no token and no key', async () => {
     const jar = new Jar();

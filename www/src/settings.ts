@@ -96,6 +96,7 @@ const BY_CODE: Record<string, string> = {
   unauthorized: 'The worker has no session for this browser: click Connect.',
   http_401: 'The server refused the credentials: click Connect to sign in again.',
   http_403: 'The server refused this call for the granted scopes.',
+  no_step_up_challenge: 'The worker has no scope challenge on record for this session: call the tool again, and the step-up starts from its answer.',
   step_up_scope_not_allowed: 'The MCP server asked for a scope outside the worker\'s max_scope for it: ask the worker\'s administrator.',
   login_rejected: 'The worker refused the sign-in callback (expired or replayed): click Connect to try again.',
 };
