@@ -4,8 +4,6 @@
 //! A proof is a pure function of its inputs: the signer, the request's method and URL, the
 //! access token (resource requests), the server's nonce, the clock and the random source.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -81,7 +79,7 @@ pub fn htu(url: &str) -> Result<String> {
 
 /// `ath`: base64url of the SHA-256 of the access token's ASCII (RFC 9449 §4.2).
 pub fn ath(access_token: &AccessToken) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.secret().as_bytes()))
+    crate::jws::b64url(&Sha256::digest(access_token.secret().as_bytes()))
 }
 
 /// The proof's claims (RFC 9449 §4.2): `jti`, `htm`, `htu`, `iat`, and `ath` and `nonce`
@@ -167,6 +165,8 @@ mod tests {
     use crate::env::ManualClock;
     use crate::jws::tests::{TestKey, block_on};
     use crate::jws::{JwsAlgorithm, decode_segment};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde_json::json;
 
     struct Counter(core::cell::Cell<u8>);

@@ -1,7 +1,6 @@
 //! Client registration in the MCP order: pre-registered credentials, Client ID Metadata
 //! Documents (a URL as `client_id`), then RFC 7591 dynamic registration.
 
-use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
@@ -104,8 +103,10 @@ impl ClientCredentials {
                 let enc = |s: &str| {
                     crate::url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
-                let basic =
-                    STANDARD.encode(format!("{}:{}", enc(&self.client_id), enc(secret.secret())));
+                let basic = crate::jws::b64(
+                    &STANDARD,
+                    format!("{}:{}", enc(&self.client_id), enc(secret.secret())).as_bytes(),
+                );
                 request
                     .headers
                     .push(("Authorization".into(), format!("Basic {basic}")));
