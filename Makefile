@@ -17,14 +17,14 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo demo-cli www demo-e2e bench lint unit wasm-test conformance e2e browser-pkg typecheck browser-e2e worker worker-test worker-config peers-test
+.PHONY: all bootstrap test demo demo-cli www demo-e2e bench lint unit wasm-test conformance e2e browser-pkg typecheck wasm-guard browser-e2e worker worker-test worker-config peers-test
 
 all: test
 
 bootstrap:
 	@bash .ci/bootstrap.sh
 
-test: bootstrap lint unit wasm-test typecheck browser-e2e conformance worker-test peers-test demo-e2e
+test: bootstrap lint unit wasm-test typecheck wasm-guard browser-e2e conformance worker-test peers-test demo-e2e
 	@echo "make test: all green"
 
 lint:
@@ -76,6 +76,11 @@ browser-pkg:
 # The package's hand-written TypeScript types, compile-only (tests/browser/types.ts).
 typecheck: browser-pkg
 	cd tests/browser && tsc -p tsconfig.json
+
+# No float parsing or formatting in the browser package's wasm (each brings ~23 KB gzip back
+# unnoticed): tests/browser/wasm-guard.mjs looks for their tables in the built wasm.
+wasm-guard: browser-pkg
+	node tests/browser/wasm-guard.mjs
 
 # The browser package in headless Chromium (Playwright) against the local oidc-provider and MCP
 # server: redirect and popup logins (COOP too), reload, rotation, 5 tabs x 20 calls -> one

@@ -4,9 +4,7 @@
 //! A proof is a pure function of its inputs: the signer, the request's method and URL, the
 //! access token (resource requests), the server's nonce, the clock and the random source.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::discovery::AuthorizationServerMetadata;
@@ -81,25 +79,26 @@ pub fn htu(url: &str) -> Result<String> {
 
 /// `ath`: base64url of the SHA-256 of the access token's ASCII (RFC 9449 §4.2).
 pub fn ath(access_token: &AccessToken) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(access_token.secret().as_bytes()))
+    crate::jws::b64url(&Sha256::digest(access_token.secret().as_bytes()))
 }
 
 /// The proof's claims (RFC 9449 §4.2): `jti`, `htm`, `htu`, `iat`, and `ath` and `nonce`
 /// when given.
 pub fn proof_claims(request: &ProofRequest<'_>, iat: u64, jti: &str) -> Result<Value> {
-    let mut claims = json!({
-        "jti": jti,
-        "htm": request.method.as_str(),
-        "htu": htu(request.url)?,
-        "iat": iat,
-    });
+    // Built member by member rather than with `json!`, whose `to_value(..).unwrap()` per member
+    // brings serde_json's error formatting into the wasm.
+    let mut claims = Map::new();
+    claims.insert("jti".into(), jti.into());
+    claims.insert("htm".into(), request.method.as_str().into());
+    claims.insert("htu".into(), htu(request.url)?.into());
+    claims.insert("iat".into(), iat.into());
     if let Some(t) = request.access_token {
-        claims["ath"] = ath(t).into();
+        claims.insert("ath".into(), ath(t).into());
     }
     if let Some(n) = request.nonce {
-        claims["nonce"] = n.into();
+        claims.insert("nonce".into(), n.into());
     }
-    Ok(claims)
+    Ok(Value::Object(claims))
 }
 
 /// A DPoP proof JWT for one request (RFC 9449 §4.2): header `typ: dpop+jwt`, `alg`, and the
@@ -111,7 +110,10 @@ pub async fn proof(
     rng: &impl RandomSource,
 ) -> Result<DpopProof> {
     let claims = proof_claims(request, clock.now(), &new_jti(rng)?)?;
-    let header = json!({"typ": PROOF_TYPE, "jwk": signer.public_jwk().to_json()});
+    let mut header = Map::new();
+    header.insert("typ".into(), PROOF_TYPE.into());
+    header.insert("jwk".into(), signer.public_jwk().to_json());
+    let header = Value::Object(header);
     sign_compact(signer, header, &claims)
         .await
         .map(DpopProof::new)
@@ -163,6 +165,9 @@ mod tests {
     use crate::env::ManualClock;
     use crate::jws::tests::{TestKey, block_on};
     use crate::jws::{JwsAlgorithm, decode_segment};
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
 
     struct Counter(core::cell::Cell<u8>);
     impl RandomSource for Counter {

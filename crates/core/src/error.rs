@@ -593,7 +593,7 @@ impl fmt::Display for Error {
         match self {
             Error::Transport { url, message } => write!(f, "request to {url} failed: {message}"),
             Error::Random { message } => write!(f, "random source failed: {message}"),
-            Error::InvalidUrl { url, reason } => write!(f, "invalid URL {url:?}: {reason}"),
+            Error::InvalidUrl { url, reason } => write!(f, "invalid URL {}: {reason}", Quoted(url)),
             Error::InvalidInput { reason } => write!(f, "invalid input: {reason}"),
             Error::InsecureUrl { url } => {
                 write!(f, "{url} is not https (only loopback may use http)")
@@ -610,7 +610,8 @@ impl fmt::Display for Error {
             Error::UnexpectedContentType { url, content_type } => {
                 write!(
                     f,
-                    "{url} did not answer JSON (content type {content_type:?})"
+                    "{url} did not answer JSON (content type {})",
+                    Quoted(content_type)
                 )
             }
             Error::EmptyBody { url } => write!(f, "{url} answered an empty body"),
@@ -627,11 +628,15 @@ impl fmt::Display for Error {
             }
             Error::ResourceMismatch { expected, found } => write!(
                 f,
-                "protected resource metadata is for {found:?}, not {expected:?} (RFC 9728 §3.3)"
+                "protected resource metadata is for {}, not {} (RFC 9728 §3.3)",
+                Quoted(found),
+                Quoted(expected)
             ),
             Error::IssuerMismatch { expected, found } => write!(
                 f,
-                "authorization server metadata names issuer {found:?}, expected {expected:?} (RFC 8414 §3.3)"
+                "authorization server metadata names issuer {}, expected {} (RFC 8414 §3.3)",
+                Quoted(found),
+                Quoted(expected)
             ),
             Error::PkceNotSupported { issuer } => write!(
                 f,
@@ -671,7 +676,9 @@ impl fmt::Display for Error {
             Error::IssMismatch { expected, found } => {
                 write!(
                     f,
-                    "callback iss {found:?} is not the issuer {expected:?} (RFC 9207)"
+                    "callback iss {} is not the issuer {} (RFC 9207)",
+                    Quoted(found),
+                    Quoted(expected)
                 )
             }
             Error::CodeMissing => f.write_str("callback has neither code nor error"),
@@ -684,7 +691,7 @@ impl fmt::Display for Error {
             ),
             Error::AuthorizationFailed { error } => write!(f, "authorization failed: {error}"),
             Error::UnsupportedTokenType { token_type } => {
-                write!(f, "unsupported token_type {token_type:?}")
+                write!(f, "unsupported token_type {}", Quoted(token_type))
             }
             Error::NoRefreshToken => f.write_str("no refresh token held"),
             Error::StepUpLimit { attempts } => {
@@ -727,7 +734,9 @@ impl fmt::Display for Error {
             ),
             Error::UnexpectedIssuedTokenType { expected, found } => write!(
                 f,
-                "token exchange issued {found:?}, not the requested {expected:?} (RFC 8693 §2.2.1)"
+                "token exchange issued {}, not the requested {} (RFC 8693 §2.2.1)",
+                Quoted(found),
+                Quoted(expected)
             ),
         }
     }
@@ -735,5 +744,48 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// A string in double quotes as `{:?}` writes it — `"`, `\\` and control characters escaped
+/// (`\n`, `\r`, `\t`, `\0`, else `\u{..}`) — except that other characters are written as they
+/// are: `str`'s `Debug` also escapes the non-printable ones, which takes Unicode tables (a few
+/// KB of wasm) for characters a server has no business sending here.
+struct Quoted<'a>(&'a str);
+
+impl fmt::Display for Quoted<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use fmt::Write;
+        f.write_char('"')?;
+        for c in self.0.chars() {
+            match c {
+                '"' => f.write_str("\\\""),
+                '\\' => f.write_str("\\\\"),
+                '\n' => f.write_str("\\n"),
+                '\r' => f.write_str("\\r"),
+                '\t' => f.write_str("\\t"),
+                '\0' => f.write_str("\\0"),
+                c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32),
+                c => f.write_char(c),
+            }?;
+        }
+        f.write_char('"')
+    }
+}
+
 /// The core's result type.
 pub type Result<T, E = Error> = core::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::Quoted;
+
+    #[test]
+    fn quoted_writes_what_debug_writes() {
+        for s in [
+            "",
+            "https://as.example.com/",
+            "a \"quoted\" \\ back\nslash\r\t\0 \u{1b}[31m \u{7f} \u{85}",
+            "caf\u{e9} \u{1F600} \u{4e2d}",
+        ] {
+            assert_eq!(Quoted(s).to_string(), format!("{s:?}"));
+        }
+    }
+}

@@ -8,7 +8,7 @@
 //! [`crate::token::process_token_response`] (or `_with` after a DPoP proof). These grants
 //! issue no refresh token as a rule: an expired access token is simply requested again.
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value};
 
 use crate::env::{Clock, RandomSource};
 use crate::error::{Endpoint, Error, Result};
@@ -41,14 +41,19 @@ pub const CLIENT_ASSERTION_LIFETIME_SECS: u64 = 60;
 /// single value every server must accept, and the one draft-ietf-oauth-rfc7523bis requires
 /// (an endpoint URL as audience let one server's assertions be replayed at another).
 pub fn client_assertion_claims(client_id: &str, issuer: &str, now: u64, jti: &str) -> Value {
-    json!({
-        "iss": client_id,
-        "sub": client_id,
-        "aud": issuer,
-        "jti": jti,
-        "iat": now,
-        "exp": now.saturating_add(CLIENT_ASSERTION_LIFETIME_SECS),
-    })
+    // Member by member rather than with `json!`, whose `to_value(..).unwrap()` per member
+    // brings serde_json's error formatting into the wasm.
+    let mut claims = Map::new();
+    claims.insert("iss".into(), client_id.into());
+    claims.insert("sub".into(), client_id.into());
+    claims.insert("aud".into(), issuer.into());
+    claims.insert("jti".into(), jti.into());
+    claims.insert("iat".into(), now.into());
+    claims.insert(
+        "exp".into(),
+        now.saturating_add(CLIENT_ASSERTION_LIFETIME_SECS).into(),
+    );
+    Value::Object(claims)
 }
 
 /// A signed client assertion for `client_id` at the authorization server `issuer`
@@ -61,7 +66,9 @@ pub async fn client_assertion(
     rng: &impl RandomSource,
 ) -> Result<ClientAssertion> {
     let claims = client_assertion_claims(client_id, issuer, clock.now(), &new_jti(rng)?);
-    sign_compact(signer, json!({"typ": "JWT"}), &claims)
+    let mut header = Map::new();
+    header.insert("typ".into(), "JWT".into());
+    sign_compact(signer, Value::Object(header), &claims)
         .await
         .map(ClientAssertion::new)
 }
@@ -228,6 +235,7 @@ mod tests {
     use crate::secret::ClientSecret;
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use serde_json::json;
     use std::collections::BTreeMap;
 
     fn client(method: TokenEndpointAuthMethod, secret: Option<&str>) -> ClientCredentials {

@@ -11,7 +11,8 @@ use core::pin::Pin;
 use std::rc::Rc;
 
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::Config;
+use base64::engine::general_purpose::{GeneralPurpose, URL_SAFE_NO_PAD};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -104,7 +105,7 @@ impl PublicJwk {
                 format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, s(e), s(n))
             }
         };
-        URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
+        b64url(&Sha256::digest(canonical.as_bytes()))
     }
 }
 
@@ -171,8 +172,8 @@ impl fmt::Debug for Signer {
 pub fn signing_input(header: &Value, payload: &Value) -> String {
     format!(
         "{}.{}",
-        URL_SAFE_NO_PAD.encode(crate::json::value_to_string(header)),
-        URL_SAFE_NO_PAD.encode(crate::json::value_to_string(payload))
+        b64url(crate::json::value_to_string(header).as_bytes()),
+        b64url(crate::json::value_to_string(payload).as_bytes())
     )
 }
 
@@ -208,14 +209,29 @@ pub async fn sign_compact(
             ),
         });
     }
-    Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+    Ok(format!("{input}.{}", b64url(&signature)))
+}
+
+/// base64url without padding (RFC 7515 §2) of `bytes`.
+pub(crate) fn b64url(bytes: &[u8]) -> String {
+    b64(&URL_SAFE_NO_PAD, bytes)
+}
+
+/// `engine`'s encoding of `bytes`. Not `Engine::encode`, whose `expect` on the (always ASCII)
+/// output brings `FromUtf8Error`'s `Debug` — a struct and byte-vector printer — into the wasm.
+pub(crate) fn b64(engine: &GeneralPurpose, bytes: &[u8]) -> String {
+    let len = base64::encoded_len(bytes.len(), engine.config().encode_padding());
+    let mut out = vec![0; len.unwrap_or(0)];
+    let written = engine.encode_slice(bytes, &mut out).unwrap_or(0);
+    out.truncate(written);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// A fresh unique identifier (`jti`, RFC 7519 §4.1.7): 128 random bits, base64url.
 pub fn new_jti(rng: &impl crate::env::RandomSource) -> Result<String> {
     let mut bytes = [0u8; 16];
     rng.fill_bytes(&mut bytes)?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
+    Ok(b64url(&bytes))
 }
 
 /// Decodes one base64url segment of a compact JWS as a JSON object (tests and diagnostics;

@@ -1,7 +1,5 @@
 //! Proof Key for Code Exchange (RFC 7636), S256 only (OAuth 2.1 §7.5.2; `plain` is never sent).
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use sha2::{Digest, Sha256};
 
 use crate::env::RandomSource;
@@ -29,7 +27,7 @@ impl Pkce {
         let bytes = bytes.clamp(32, 96);
         let mut buf = vec![0u8; bytes];
         rng.fill_bytes(&mut buf)?;
-        Self::from_verifier(CodeVerifier::new(URL_SAFE_NO_PAD.encode(&buf)))
+        Self::from_verifier(CodeVerifier::new(crate::jws::b64url(&buf)))
     }
 
     /// Wraps an existing verifier after checking RFC 7636 §4.1 (43–128 unreserved characters).
@@ -69,14 +67,14 @@ impl Pkce {
 
 /// BASE64URL(SHA256(verifier)) without padding.
 pub fn s256_challenge(verifier: &str) -> String {
-    URL_SAFE_NO_PAD.encode(Sha256::digest(verifier.as_bytes()))
+    crate::jws::b64url(&Sha256::digest(verifier.as_bytes()))
 }
 
 /// Random bytes as base64url: state values and nonces (`bytes` ≥ 16 gives ≥ 128 bits).
 pub fn random_token(rng: &impl RandomSource, bytes: usize) -> Result<String> {
     let mut buf = vec![0u8; bytes.max(16)];
     rng.fill_bytes(&mut buf)?;
-    Ok(URL_SAFE_NO_PAD.encode(&buf))
+    Ok(crate::jws::b64url(&buf))
 }
 
 #[cfg(test)]

@@ -1,7 +1,6 @@
 //! Client registration in the MCP order: pre-registered credentials, Client ID Metadata
 //! Documents (a URL as `client_id`), then RFC 7591 dynamic registration.
 
-use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde::{Deserialize, Serialize};
 
@@ -104,8 +103,10 @@ impl ClientCredentials {
                 let enc = |s: &str| {
                     crate::url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
                 };
-                let basic =
-                    STANDARD.encode(format!("{}:{}", enc(&self.client_id), enc(secret.secret())));
+                let basic = crate::jws::b64(
+                    &STANDARD,
+                    format!("{}:{}", enc(&self.client_id), enc(secret.secret())).as_bytes(),
+                );
                 request
                     .headers
                     .push(("Authorization".into(), format!("Basic {basic}")));
@@ -220,20 +221,27 @@ pub fn dynamic_registration_request(
             })?;
     http::parse_secure_url(endpoint)?;
     let method = choose_auth_method(client.token_endpoint_auth_method, meta);
-    let mut body = serde_json::to_value(client).map_err(|e| Error::InvalidJson {
+    // The error's text is not formatted, and members are set on the map rather than through
+    // `Value`'s `IndexMut`: both would bring serde_json's messages into the wasm. A struct
+    // always serialises as an object.
+    let mut body = serde_json::to_value(client).map_err(|_| Error::InvalidJson {
         url: endpoint.to_owned(),
-        detail: e.to_string(),
+        detail: "a value JSON cannot represent".to_owned(),
     })?;
-    body["token_endpoint_auth_method"] = serde_json::Value::String(method.as_str().into());
-    // Ask only for grants the AS says it supports (when it says): an unsupported grant type is
-    // a common reason for `invalid_client_metadata`. authorization_code is always kept.
-    if let Some(supported) = &meta.grant_types_supported {
-        let grants: Vec<&String> = client
-            .grant_types
-            .iter()
-            .filter(|g| *g == "authorization_code" || supported.contains(g))
-            .collect();
-        body["grant_types"] = serde_json::json!(grants);
+    if let serde_json::Value::Object(members) = &mut body {
+        members.insert("token_endpoint_auth_method".into(), method.as_str().into());
+        // Ask only for grants the AS says it supports (when it says): an unsupported grant
+        // type is a common reason for `invalid_client_metadata`. authorization_code is always
+        // kept.
+        if let Some(supported) = &meta.grant_types_supported {
+            let grants: Vec<String> = client
+                .grant_types
+                .iter()
+                .filter(|g| *g == "authorization_code" || supported.contains(g))
+                .cloned()
+                .collect();
+            members.insert("grant_types".into(), grants.into());
+        }
     }
     Ok(HttpRequest::post_json(endpoint, &body))
 }

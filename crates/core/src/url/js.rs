@@ -141,11 +141,11 @@ impl Url {
             return None;
         }
         if let Some(v6) = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            return v6.parse().ok().map(Host::Ipv6);
+            return parse_ipv6(v6).map(Host::Ipv6);
         }
-        Some(match h.parse::<Ipv4Addr>() {
-            Ok(ip) => Host::Ipv4(ip),
-            Err(_) => Host::Domain(h),
+        Some(match parse_ipv4(h) {
+            Some(ip) => Host::Ipv4(ip),
+            None => Host::Domain(h),
         })
     }
 
@@ -313,5 +313,139 @@ impl core::str::FromStr for Url {
     type Err = ParseError;
     fn from_str(s: &str) -> Result<Url, ParseError> {
         Url::parse(s)
+    }
+}
+
+// The engine serialises an IP host in one form only (WHATWG URL §3.5: four decimal parts; an
+// IPv6 address as hexadecimal groups, lower case, the longest run of zeros as `::`, never with
+// a dotted IPv4 tail), so these read that form. Not std's `FromStr` for addresses: its parser
+// takes every textual form and costs a few KB of wasm.
+
+/// `a.b.c.d`, each part 0–255 in decimal without leading zeros (what `Ipv4Addr`'s `FromStr`
+/// takes too).
+fn parse_ipv4(s: &str) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut parts = s.split('.');
+    for octet in &mut octets {
+        let p = parts.next()?;
+        if p.is_empty() || p.len() > 3 || (p.len() > 1 && p.starts_with('0')) {
+            return None;
+        }
+        if !p.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        *octet = u8::try_from(p.bytes().fold(0u16, |n, b| n * 10 + u16::from(b - b'0'))).ok()?;
+    }
+    parts.next().is_none().then_some(Ipv4Addr::from(octets))
+}
+
+/// Hexadecimal groups of one to four digits separated by `:`, with at most one `::` for a run of
+/// zero groups. (Byte by byte: `from_str_radix`, `split_once("::")` and slicing would bring
+/// their panic messages' formatting, `char`'s `Debug` among it, into the wasm.)
+fn parse_ipv6(s: &str) -> Option<Ipv6Addr> {
+    fn hex(g: &str) -> Option<u16> {
+        if g.is_empty() || g.len() > 4 {
+            return None;
+        }
+        g.bytes().try_fold(0u16, |n, b| {
+            let d = match b {
+                b'0'..=b'9' => b - b'0',
+                b'a'..=b'f' => b - b'a' + 10,
+                b'A'..=b'F' => b - b'A' + 10,
+                _ => return None,
+            };
+            Some(n << 4 | u16::from(d))
+        })
+    }
+    // A `::` at either end: one of its colons goes, so that splitting leaves one empty piece
+    // for it, as for a `::` inside.
+    let (leading, trailing) = (s.starts_with("::"), s.ends_with("::"));
+    let mut rest = s;
+    if leading {
+        rest = rest.strip_prefix(':')?;
+    }
+    if trailing {
+        rest = rest.strip_suffix(':')?;
+    }
+    let (mut groups, mut n, mut gap) = ([0u16; 8], 0usize, None);
+    let mut pieces = rest.split(':').peekable();
+    let mut first = true;
+    while let Some(piece) = pieces.next() {
+        let last = pieces.peek().is_none();
+        if piece.is_empty() {
+            // The one `::`; an empty piece at an end without one is a lone `:`.
+            if gap.is_some() || (first && !leading) || (last && !trailing) {
+                return None;
+            }
+            gap = Some(n);
+        } else {
+            *groups.get_mut(n)? = hex(piece)?;
+            n += 1;
+        }
+        first = false;
+    }
+    let mut segments = [0u16; 8];
+    match gap {
+        None if n == 8 => segments = groups,
+        Some(at) if n < 8 => {
+            for (k, g) in groups.iter().take(n).enumerate() {
+                segments[if k < at { k } else { 8 - n + k }] = *g;
+            }
+        }
+        _ => return None,
+    }
+    Some(Ipv6Addr::from(segments))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{parse_ipv4, parse_ipv6};
+
+    #[wasm_bindgen_test::wasm_bindgen_test]
+    fn address_readers_agree_with_std() {
+        for s in [
+            "127.0.0.1",
+            "0.0.0.0",
+            "255.255.255.255",
+            "256.1.1.1",
+            "01.2.3.4",
+            "1.2.3",
+            "1.2.3.4.5",
+            "1..3.4",
+            "",
+            "a.b.c.d",
+            "1.2.3.4 ",
+            "+1.2.3.4",
+            "1.2.3.-4",
+            "1000.2.3.4",
+        ] {
+            assert_eq!(parse_ipv4(s), s.parse().ok(), "{s:?}");
+        }
+        for s in [
+            "::",
+            "::1",
+            "1::",
+            "fe80::",
+            "1:2:3:4:5:6:7:8",
+            "1:0:0:4::8",
+            "2001:DB8::1",
+            "1::2:3",
+            ":::",
+            ":1:2:3:4:5:6:7",
+            "1:2:3:4:5:6:7:",
+            "1::2::3",
+            "1:2:3:4:5:6:7:8:9",
+            "12345::",
+            "::g",
+            "",
+            ":",
+            "1:2:3:4:5:6:7::",
+            "::1:2:3:4:5:6:7",
+            "1:2:3:4::5:6:7:8",
+            "+1::",
+            "1:2",
+        ] {
+            assert_eq!(parse_ipv6(s), s.parse().ok(), "{s:?}");
+        }
     }
 }

@@ -26,6 +26,55 @@ mod tests {
 
     #[cfg_attr(not(target_arch = "wasm32"), test)]
     #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+    fn ip_hosts_as_std_reads_them() {
+        use std::net::{Ipv4Addr, Ipv6Addr};
+        for (url, ip) in [
+            ("http://127.0.0.1/", "127.0.0.1"),
+            ("http://0x7f.1/", "127.0.0.1"),
+            ("http://255.255.255.255/", "255.255.255.255"),
+            ("http://10.0.200.9:80/", "10.0.200.9"),
+        ] {
+            assert_eq!(
+                u(url).host(),
+                Some(Host::Ipv4(ip.parse::<Ipv4Addr>().unwrap())),
+                "{url}"
+            );
+        }
+        for (url, ip) in [
+            ("http://[::1]/", "::1"),
+            ("http://[::]/", "::"),
+            ("http://[2001:DB8::1]/", "2001:db8::1"),
+            ("http://[1:2:3:4:5:6:7:8]/", "1:2:3:4:5:6:7:8"),
+            ("http://[1:0:0:4:0:0:0:8]/", "1:0:0:4::8"),
+            ("http://[fe80::]/", "fe80::"),
+            ("http://[::ffff:1.2.3.4]/", "::ffff:1.2.3.4"),
+            ("http://[0:0:0:0:0:0:0:1]/", "::1"),
+        ] {
+            assert_eq!(
+                u(url).host(),
+                Some(Host::Ipv6(ip.parse::<Ipv6Addr>().unwrap())),
+                "{url}"
+            );
+        }
+        for bad in [
+            "http://[:::]/",
+            "http://[:1:2:3:4:5:6:7]/",
+            "http://[1:2:3:4:5:6:7:]/",
+            "http://[1::2::3]/",
+            "http://[1:2:3:4:5:6:7:8:9]/",
+            "http://[12345::]/",
+            "http://[::g]/",
+            "http://256.0.0.1/",
+        ] {
+            assert!(Url::parse(bad).is_err(), "{bad}");
+        }
+        for url in ["http://1.2.3.4.example/", "http://example.com/"] {
+            assert!(matches!(u(url).host(), Some(Host::Domain(_))), "{url}");
+        }
+    }
+
+    #[cfg_attr(not(target_arch = "wasm32"), test)]
+    #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
     fn parse_and_serialise_like_whatwg() {
         assert_eq!(
             u("HTTPS://Example.COM:443/a/../b?x=1#f").as_str(),
