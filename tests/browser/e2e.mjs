@@ -1421,6 +1421,17 @@ const scenarios = [
         assert(bad.status === 403, `admin_note with the challenge scope ${json(scope.slice(0, 20))}: ${json(bad)}`);
         assert(page.navs.length === navsGuard && logins.length === 0, `stepped up for the challenge scope ${json(scope.slice(0, 20))}`);
       }
+      // A step-up whose navigation never happens (a CSP form-action or a sandbox can block the
+      // form): the fetch answers the 403 after the package's 10 s wait instead of never settling.
+      await page.evaluate(() => { window.e2eSubmit = HTMLFormElement.prototype.submit; HTMLFormElement.prototype.submit = function blocked() {}; });
+      const blockedAt = Date.now();
+      const blocked = await page.evaluate(() => window.e2e.mcp('tools/call', { name: 'admin_note', arguments: { text: 'x' } }));
+      const waited = Date.now() - blockedAt;
+      assert(blocked.status === 403 && waited >= 9000 && waited < 20000, `admin_note with the step-up navigation blocked: ${json(blocked)} after ${waited} ms`);
+      assert(page.navs.length === navsGuard, 'navigated with the form blocked');
+      await page.evaluate(() => { HTMLFormElement.prototype.submit = window.e2eSubmit; });
+      await setMark(`${Date.now() - 16 * 60 * 1000} mcp:tools mcp:admin`);
+      logins.length = 0;
       const st1 = await t.status(page);
       assert(!st1.scope?.split(' ').includes('mcp:admin') && st1.stepUpScope === 'mcp:tools mcp:admin', `status() before the step-up: ${json(st1)}`);
       const beforeStep = page.navs.length;

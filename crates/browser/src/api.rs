@@ -157,8 +157,8 @@ export class EdgeOAuth {
   /** fetch-compatible; the token goes only to the MCP server ("bff": requests for `serverUrl`
    *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`;
    *  a 403 `insufficient_scope` from there navigates to the worker's step-up login, and the
-   *  promise never settles: repeat the request after the page is back. A second challenge for
-   *  the same scope right after a step-up is returned as the 403). */
+   *  page leaves: repeat the request after it is back (if it has not left after 10 s, the 403 is
+   *  the answer). A second challenge right after a step-up is returned as the 403). */
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
   /** The requests of the last discovery this page ran; empty before one ("bff": always). */

@@ -25,6 +25,8 @@ pub const CSRF_HEADER: &str = "X-Edge-OAuth";
 const STEP_UP_KEY: &str = "edge-oauth:bff-step-up:";
 /// How long that mark counts: the worker's login lifetime (10 minutes) and a little more.
 const STEP_UP_MARK_MS: u64 = 15 * 60 * 1000;
+/// How long a step-up waits for the page to leave before answering with the 403.
+const STEP_UP_NAVIGATION_MS: u32 = 10_000;
 /// The longest challenge scope stepped up for, as the worker records it (RFC 6749 §3.3
 /// scope tokens, at most this many characters); anything else is no step-up.
 const MAX_CHALLENGE_SCOPE_CHARS: usize = 1024;
@@ -277,8 +279,23 @@ impl BffClient {
             return Ok(response);
         }
         self.login_step_up()?;
-        // The page is leaving for the worker's step-up login.
-        JsFuture::from(Promise::new(&mut |_, _| {})).await
+        // The page is leaving for the worker's step-up login. If it has not left after
+        // STEP_UP_NAVIGATION_MS (a CSP `form-action` or a sandbox can block the form), the 403
+        // is the answer rather than a promise that never settles.
+        let left = Promise::new(&mut |resolve, _| {
+            if let Some(set_timeout) = Reflect::get(&js_sys::global(), &"setTimeout".into())
+                .ok()
+                .and_then(|f| f.dyn_into::<Function>().ok())
+            {
+                let _ = set_timeout.call2(
+                    &JsValue::UNDEFINED,
+                    &resolve,
+                    &JsValue::from(STEP_UP_NAVIGATION_MS),
+                );
+            }
+        });
+        JsFuture::from(left).await?;
+        Ok(response)
     }
 
     fn session_storage() -> Option<web_sys::Storage> {
