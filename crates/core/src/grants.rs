@@ -11,8 +11,8 @@
 use serde_json::{Map, Value};
 
 use crate::env::{Clock, RandomSource};
-use crate::error::{Endpoint, Error, Result};
-use crate::http::{self, HttpRequest, HttpResponse, check_status, is_json_content_type, truncate};
+use crate::error::{Error, Result};
+use crate::http::{self, HttpRequest, HttpResponse, truncate};
 use crate::jws::{JwsSigner, new_jti, sign_compact};
 use crate::registration::ClientCredentials;
 use crate::secret::{ClientAssertion, IdToken, JwtAssertion};
@@ -183,24 +183,7 @@ pub fn id_jag_request(
 /// the ID-JAG asked for (§2.2.1: a server may issue another type). Returns the ID-JAG, to
 /// present with [`jwt_bearer_request`]. `token_type` is `N_A` here and not checked.
 pub fn process_id_jag_response(response: &HttpResponse, url: &str) -> Result<JwtAssertion> {
-    check_status(response, url, Endpoint::Token)?;
-    let content_type = response.header("content-type").unwrap_or("");
-    if !is_json_content_type(content_type) {
-        return Err(Error::UnexpectedContentType {
-            url: url.to_owned(),
-            content_type: truncate(content_type, 100),
-        });
-    }
-    if response.body.iter().all(u8::is_ascii_whitespace) {
-        return Err(Error::EmptyBody {
-            url: url.to_owned(),
-        });
-    }
-    // By hand, as for token responses: serde's messages would quote the token.
-    let v: Value = crate::json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
-        url: url.to_owned(),
-        detail: "body is not a JSON object".into(),
-    })?;
+    let v = crate::token::token_endpoint_object(response, url)?;
     let field = |name: &'static str| -> Result<&str> {
         match v.get(name) {
             Some(Value::String(s)) if !s.is_empty() => Ok(s.as_str()),

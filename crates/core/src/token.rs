@@ -137,18 +137,14 @@ pub fn process_token_response(
     )
 }
 
-/// [`process_token_response`] for a request that did or did not carry a DPoP proof
-/// (`proof_sent`, RFC 9449 §5): `token_type` `DPoP` is accepted only after a proof — without
-/// one the client could not present the token. After a proof a `Bearer` answer is a bearer
-/// token: the server did not bind it.
-pub fn process_token_response_with(
+/// A token endpoint's answer read the same way for every grant: the status (an OAuth error
+/// body becomes a typed error), a JSON content type, a non-empty body, and a JSON object —
+/// parsed by hand by the callers, since serde's messages would quote values, and these are
+/// tokens.
+pub(crate) fn token_endpoint_object(
     response: &HttpResponse,
     url: &str,
-    clock: &impl Clock,
-    previous_refresh: Option<&RefreshToken>,
-    requested_scope: Option<&str>,
-    proof_sent: bool,
-) -> Result<TokenSet> {
+) -> Result<serde_json::Map<String, serde_json::Value>> {
     check_status(response, url, Endpoint::Token)?;
     let content_type = response.header("content-type").unwrap_or("");
     if !is_json_content_type(content_type) {
@@ -162,16 +158,34 @@ pub fn process_token_response_with(
             url: url.to_owned(),
         });
     }
-    // Parsed by hand, not derived: serde's messages would quote values, and these are tokens.
     let v: serde_json::Value =
         crate::json::from_slice(&response.body).map_err(|_| Error::InvalidJson {
             url: url.to_owned(),
             detail: "body is not valid JSON".into(),
         })?;
-    let obj = v.as_object().ok_or_else(|| Error::InvalidJson {
-        url: url.to_owned(),
-        detail: "body is not a JSON object".into(),
-    })?;
+    match v {
+        serde_json::Value::Object(obj) => Ok(obj),
+        _ => Err(Error::InvalidJson {
+            url: url.to_owned(),
+            detail: "body is not a JSON object".into(),
+        }),
+    }
+}
+
+/// [`process_token_response`] for a request that did or did not carry a DPoP proof
+/// (`proof_sent`, RFC 9449 §5): `token_type` `DPoP` is accepted only after a proof — without
+/// one the client could not present the token. After a proof a `Bearer` answer is a bearer
+/// token: the server did not bind it.
+pub fn process_token_response_with(
+    response: &HttpResponse,
+    url: &str,
+    clock: &impl Clock,
+    previous_refresh: Option<&RefreshToken>,
+    requested_scope: Option<&str>,
+    proof_sent: bool,
+) -> Result<TokenSet> {
+    let obj = token_endpoint_object(response, url)?;
+    let obj = &obj;
     let string = |field: &'static str| -> Result<Option<&str>> {
         match obj.get(field) {
             None | Some(serde_json::Value::Null) => Ok(None),
