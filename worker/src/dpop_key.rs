@@ -15,7 +15,7 @@ use std::rc::Rc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use edge_oauth_core::env::{OsRandom, RandomSource};
-use edge_oauth_core::jws::{JwsAlgorithm, JwsSigner, PublicJwk, SignatureFuture};
+use edge_oauth_core::jws::PublicJwk;
 use worker::js_sys::{self, Array, ArrayBuffer, Object, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::wasm_bindgen_futures::JsFuture;
@@ -153,10 +153,7 @@ pub async fn generate(bff: &BffConfig) -> Result<WrappedDpopKey, ProxyError> {
 }
 
 /// A session's key, unwrapped as a non-extractable signing key.
-pub struct SessionKey {
-    key: CryptoKey,
-    public: PublicJwk,
-}
+pub use crate::signer::WebCryptoSigner as SessionKey;
 
 impl SessionKey {
     /// Unwraps `stored` (under the current cookie key, or the previous one).
@@ -182,44 +179,14 @@ impl SessionKey {
                 &Array::of1(&"sign".into()),
             );
             if let Ok(key) = done(p).await {
-                return Ok(Self {
-                    key: key.unchecked_into(),
-                    public: PublicJwk::Ec {
-                        crv: "P-256".into(),
-                        x: stored.x.clone(),
-                        y: stored.y.clone(),
-                    },
-                });
+                let public = PublicJwk::Ec {
+                    crv: "P-256".into(),
+                    x: stored.x.clone(),
+                    y: stored.y.clone(),
+                };
+                return Ok(Self::new(key.unchecked_into(), public, None));
             }
         }
         Err(unreadable)
-    }
-}
-
-impl JwsSigner for SessionKey {
-    fn algorithm(&self) -> JwsAlgorithm {
-        JwsAlgorithm::Es256
-    }
-
-    fn public_jwk(&self) -> PublicJwk {
-        self.public.clone()
-    }
-
-    fn sign<'a>(&'a self, signing_input: &'a [u8]) -> SignatureFuture<'a> {
-        Box::pin(async move {
-            let failed = |_| edge_oauth_core::Error::Signing {
-                message: "WebCrypto refused to sign with the session's DPoP key".into(),
-            };
-            let subtle = subtle().map_err(|_| edge_oauth_core::Error::Signing {
-                message: "no WebCrypto".into(),
-            })?;
-            let params = object(&[("name", "ECDSA".into()), ("hash", "SHA-256".into())]);
-            let p = subtle
-                .sign_with_object_and_u8_array(&params, &self.key, signing_input)
-                .map_err(failed)?;
-            let sig = JsFuture::from(p).await.map_err(failed)?;
-            // r || s, the JWS ES256 form (the core checks the length).
-            Ok(bytes(&sig))
-        })
     }
 }

@@ -38,7 +38,8 @@ fn subtle() -> Result<SubtleCrypto, ProxyError> {
     Ok(scope.crypto().map_err(crypto_error)?.subtle())
 }
 
-/// An ES256 key held by WebCrypto, which never hands the private half back.
+/// An ES256 key held by WebCrypto, which never hands the private half back: the client
+/// assertion key here, and the backend-for-frontend's per-session DPoP key (`dpop_key`).
 pub struct WebCryptoSigner {
     key: CryptoKey,
     public: PublicJwk,
@@ -46,6 +47,11 @@ pub struct WebCryptoSigner {
 }
 
 impl WebCryptoSigner {
+    /// A signer over a non-extractable ECDSA P-256 `key` whose public half is `public`.
+    pub fn new(key: CryptoKey, public: PublicJwk, kid: Option<String>) -> Self {
+        Self { key, public, kid }
+    }
+
     /// Imports `key` as a non-extractable ECDSA P-256 signing key.
     pub async fn import(key: &AssertionKey) -> Result<Self, ProxyError> {
         let jwk = Object::new();
