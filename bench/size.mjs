@@ -141,6 +141,12 @@ if (main.at(-1).built) {
 } else {
   console.log(`\n- edge-oauth: no ${OUR_FILES.join(" / ")} in ${relative(repo, pkgDir) || pkgDir}`);
 }
+// What a popup's callback page loads instead of the package (plain JS, no wasm).
+const popup = join(pkgDir, "popup-callback.js");
+if (existsSync(popup)) {
+  const buf = readFileSync(popup);
+  console.log(`- ${relative(repo, popup)} (a popup's callback page, alone): ${buf.length} raw, ${gzip9(buf)} gzip -9`);
+}
 console.log("\n### Context: the MCP transport an app ships anyway, and variants of the entries\n");
 console.log(table(context));
 console.log("\n### Largest packages in each bundle (minified bytes before gzip)\n");

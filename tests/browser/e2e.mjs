@@ -709,13 +709,18 @@ const scenarios = [
   },
   {
     id: 'c1',
-    name: 'popup login from a click',
+    name: 'popup login from a click (the callback page loads no wasm)',
     async run(t) {
       await t.startStack();
       const page = await t.openApp({ mode: 'popup', redirect: '/callback.html' });
+      // What the popup loads: its callback page needs popup-callback.js, never the wasm.
+      const popupRequests = [];
+      page.on('popup', (p) => p.on('request', (r) => popupRequests.push(new URL(r.url()).pathname)));
       const s0 = await t.stats();
       await t.loginPopup(page);
       await expectAuthenticated(t, page, 'after the popup login');
+      assert(popupRequests.includes('/pkg/popup-callback.js'), `the popup did not load popup-callback.js: ${popupRequests.join(' ')}`);
+      assert(!popupRequests.some((u) => u.endsWith('.wasm')), `the popup loaded the wasm: ${popupRequests.join(' ')}`);
       assert(new URL(page.url()).pathname === '/app.html' && page.navs.length === 1, `the app page navigated: ${page.navs.map((u) => u.split('?')[0]).join(' ')}`);
       const s1 = await t.stats();
       const code = grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok;

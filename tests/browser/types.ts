@@ -14,6 +14,7 @@ import init, {
   type EdgeOAuthProviderOptions,
   type EdgeOAuthStatus,
 } from '../../crates/browser/pkg/edge_oauth_browser.js';
+import { completePopupCallback as popupOnly } from '../../crates/browser/pkg/popup-callback.js';
 
 export async function typed(): Promise<void> {
   await init();
@@ -91,3 +92,6 @@ export async function typed(): Promise<void> {
   const saved: Record<string, unknown> | undefined = await provider.tokens();
   void [token, state, lock, response, revoked, returnTo, redirectUrl, verifier, code, saved];
 }
+
+// The popup's callback page, without the package's glue or wasm.
+popupOnly();

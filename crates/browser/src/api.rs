@@ -1,6 +1,6 @@
 //! The JS API: `EdgeOAuth` (login by popup or redirect, `getAccessToken`, an OAuth-aware
-//! `fetch`, `status`, `logout`, change events), `handleRedirectCallback` and
-//! `completePopupCallback` for the callback page. Types are in the hand-written `.d.ts`
+//! `fetch`, `status`, `logout`, change events) and `handleRedirectCallback` for the callback
+//! page of a redirect login (the popup's callback page needs no wasm: `js/popup-callback.js`). Types are in the hand-written `.d.ts`
 //! section below; errors are `Error`s with the core's stable `.code` and a `.recovery` class.
 //!
 //! One option, `architecture`, picks among RFC 10017's three: `"browser"` (the page is the
@@ -174,6 +174,8 @@ export class EdgeOAuth {
 }
 export function createAuthFetch(client: EdgeOAuth): typeof globalThis.fetch;
 export function handleRedirectCallback(options: EdgeOAuthPageOptions): Promise<{ returnTo: string }>;
+/** The popup's callback page (plain JS in popup-callback.js, re-exported here; needs no
+ *  `init()`, so a callback page that imports `edge-oauth/popup-callback.js` loads no wasm). */
 export function completePopupCallback(): void;
 "#;
 
@@ -920,42 +922,4 @@ pub async fn handle_redirect_callback(options: JsValue) -> Result<JsValue, JsVal
     let o = Object::new();
     set(&o, "returnTo", return_to);
     Ok(o.into())
-}
-
-/// On the callback page of a popup flow: hands the URL to the opener (`postMessage` to this
-/// origin only), or, when the opener is gone (Cross-Origin-Opener-Policy), over a
-/// `BroadcastChannel` named after this flow's `state`; then closes the window.
-#[wasm_bindgen(js_name = completePopupCallback, skip_typescript)]
-pub fn complete_popup_callback() -> Result<(), JsValue> {
-    let window = web_sys::window().ok_or_else(|| invalid("no window"))?;
-    let href = window.location().href()?;
-    let origin = window.location().origin()?;
-    let message = Object::new();
-    set(&message, "type", crate::authorizer::CALLBACK_MESSAGE);
-    set(&message, "url", href.clone());
-    let opener = window
-        .opener()
-        .ok()
-        .filter(|o| !o.is_null() && !o.is_undefined());
-    match opener {
-        Some(opener) => {
-            let opener: web_sys::Window = opener.unchecked_into();
-            opener.post_message(&message, &origin)?;
-        }
-        None => {
-            let state = Url::parse(&href)
-                .ok()
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "state")
-                        .map(|(_, v)| v.into_owned())
-                })
-                .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMissing))?;
-            let channel = web_sys::BroadcastChannel::new(&crate::authorizer::channel_name(&state))?;
-            channel.post_message(&message)?;
-            channel.close();
-        }
-    }
-    let _ = window.close();
-    Ok(())
 }

@@ -23,8 +23,8 @@
 //! - [`provider`]: an `OAuthClientProvider` over the store, for apps that let the MCP SDK
 //!   drive (it checks the `state` the SDK does not);
 //! - [`bff`]: the page's side of a backend-for-frontend worker (no token in the page);
-//! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`,
-//!   `completePopupCallback`).
+//! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`);
+//!   `completePopupCallback` is plain JS (`js/popup-callback.js`), re-exported by the package.
 //!
 //! Everything is compiled for `wasm32` only; a native build of the workspace sees an empty crate.
 #![cfg(target_arch = "wasm32")]
