@@ -141,11 +141,13 @@ if (main.at(-1).built) {
 } else {
   console.log(`\n- edge-oauth: no ${OUR_FILES.join(" / ")} in ${relative(repo, pkgDir) || pkgDir}`);
 }
-// What a popup's callback page loads instead of the package (plain JS, no wasm).
-const popup = join(pkgDir, "popup-callback.js");
-if (existsSync(popup)) {
-  const buf = readFileSync(popup);
-  console.log(`- ${relative(repo, popup)} (a popup's callback page, alone): ${buf.length} raw, ${gzip9(buf)} gzip -9`);
+// The plain-JS parts a page loads instead of the package (no wasm): a popup's callback page,
+// and a backend-for-frontend page.
+for (const [file, what] of [["popup-callback.js", "a popup's callback page"], ["bff.js", 'a "bff" page']]) {
+  const path = join(pkgDir, file);
+  if (!existsSync(path)) continue;
+  const buf = readFileSync(path);
+  console.log(`- ${relative(repo, path)} (${what}, alone): ${buf.length} raw, ${gzip9(buf)} gzip -9`);
 }
 console.log("\n### Context: the MCP transport an app ships anyway, and variants of the entries\n");
 console.log(table(context));

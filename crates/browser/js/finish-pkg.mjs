@@ -4,9 +4,9 @@
 //   node crates/browser/js/finish-pkg.mjs crates/browser/pkg web       (before esbuild minifies)
 //   node crates/browser/js/finish-pkg.mjs crates/browser/pkg-node nodejs
 //
-// Both: the npm name `edge-oauth` (the crate is `edge-oauth-browser`). web: popup-callback.js
-// (+ .d.ts) beside the glue, re-exported by it as `completePopupCallback`, and listed in
-// package.json `files`. nodejs: `completePopupCallback` throws (no window in Node), as the
+// Both: the npm name `edge-oauth` (the crate is `edge-oauth-browser`). web: the plain-JS parts
+// beside the glue and in package.json `files`: popup-callback.js, re-exported as
+// `completePopupCallback`; bff.js, which `EdgeOAuth.create` imports for `architecture: "bff"`. nodejs: `completePopupCallback` throws (no window in Node), as the
 // package's types declare it for both builds.
 
 import { appendFileSync, copyFileSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,9 +21,22 @@ const pkg = JSON.parse(readFileSync(manifest, 'utf8'));
 pkg.name = 'edge-oauth';
 
 if (target === 'web') {
-  for (const f of ['popup-callback.js', 'popup-callback.d.ts']) copyFileSync(join(here, f), join(pkgDir, f));
-  appendFileSync(glue, "\nexport { completePopupCallback } from './popup-callback.js';\n");
-  pkg.files = [...new Set([...(pkg.files || []), 'popup-callback.js', 'popup-callback.d.ts'])];
+  const extra = ['popup-callback.js', 'popup-callback.d.ts', 'bff.js', 'bff.d.ts'];
+  for (const f of extra) copyFileSync(join(here, f), join(pkgDir, f));
+  appendFileSync(
+    glue,
+    `
+export { completePopupCallback } from './popup-callback.js';
+// "bff": the page's side is plain JS (bff.js), loaded only by a page that asks for it.
+const createInWasm = EdgeOAuth.create;
+EdgeOAuth.create = function create(options) {
+  return options?.architecture === 'bff'
+    ? import('./bff.js').then((m) => m.createBffClient(options))
+    : createInWasm(options);
+};
+`,
+  );
+  pkg.files = [...new Set([...(pkg.files || []), ...extra])];
 } else if (target === 'nodejs') {
   appendFileSync(
     glue,
