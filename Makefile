@@ -67,11 +67,16 @@ wasm-test:
 browser-pkg: export CARGO_PROFILE_RELEASE_OPT_LEVEL = z
 browser-pkg:
 	wasm-pack --quiet build crates/browser --target web --release --out-dir pkg
-	@# The page's JS glue minified, as bench/size.mjs bundles the libraries it compares with
+	@# The plain-JS parts beside the glue: a popup's callback page, the "bff" page side.
+	node crates/browser/js/finish-pkg.mjs crates/browser/pkg web
+	@# The page's JS minified, as bench/size.mjs bundles the libraries it compares with
 	@# (names kept: the classes read as themselves in a console and in stack traces).
-	esbuild --minify --keep-names --format=esm --log-level=warning --allow-overwrite \
-		crates/browser/pkg/edge_oauth_browser.js --outfile=crates/browser/pkg/edge_oauth_browser.js
+	for f in edge_oauth_browser popup-callback bff; do \
+		esbuild --minify --keep-names --format=esm --log-level=warning --allow-overwrite \
+			crates/browser/pkg/$$f.js --outfile=crates/browser/pkg/$$f.js || exit 1; \
+	done
 	wasm-pack --quiet build crates/browser --target nodejs --release --out-dir pkg-node
+	node crates/browser/js/finish-pkg.mjs crates/browser/pkg-node nodejs
 
 # The package's hand-written TypeScript types, compile-only (tests/browser/types.ts).
 typecheck: browser-pkg

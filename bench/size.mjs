@@ -141,6 +141,14 @@ if (main.at(-1).built) {
 } else {
   console.log(`\n- edge-oauth: no ${OUR_FILES.join(" / ")} in ${relative(repo, pkgDir) || pkgDir}`);
 }
+// The plain-JS parts a page loads instead of the package (no wasm): a popup's callback page,
+// and a backend-for-frontend page.
+for (const [file, what] of [["popup-callback.js", "a popup's callback page"], ["bff.js", 'a "bff" page']]) {
+  const path = join(pkgDir, file);
+  if (!existsSync(path)) continue;
+  const buf = readFileSync(path);
+  console.log(`- ${relative(repo, path)} (${what}, alone): ${buf.length} raw, ${gzip9(buf)} gzip -9`);
+}
 console.log("\n### Context: the MCP transport an app ships anyway, and variants of the entries\n");
 console.log(table(context));
 console.log("\n### Largest packages in each bundle (minified bytes before gzip)\n");

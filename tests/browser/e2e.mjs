@@ -709,13 +709,18 @@ const scenarios = [
   },
   {
     id: 'c1',
-    name: 'popup login from a click',
+    name: 'popup login from a click (the callback page loads no wasm)',
     async run(t) {
       await t.startStack();
       const page = await t.openApp({ mode: 'popup', redirect: '/callback.html' });
+      // What the popup loads: its callback page needs popup-callback.js, never the wasm.
+      const popupRequests = [];
+      page.on('popup', (p) => p.on('request', (r) => popupRequests.push(new URL(r.url()).pathname)));
       const s0 = await t.stats();
       await t.loginPopup(page);
       await expectAuthenticated(t, page, 'after the popup login');
+      assert(popupRequests.includes('/pkg/popup-callback.js'), `the popup did not load popup-callback.js: ${popupRequests.join(' ')}`);
+      assert(!popupRequests.some((u) => u.endsWith('.wasm')), `the popup loaded the wasm: ${popupRequests.join(' ')}`);
       assert(new URL(page.url()).pathname === '/app.html' && page.navs.length === 1, `the app page navigated: ${page.navs.map((u) => u.split('?')[0]).join(' ')}`);
       const s1 = await t.stats();
       const code = grantCounts(s1, 'authorization_code').ok - grantCounts(s0, 'authorization_code').ok;
@@ -1372,6 +1377,16 @@ const scenarios = [
       const token = await t.token(page);
       assert(token === null, `getAccessToken() returned ${json(token)}`);
       assert(!(await page.evaluate(() => document.cookie)).includes('edge-oauth'), 'the session cookie is readable by script');
+      // The page's side of "bff" is plain JS: EdgeOAuth.create loaded bff.js, and bff.js alone
+      // (no init(), no wasm) gives the same client.
+      assert(requests.some((r) => new URL(r.url).pathname === '/pkg/bff.js') || await page.evaluate(() => performance.getEntriesByType('resource').some((e) => new URL(e.name).pathname === '/pkg/bff.js')), 'EdgeOAuth.create did not load bff.js');
+      const direct = await page.evaluate(async (o) => {
+        const { createBffClient } = await import('/pkg/bff.js');
+        const c = await createBffClient({ serverUrl: o.serverUrl, proxyUrl: o.proxyUrl, mcpServer: 'tools' });
+        const bad = await createBffClient({ serverUrl: o.serverUrl, proxyUrl: 'http://example.com', mcpServer: 'tools' }).catch((e) => e.code);
+        return { state: (await c.status()).state, token: await c.getAccessToken(), bad };
+      }, { serverUrl: t.stack.info.mcp, proxyUrl: t.origin });
+      assert(direct.state === 'authenticated' && direct.token === null && direct.bad === 'insecure_url', `createBffClient from bff.js alone: ${json(direct)}`);
       for (const kind of ['method', 'authFetch']) {
         const sdk = await page.evaluate((k) => window.e2e.sdk(k).catch((e) => ({ error: `${e?.code ?? ''} ${e?.message ?? e}` })), kind);
         assert(!sdk.error, `MCP SDK (${kind}) failed: ${sdk.error}`);

@@ -14,6 +14,8 @@ import init, {
   type EdgeOAuthProviderOptions,
   type EdgeOAuthStatus,
 } from '../../crates/browser/pkg/edge_oauth_browser.js';
+import { completePopupCallback as popupOnly } from '../../crates/browser/pkg/popup-callback.js';
+import { createBffClient } from '../../crates/browser/pkg/bff.js';
 
 export async function typed(): Promise<void> {
   await init();
@@ -91,3 +93,12 @@ export async function typed(): Promise<void> {
   const saved: Record<string, unknown> | undefined = await provider.tokens();
   void [token, state, lock, response, revoked, returnTo, redirectUrl, verifier, code, saved];
 }
+
+// The popup's callback page, and a backend-for-frontend page, without the package's glue or wasm.
+popupOnly();
+async function bffOnly(): Promise<void> {
+  const bff: EdgeOAuth = await createBffClient({ architecture: 'bff', serverUrl: 'https://mcp.example.com/mcp', proxyUrl: 'https://app.example.com', mcpServer: 'tools' });
+  const fetchFn: typeof globalThis.fetch = createAuthFetch(bff);
+  void fetchFn;
+}
+void bffOnly;

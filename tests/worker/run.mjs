@@ -509,6 +509,9 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     eq(denied.status, 403, `admin_note before the step-up (${denied.text.slice(0, 200)})`);
     const challenge = denied.headers.get('www-authenticate') ?? '';
     assert(/error="insufficient_scope"/.test(challenge) && /scope="mcp:tools mcp:admin"/.test(challenge), `challenge passed through: ${challenge}`);
+    // The page's cue: a step-up login would be accepted for this scope (max_scope allows it).
+    eq(denied.headers.get('x-edge-oauth-step-up'), 'mcp:tools mcp:admin', 'X-Edge-OAuth-Step-Up');
+    assert(/x-edge-oauth-step-up/i.test(denied.headers.get('access-control-expose-headers') ?? ''), `exposed to the page: ${denied.headers.get('access-control-expose-headers')}`);
     const s = await bff(w(), '/bff/session', { origin: app, jar });
     eq(s.json.step_up_scope, 'mcp:tools mcp:admin', 'step_up_scope');
     eq(s.json.scope, 'mcp:tools', 'scope before');
@@ -540,6 +543,8 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     await bffLogin(w(), app, bffRedirect, own, { server: 'plain' });
     const denied = await bffMcp(w(), app, own, { jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'admin_note', arguments: { text: 'x' } } }, { server: 'plain' });
     eq(denied.status, 403, `admin_note through /bff/mcp/plain (${denied.text.slice(0, 200)})`);
+    // No step-up would be accepted: no cue for the page (it answers with the 403).
+    eq(denied.headers.get('x-edge-oauth-step-up'), null, 'X-Edge-OAuth-Step-Up without max_scope');
     eq((await bff(w(), '/bff/session', { origin: app, jar: own })).json.step_up_scope, 'mcp:tools mcp:admin', 'step_up_scope');
     const before = await stats(issuer);
     const r = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: own, json: { mcp_server: 'plain', step_up: true } });

@@ -359,6 +359,10 @@ pub fn scope_tokens(scope: &str) -> Option<Vec<&str>> {
     (!tokens.is_empty() && tokens.iter().all(|t| t.bytes().all(nqchar))).then_some(tokens)
 }
 
+/// On the MCP proxy's 403 `insufficient_scope`: the recorded challenge's scope, present only
+/// when a step-up login (`POST /bff/login` with `step_up`) would be accepted for it.
+pub const STEP_UP_HEADER: &str = "X-Edge-OAuth-Step-Up";
+
 /// The longest challenge scope a session records (longer ones are not a step-up).
 pub const MAX_CHALLENGE_SCOPE_CHARS: usize = 1024;
 

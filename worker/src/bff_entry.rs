@@ -18,8 +18,8 @@ use worker::{
 };
 
 use crate::bff::{
-    BffConfig, CSRF_HEADER, LoginRequest, csrf_check, insufficient_scope_challenge, login_scope,
-    mcp_request_header_allowed, mcp_response_header_allowed,
+    BffConfig, CSRF_HEADER, LoginRequest, STEP_UP_HEADER, csrf_check, insufficient_scope_challenge,
+    login_scope, mcp_request_header_allowed, mcp_response_header_allowed,
 };
 use crate::config::Config;
 use crate::cookie::{CookieKind, LOGIN_MAX_AGE_SECS, cookie_values, expire_cookie, set_cookie};
@@ -672,24 +672,32 @@ async fn mcp(
     }
     // The configured MCP server asks for more scope (403 `insufficient_scope`): the session
     // keeps the challenge's scope for a step-up login (`POST /bff/login` with `step_up`); the
-    // 403 itself goes to the page unchanged.
+    // 403 itself goes to the page unchanged, with `X-Edge-OAuth-Step-Up: <scope>` when such a
+    // login would be accepted (the page reads that, not the MCP server's challenge).
     let challenge = response.headers().get("WWW-Authenticate").ok().flatten();
+    let mut step_up = None;
     if let Some(scope) = insufficient_scope_challenge(status, challenge.as_deref()) {
-        ask(
+        let answer = ask(
             &stub,
             &Command::BffChallenge {
                 secret: handle.secret.clone(),
                 mcp_server: server.name.clone(),
-                scope,
+                scope: scope.clone(),
             },
         )
         .await?;
+        if login_scope(server, answer["scope"].as_str(), Some(&scope)).is_ok() {
+            step_up = Some(scope);
+        }
     }
     let out = Headers::new();
     for (n, v) in response.headers().entries() {
         if mcp_response_header_allowed(&n) {
             out.append(&n, &v).map_err(internal)?;
         }
+    }
+    if let Some(scope) = step_up {
+        out.set(STEP_UP_HEADER, &scope).map_err(internal)?;
     }
     for (n, v) in credentialed_cors(allowed) {
         out.append(n, &v).map_err(internal)?;

@@ -13,7 +13,7 @@ pub const CORS_MAX_AGE: &str = "600";
 pub const BFF_CORS_METHODS: &str = "GET, POST, DELETE";
 /// Response headers a page on an allowed origin may read from `/bff/*`.
 pub const BFF_CORS_EXPOSE: &str =
-    "mcp-session-id, mcp-protocol-version, www-authenticate, retry-after";
+    "mcp-session-id, mcp-protocol-version, www-authenticate, retry-after, x-edge-oauth-step-up";
 
 /// CORS with credentials for `/bff/*` (the session cookie travels with a cross-origin,
 /// same-site request only when the page asks for `credentials: "include"` and this allows it).

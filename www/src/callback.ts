@@ -1,6 +1,7 @@
 // The callback page of popup and redirect logins. Popup: hands the URL to the opener (or over
 // the flow's BroadcastChannel when Cross-Origin-Opener-Policy cut it off). Redirect: validates,
-// exchanges the code, and goes back to the app. Errors are shown as text only.
+// exchanges the code, and goes back to the app. Errors are shown as text only. The popup's
+// branch never loads the wasm (completePopupCallback is plain JS).
 import init, { completePopupCallback, handleRedirectCallback, type EdgeOAuthPageOptions } from 'edge-oauth';
 import { describeError, loadConfig, loadSaved, optionsFor } from './settings.js';
 
@@ -9,9 +10,9 @@ const message = document.getElementById('message')!;
 const remedy = document.getElementById('remedy')!;
 
 try {
-  await init();
   const saved = loadSaved();
   if (saved.mode === 'redirect') {
+    await init();
     const options = optionsFor('redirect', saved.serverUrl || '', await loadConfig()) as EdgeOAuthPageOptions;
     const { returnTo } = await handleRedirectCallback(options);
     title.textContent = 'Signed in';

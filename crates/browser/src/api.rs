@@ -1,13 +1,14 @@
 //! The JS API: `EdgeOAuth` (login by popup or redirect, `getAccessToken`, an OAuth-aware
-//! `fetch`, `status`, `logout`, change events), `handleRedirectCallback` and
-//! `completePopupCallback` for the callback page. Types are in the hand-written `.d.ts`
+//! `fetch`, `status`, `logout`, change events) and `handleRedirectCallback` for the callback
+//! page of a redirect login (the popup's callback page needs no wasm: `js/popup-callback.js`). Types are in the hand-written `.d.ts`
 //! section below; errors are `Error`s with the core's stable `.code` and a `.recovery` class.
 //!
 //! One option, `architecture`, picks among RFC 10017's three: `"browser"` (the page is the
 //! OAuth client and holds every token), `"token-mediating"` (the page is the client, but the
 //! code exchange and every refresh go through the worker's `/token`: the page holds the access
 //! token and a session handle, never a refresh token; see [`crate::mediate`]) and `"bff"` (the
-//! worker is the client and holds every token; see [`crate::bff`]).
+//! worker is the client and holds every token; the page's side is plain JS, `js/bff.js`, which
+//! the package's `EdgeOAuth.create` loads for it).
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
@@ -26,7 +27,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use crate::authorizer::{Mode, PageAuthorizer};
-use crate::bff::BffClient;
 use crate::dpop::DpopKey;
 use crate::env::DateClock;
 use crate::mediate::MediatedHttp;
@@ -156,8 +156,8 @@ export class EdgeOAuth {
   getAccessToken(): Promise<string | null>;
   /** fetch-compatible; the token goes only to the MCP server ("bff": requests for `serverUrl`
    *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`;
-   *  a 403 `insufficient_scope` from there navigates to the worker's step-up login, and the
-   *  page leaves: repeat the request after it is back (if it has not left after 10 s, the 403 is
+   *  a 403 `insufficient_scope` from there that the worker would step up for (it says so with
+   *  `X-Edge-OAuth-Step-Up`) navigates to the worker's step-up login, and the page leaves: repeat the request after it is back (if it has not left after 10 s, the 403 is
    *  the answer). A second challenge right after a step-up is returned as the 403). */
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
@@ -174,6 +174,8 @@ export class EdgeOAuth {
 }
 export function createAuthFetch(client: EdgeOAuth): typeof globalThis.fetch;
 export function handleRedirectCallback(options: EdgeOAuthPageOptions): Promise<{ returnTo: string }>;
+/** The popup's callback page (plain JS in popup-callback.js, re-exported here; needs no
+ *  `init()`, so a callback page that imports `edge-oauth/popup-callback.js` loads no wasm). */
 export function completePopupCallback(): void;
 "#;
 
@@ -238,16 +240,10 @@ struct Inner {
     dpop: Option<DpopKey>,
 }
 
-/// The page as the OAuth client ("browser", "token-mediating") or the worker ("bff").
-enum Kind {
-    Core(Rc<Inner>),
-    Bff(Rc<BffClient>),
-}
-
 /// A client for one MCP server.
 #[wasm_bindgen(skip_typescript)]
 pub struct EdgeOAuth {
-    kind: Kind,
+    inner: Rc<Inner>,
     fetch: Function,
 }
 
@@ -277,22 +273,6 @@ fn error_value(code: &str, recovery: Recovery, message: &str) -> JsValue {
 
 fn invalid(message: &str) -> JsValue {
     error_value("invalid_input", Recovery::Misconfiguration, message)
-}
-
-pub(crate) fn invalid_input(message: &str) -> JsValue {
-    invalid(message)
-}
-
-/// An error answer of the backend-for-frontend: its stable `code`; 401 means log in again,
-/// 429 and 5xx are transient, anything else is refused.
-pub(crate) fn bff_error(code: &str, status: u16, message: &str) -> JsValue {
-    let recovery = match status {
-        401 => Recovery::Reauthenticate,
-        429 | 502 | 503 | 504 => Recovery::Transient,
-        500 => Recovery::Misconfiguration,
-        _ => Recovery::Refused,
-    };
-    error_value(code, recovery, message)
 }
 
 pub(crate) fn opt_str(o: &JsValue, k: &str) -> Option<String> {
@@ -571,45 +551,15 @@ fn make_fetch(inner: &Rc<Inner>) -> Function {
     .unchecked_into()
 }
 
-fn make_bff_fetch(bff: &Rc<BffClient>) -> Function {
-    let bff = bff.clone();
-    Closure::<dyn Fn(JsValue, JsValue) -> Promise>::new(move |input, init| {
-        let bff = bff.clone();
-        future_to_promise(async move { bff.fetch(input, init).await })
-    })
-    .into_js_value()
-    .unchecked_into()
-}
-
-/// The backend-for-frontend client of these options.
-fn build_bff(options: &JsValue) -> Result<Rc<BffClient>, JsValue> {
-    let proxy = proxy_url(options, Architecture::Bff)?;
-    let server = opt_str(options, "serverUrl").ok_or_else(|| invalid("serverUrl is required"))?;
-    let server = edge_oauth_core::http::parse_secure_url(&server).map_err(|e| js_error(&e))?;
-    let mcp_server = opt_str(options, "mcpServer").ok_or_else(|| {
-        invalid("architecture \"bff\" needs mcpServer (the MCP server's name in the worker's MCP_SERVERS)")
-    })?;
-    if opt_str(options, "mode").as_deref() == Some("popup")
-        || opt_str(options, "clientSecret").is_some()
-    {
-        return Err(invalid(
-            "architecture \"bff\": login is a full-page navigation to the worker (no popup mode) and the worker is the client (no clientSecret)",
-        ));
-    }
-    Ok(Rc::new(BffClient::new(&proxy, server, mcp_server)))
-}
-
 #[wasm_bindgen]
 impl EdgeOAuth {
     /// Opens the store and prepares the client (no network).
     pub async fn create(options: JsValue) -> Result<EdgeOAuth, JsValue> {
         if Architecture::from_options(&options)? == Architecture::Bff {
-            let bff = build_bff(&options)?;
-            let fetch = make_bff_fetch(&bff);
-            return Ok(EdgeOAuth {
-                kind: Kind::Bff(bff),
-                fetch,
-            });
+            // In a page the package's `EdgeOAuth.create` hands these options to `bff.js`.
+            return Err(invalid(
+                "architecture \"bff\" runs in a page: the package's bff.js (createBffClient)",
+            ));
         }
         let inner = build(&options).await?;
         if inner.dpop.is_some() {
@@ -625,25 +575,13 @@ impl EdgeOAuth {
                 .on_change_elsewhere(reload.into_js_value().unchecked_into());
         }
         let fetch = make_fetch(&inner);
-        Ok(EdgeOAuth {
-            kind: Kind::Core(inner),
-            fetch,
-        })
+        Ok(EdgeOAuth { inner, fetch })
     }
 
     /// Popup: opens the window at once (inside the click handler), then discovers, registers,
     /// and waits for the callback. Redirect: saves the pending login encrypted and navigates.
     pub fn login(&self, options: JsValue) -> Promise {
-        let inner = match &self.kind {
-            Kind::Core(inner) => inner.clone(),
-            Kind::Bff(bff) => {
-                return match bff.login() {
-                    // The page is leaving for the worker's /bff/login.
-                    Ok(()) => Promise::new(&mut |_, _| {}),
-                    Err(e) => Promise::reject(&e),
-                };
-            }
-        };
+        let inner = self.inner.clone();
         let return_to = opt_str(&options, "returnTo");
         if let Err(e) = inner.core.authorizer_ref().prepare(return_to) {
             return Promise::reject(&js_error(&e));
@@ -664,11 +602,7 @@ impl EdgeOAuth {
     /// when the user must log in.
     #[wasm_bindgen(js_name = getAccessToken)]
     pub async fn get_access_token(&self) -> Result<JsValue, JsValue> {
-        let inner = match &self.kind {
-            Kind::Core(inner) => inner,
-            // By design: the worker holds the tokens.
-            Kind::Bff(_) => return Ok(JsValue::NULL),
-        };
+        let inner = &self.inner;
         let t = inner.access_token().await.map_err(|e| js_error(&e))?;
         Ok(t.map(|t| JsValue::from_str(t.secret()))
             .unwrap_or(JsValue::NULL))
@@ -682,10 +616,7 @@ impl EdgeOAuth {
 
     /// Where things stand.
     pub async fn status(&self) -> Result<JsValue, JsValue> {
-        let inner = match &self.kind {
-            Kind::Core(inner) => inner,
-            Kind::Bff(bff) => return bff.status().await,
-        };
+        let inner = &self.inner;
         let o = Object::new();
         set(&o, "architecture", inner.architecture.as_str());
         let session = inner
@@ -752,17 +683,15 @@ impl EdgeOAuth {
     #[wasm_bindgen(js_name = discoveryTrace)]
     pub fn discovery_trace(&self) -> js_sys::Array {
         let steps = js_sys::Array::new();
-        if let Kind::Core(inner) = &self.kind {
-            for step in inner.core.last_trace() {
-                let o = Object::new();
-                set(&o, "what", step.what);
-                set(&o, "url", step.url);
-                if let Some(status) = step.status {
-                    set(&o, "status", status);
-                }
-                set(&o, "outcome", step.outcome);
-                steps.push(&o);
+        for step in self.inner.core.last_trace() {
+            let o = Object::new();
+            set(&o, "what", step.what);
+            set(&o, "url", step.url);
+            if let Some(status) = step.status {
+                set(&o, "status", status);
             }
+            set(&o, "outcome", step.outcome);
+            steps.push(&o);
         }
         steps
     }
@@ -770,14 +699,7 @@ impl EdgeOAuth {
     /// Refreshes now, under the session's cross-tab lock (a session another tab refreshed
     /// meanwhile is taken over, never refreshed twice); true when the access token changed.
     pub async fn refresh(&self) -> Result<bool, JsValue> {
-        let inner = match &self.kind {
-            Kind::Core(inner) => inner,
-            Kind::Bff(_) => {
-                return Err(invalid(
-                    "architecture \"bff\": the worker refreshes; the page holds no token",
-                ));
-            }
-        };
+        let inner = &self.inner;
         let session = inner
             .core
             .load_session(inner.key())
@@ -806,10 +728,7 @@ impl EdgeOAuth {
     /// Revokes (RFC 7009) then deletes the session; without a revocation endpoint the
     /// session is still deleted and `revocationError` says so.
     pub async fn logout(&self) -> Result<JsValue, JsValue> {
-        let inner = match &self.kind {
-            Kind::Core(inner) => inner,
-            Kind::Bff(bff) => return bff.logout().await,
-        };
+        let inner = &self.inner;
         // The DPoP key lock, from before the session is deleted (other tabs hear of that and
         // reload the key, under this lock) until the key is replaced or kept.
         let key_lock = match &inner.dpop {
@@ -847,20 +766,18 @@ impl EdgeOAuth {
     /// Registers a listener called after login, refresh and logout, here or in another tab.
     #[wasm_bindgen(js_name = onChange)]
     pub fn on_change(&self, listener: Function) {
-        match &self.kind {
-            Kind::Core(inner) => {
-                inner.store.on_change_elsewhere(listener.clone());
-                inner.listeners.borrow_mut().push(listener);
-            }
-            Kind::Bff(bff) => bff.on_change(listener),
-        }
+        self.inner.store.on_change_elsewhere(listener.clone());
+        self.inner.listeners.borrow_mut().push(listener);
     }
 }
 
-/// The OAuth-aware `fetch` of `client` (the same function as `client.fetch`).
+/// The OAuth-aware `fetch` of `client` (the same function as `client.fetch`): an `EdgeOAuth`,
+/// or the backend-for-frontend client `bff.js` makes.
 #[wasm_bindgen(js_name = createAuthFetch, skip_typescript)]
-pub fn create_auth_fetch(client: &EdgeOAuth) -> Function {
-    client.fetch.clone()
+pub fn create_auth_fetch(client: &JsValue) -> Result<Function, JsValue> {
+    Reflect::get(client, &"fetch".into())?
+        .dyn_into::<Function>()
+        .map_err(|_| invalid("createAuthFetch needs a client made by EdgeOAuth.create"))
 }
 
 /// On the callback page of a redirect flow: validates the callback against the saved pending
@@ -920,42 +837,4 @@ pub async fn handle_redirect_callback(options: JsValue) -> Result<JsValue, JsVal
     let o = Object::new();
     set(&o, "returnTo", return_to);
     Ok(o.into())
-}
-
-/// On the callback page of a popup flow: hands the URL to the opener (`postMessage` to this
-/// origin only), or, when the opener is gone (Cross-Origin-Opener-Policy), over a
-/// `BroadcastChannel` named after this flow's `state`; then closes the window.
-#[wasm_bindgen(js_name = completePopupCallback, skip_typescript)]
-pub fn complete_popup_callback() -> Result<(), JsValue> {
-    let window = web_sys::window().ok_or_else(|| invalid("no window"))?;
-    let href = window.location().href()?;
-    let origin = window.location().origin()?;
-    let message = Object::new();
-    set(&message, "type", crate::authorizer::CALLBACK_MESSAGE);
-    set(&message, "url", href.clone());
-    let opener = window
-        .opener()
-        .ok()
-        .filter(|o| !o.is_null() && !o.is_undefined());
-    match opener {
-        Some(opener) => {
-            let opener: web_sys::Window = opener.unchecked_into();
-            opener.post_message(&message, &origin)?;
-        }
-        None => {
-            let state = Url::parse(&href)
-                .ok()
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "state")
-                        .map(|(_, v)| v.into_owned())
-                })
-                .ok_or_else(|| js_error(&edge_oauth_core::Error::StateMissing))?;
-            let channel = web_sys::BroadcastChannel::new(&crate::authorizer::channel_name(&state))?;
-            channel.post_message(&message)?;
-            channel.close();
-        }
-    }
-    let _ = window.close();
-    Ok(())
 }

@@ -15,8 +15,9 @@ use wasm_bindgen_futures::JsFuture;
 
 use crate::store::BrowserStore;
 
-/// The `type` of the message the callback page sends.
-pub const CALLBACK_MESSAGE: &str = "edge-oauth-callback";
+/// The `type` of the message the callback page sends (`js/popup-callback.js`: keep the two in
+/// step).
+pub(crate) const CALLBACK_MESSAGE: &str = "edge-oauth-callback";
 
 /// How long a popup may stay open before the flow is abandoned (ms).
 const POPUP_TIMEOUT_MS: f64 = 5.0 * 60.0 * 1000.0;
@@ -24,7 +25,7 @@ const POPUP_TIMEOUT_MS: f64 = 5.0 * 60.0 * 1000.0;
 /// How long the flow still waits for the callback after the popup looks closed (ms).
 const POPUP_CLOSED_GRACE_MS: f64 = 60.0 * 1000.0;
 
-/// The `BroadcastChannel` of one popup flow.
+/// The `BroadcastChannel` of one popup flow (named the same in `js/popup-callback.js`).
 pub fn channel_name(state: &str) -> String {
     format!("edge-oauth-callback/{state}")
 }

@@ -22,9 +22,10 @@
 //! - [`authorizer`]: popup and redirect authorization in a page;
 //! - [`provider`]: an `OAuthClientProvider` over the store, for apps that let the MCP SDK
 //!   drive (it checks the `state` the SDK does not);
-//! - [`bff`]: the page's side of a backend-for-frontend worker (no token in the page);
-//! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`,
-//!   `completePopupCallback`).
+//! - the page's side of a backend-for-frontend worker (no token in the page) is plain JS,
+//!   `js/bff.js` (no wasm needed);
+//! - [`api`]: the JS API (`EdgeOAuth`, `createAuthFetch`, `handleRedirectCallback`);
+//!   `completePopupCallback` is plain JS (`js/popup-callback.js`), re-exported by the package.
 //!
 //! Everything is compiled for `wasm32` only; a native build of the workspace sees an empty crate.
 #![cfg(target_arch = "wasm32")]
@@ -33,7 +34,6 @@
 
 pub mod api;
 pub mod authorizer;
-pub mod bff;
 pub mod crypto;
 pub mod dpop;
 pub mod env;

@@ -155,15 +155,20 @@ impl TokenSession {
                 mcp_server,
                 scope,
             } => {
+                let mut granted = serde_json::Value::Null;
                 if let Some(mut record) = self.bff_session(&secret)?
                     && let Some(binding) = record.bff.as_mut()
                     && binding.mcp_server == mcp_server
-                    && binding.step_up_scope.as_deref() != Some(scope.as_str())
                 {
-                    binding.step_up_scope = Some(scope);
-                    self.save(&record, config).await?;
+                    // Answered with the granted scope: the proxy tells the page whether a
+                    // step-up login would be accepted.
+                    granted = record.tokens.scope.clone().into();
+                    if binding.step_up_scope.as_deref() != Some(scope.as_str()) {
+                        binding.step_up_scope = Some(scope);
+                        self.save(&record, config).await?;
+                    }
                 }
-                Ok(Reply::json(200, &serde_json::json!({})))
+                Ok(Reply::json(200, &serde_json::json!({ "scope": granted })))
             }
             Command::BffReplaced { secret } => {
                 // Not revoked here: that could revoke the new session's grant too (RFC 7009
