@@ -9,7 +9,9 @@ import { readFileSync } from "node:fs";
 const rows = readFileSync(process.argv[2], "utf8").trim().split("\n").slice(1).map((line) => {
   // Name may be quoted (CSV, "" escapes); the size is the next field.
   const m = line.match(/^("(?:[^"]|"")*"|[^,]*),(\d+),/);
-  return { name: m[1].replace(/^"|"$/g, "").replace(/""/g, '"'), size: Number(m[2]) };
+  // Crate disambiguators (`core[c5930c85a12de822]::`) vary with the flags: dropped.
+  const name = m[1].replace(/^"|"$/g, "").replace(/""/g, '"').replace(/\[[0-9a-f]{16}\]/g, "");
+  return { name, size: Number(m[2]) };
 });
 
 const groups = [

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The browser package's size floor: the core's synchronous, sans-IO steps alone (see README.md).
 #
-#   bash bench/floor/measure.sh [full|min|zflags|all] [--twiggy]
+#   bash bench/floor/measure.sh [full|min|bare|zflags|all] [--twiggy]
 #
 #   full    every sync step a browser client needs (the default)
-#   min     discovery, scope, PKCE, authorization URL, callback, code and refresh grants only
-#           (no registration, revocation, DPoP/JWS, generic challenge parsing)
+#   min     discovery, scope, PKCE, authorization URL, callback, code and refresh grants, session
+#           records (no registration, revocation, DPoP/JWS, generic challenge parsing)
+#   bare    min without scope selection, fallback metadata, token challenge, session records and
+#           refresh-token salvage: the bare RFC steps, a lower bound of the lower bound
 #   zflags  full, built with -Zlocation-detail=none -Zfmt-debug=none (RUSTC_BOOTSTRAP=1; a
 #           measurement of what panic locations and Debug cost, not a shippable build)
-#   --twiggy  also a `wasm-opt -Oz -g` build (unstripped) and `twiggy top -n 40` of it
+#   --twiggy  also a `wasm-opt -Oz -g` build (unstripped), `twiggy top -n 40` of it and every
+#             item grouped by origin (group.mjs)
 #
 # Same pipeline as the package: cargo (opt-level "z", lto, codegen-units 1, strip) →
 # wasm-bindgen --target web → wasm-opt -Oz (npm binaryen) → esbuild --minify --keep-names of
@@ -26,17 +29,23 @@ mkdir -p "$(dirname "$lock")"
 variant=full twiggy=0
 for a in "$@"; do
   case $a in
-    full | min | zflags | all) variant=$a ;;
+    full | min | bare | zflags | all) variant=$a ;;
     --twiggy) twiggy=1 ;;
-    *) echo "usage: $0 [full|min|zflags|all] [--twiggy]" >&2; exit 2 ;;
+    *) echo "usage: $0 [full|min|bare|zflags|all] [--twiggy]" >&2; exit 2 ;;
   esac
 done
+
+if [ $twiggy = 1 ] && [ ! -x "$tools/twiggy/bin/twiggy" ]; then
+  echo "--twiggy needs $tools/twiggy/bin/twiggy (cargo install twiggy --root $tools/twiggy)" >&2
+  exit 1
+fi
 
 # build <name> <strip true|false> → $out/<name>/floor.wasm (wasm-opt'd) and min.js
 build() {
   local name=$1 strip=$2 target=$CARGO_TARGET_DIR features=() flags=()
   case $name in
-    min*) features=(--no-default-features) ;;
+    min*) features=(--no-default-features --features extras) ;;
+    bare*) features=(--no-default-features) ;;
     zflags*)
       # Other RUSTFLAGS: its own target dir, so the other variants' artifacts stay valid.
       target=$CARGO_TARGET_DIR/zflags
@@ -67,13 +76,14 @@ report() {
   js=$(gzip -9c "$out/min.js" | wc -c)
   total=$(awk -v b=$((gz + js)) 'BEGIN { printf "%.1f", b / 1024 }')
   local label="floor (core sync steps only)"
-  [ "$name" = min ] && label="floor, minimum (discovery, PKCE, authorize, callback, code/refresh)"
+  [ "$name" = min ] && label="floor, minimum (discovery, scope, PKCE, authorize, callback, code/refresh, sessions)"
+  [ "$name" = bare ] && label="floor, bare RFC steps (min without scope/session helpers)"
   [ "$name" = zflags ] && label="floor (core sync steps only), -Zlocation-detail=none -Zfmt-debug=none"
   echo "$label: wasm $raw B / $gz B gzip; js $js B gzip; total $total KB gzip"
 }
 
 case $variant in
-  all) names=(full min zflags) ;;
+  all) names=(full min bare zflags) ;;
   *) names=("$variant") ;;
 esac
 for n in "${names[@]}"; do build "$n" true; done
@@ -82,6 +92,10 @@ if [ $twiggy = 1 ]; then
     build "$n-named" false
     echo "== twiggy top -n 40 ($n, wasm-opt -Oz -g) =="
     "$tools/twiggy/bin/twiggy" top -n 40 "$CARGO_TARGET_DIR/floor-out/$n-named/floor.wasm"
+    echo "== grouped ($n; every item, raw bytes) =="
+    "$tools/twiggy/bin/twiggy" top -n 100000 -f csv "$CARGO_TARGET_DIR/floor-out/$n-named/floor.wasm" \
+      >"$CARGO_TARGET_DIR/floor-out/$n-named/twiggy.csv"
+    node "$here/group.mjs" "$CARGO_TARGET_DIR/floor-out/$n-named/twiggy.csv"
   done
 fi
 for n in "${names[@]}"; do report "$n"; done

@@ -8,17 +8,24 @@
 //! requests go out as `{method, url, headers: [[name, value], …], body}`. Errors are thrown as
 //! an `Error` named `EdgeOAuthError` with the core's stable `code` and `recovery`.
 //!
-//! The `full` feature (default) adds registration, revocation, DPoP/JWS and generic challenge
-//! parsing to the minimum of discovery, scope, PKCE, authorization URL, callback, and the
-//! code and refresh grants.
+//! Without features: the bare RFC steps (metadata URLs and checks, PKCE, authorization URL,
+//! callback with the code grant, refresh grant, token response). `extras`: scope selection,
+//! the 2025-03-26 fallback, the token challenge, session records, refresh-token salvage.
+//! `full` (default, with `extras`): registration, revocation, DPoP/JWS, challenge parsing.
 #![forbid(unsafe_code)]
 
 use edge_oauth_core as eo;
-use eo::discovery::{self, AuthorizationServerMetadata, ProtectedResourceMetadata};
+#[cfg(feature = "extras")]
+use eo::discovery::ProtectedResourceMetadata;
+use eo::discovery::{self, AuthorizationServerMetadata};
 use eo::env::{Clock, OsRandom};
-use eo::json::{self, Map, Value};
+use eo::json;
+#[cfg(feature = "extras")]
+use eo::json::{Map, Value};
 use eo::registration::ClientCredentials;
-use eo::{Error, HttpRequest, HttpResponse, Recovery, RefreshToken, Session, TokenSet};
+use eo::{Error, HttpRequest, HttpResponse, Recovery, RefreshToken};
+#[cfg(feature = "extras")]
+use eo::{Session, TokenSet};
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::prelude::*;
 
@@ -129,6 +136,7 @@ pub fn resource_identifier(raw: &str) -> R<String> {
 }
 
 /// An absolute URL, HTTPS except on loopback (RFC 9700 §2.6), serialised.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = parseSecureUrl)]
 pub fn parse_secure_url(input: &str) -> R<String> {
     eo::http::parse_secure_url(input)
@@ -192,6 +200,7 @@ pub fn process_authorization_server_metadata(
 }
 
 /// The 2025-03-26 default endpoints at the server's origin, for a server without metadata.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = fallbackMetadata)]
 pub fn fallback_metadata(server: &str) -> R<String> {
     let server = eo::http::parse_secure_url(server).map_err(js_error)?;
@@ -204,6 +213,7 @@ pub fn fallback_metadata(server: &str) -> R<String> {
 
 /// The first Bearer (else DPoP) challenge of a `WWW-Authenticate` value, as JSON
 /// `{error, error_description, scope, resource_metadata, realm}`, or `undefined`.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = parseTokenChallenge)]
 pub fn parse_token_challenge(header: &str) -> Option<String> {
     let c = eo::www_authenticate::parse_token_challenge(header)?;
@@ -226,6 +236,7 @@ pub fn parse_token_challenge(header: &str) -> Option<String> {
 
 /// The scope to request: the challenge's, else the resource's `scopes_supported`, plus
 /// `offline_access` when the AS lists it.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = selectScope)]
 pub fn select_scope(
     challenge_scope: Option<String>,
@@ -363,6 +374,7 @@ pub fn process_token_response(
 }
 
 /// A rotated refresh token in a 200 response that failed validation, if there is one.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = salvageRefreshToken)]
 pub fn salvage_refresh_token(
     status: u16,
@@ -375,6 +387,7 @@ pub fn salvage_refresh_token(
 }
 
 /// A session record (what the JS store keeps per resource) as JSON.
+#[cfg(feature = "extras")]
 #[wasm_bindgen]
 #[allow(clippy::too_many_arguments)]
 pub fn session(
@@ -402,6 +415,7 @@ pub fn session(
 
 /// A stored session's `Authorization` value and whether it is due for refresh (within
 /// `bufferSecs` of expiry): `[header, "refresh" | "fresh"]`.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = sessionAuthorization)]
 pub fn session_authorization(session: &str, buffer_secs: u32) -> R<Vec<String>> {
     let s: Session = load("session", session)?;
@@ -415,6 +429,7 @@ pub fn session_authorization(session: &str, buffer_secs: u32) -> R<Vec<String>> 
 }
 
 /// A session with the tokens of a refresh, as JSON.
+#[cfg(feature = "extras")]
 #[wasm_bindgen(js_name = sessionWithTokens)]
 pub fn session_with_tokens(session: &str, tokens: &str) -> R<String> {
     let mut s: Session = load("session", session)?;
