@@ -17,7 +17,7 @@ BROWSER_NPM_BIN := $(CURDIR)/tests/browser/node_modules/.bin
 export PATH := $(NODE_BIN):$(WASM_BINDGEN_BIN):$(WASM_PACK_BIN):$(BROWSER_NPM_BIN):$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-.PHONY: all bootstrap test demo demo-cli www demo-e2e bench lint unit wasm-test conformance e2e browser-pkg typecheck wasm-guard browser-e2e worker worker-test worker-config peers-test
+.PHONY: all bootstrap test demo demo-cli www demo-e2e bench bench-floor lint unit wasm-test conformance e2e browser-pkg typecheck wasm-guard browser-e2e worker worker-test worker-config peers-test
 
 all: test
 
@@ -172,3 +172,8 @@ bench: bootstrap browser-pkg worker
 	node bench/size.mjs
 	node bench/browser.mjs
 	node bench/worker.mjs
+
+# The size floor of the browser package: a wasm holding only the core's synchronous RFC steps
+# (no async orchestration, no browser plumbing), in three cuts; see bench/floor/README.md.
+bench-floor: bootstrap
+	bash bench/floor/measure.sh all
