@@ -13,7 +13,7 @@ import { build } from "esbuild";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { gzipSync, constants as zlibConstants } from "node:zlib";
+import { brotliCompressSync, gzipSync, constants as zlibConstants } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const repo = resolve(here, "..");
@@ -40,6 +40,9 @@ const CONTEXT = [
 ];
 
 const gzip9 = (buf) => gzipSync(buf, { level: zlibConstants.Z_BEST_COMPRESSION }).length;
+// What a CDN serving brotli sends (quality 11, as for precompressed static files).
+const brotli11 = (buf) =>
+  brotliCompressSync(buf, { params: { [zlibConstants.BROTLI_PARAM_QUALITY]: 11, [zlibConstants.BROTLI_PARAM_SIZE_HINT]: buf.length } }).length;
 const kb = (n) => (n / 1024).toFixed(1);
 
 // The installed version, read from node_modules directly (not every package exports
@@ -80,6 +83,7 @@ async function bundle(row) {
     entry: relative(repo, entry),
     raw: code.length,
     gzip: gzip9(code),
+    brotli: brotli11(code),
     warnings: result.warnings.length,
     packages: Object.fromEntries(byPackage(result.metafile)),
   };
@@ -96,7 +100,7 @@ function ours() {
   if (!paths.every((p) => existsSync(p))) return { ...row, built: false };
   const files = paths.map((p) => {
     const buf = readFileSync(p);
-    return { file: relative(repo, p), raw: buf.length, gzip: gzip9(buf) };
+    return { file: relative(repo, p), raw: buf.length, gzip: gzip9(buf), brotli: brotli11(buf) };
   });
   let version = "";
   try {
@@ -109,20 +113,21 @@ function ours() {
     files,
     raw: files.reduce((s, f) => s + f.raw, 0),
     gzip: files.reduce((s, f) => s + f.gzip, 0),
+    brotli: files.reduce((s, f) => s + f.brotli, 0),
   };
 }
 
 function table(rows) {
   const lines = [
-    "| Package | Version | Bundled | Raw bytes | Raw KB | gzip -9 bytes | gzip -9 KB |",
-    "| --- | --- | --- | ---: | ---: | ---: | ---: |",
+    "| Package | Version | Bundled | Raw bytes | Raw KB | gzip -9 bytes | gzip -9 KB | brotli -11 KB |",
+    "| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |",
   ];
   for (const r of rows) {
     if (r.built === false) {
-      lines.push(`| ${r.pkg} | | ${r.what} | n/a (not built) | | | |`);
+      lines.push(`| ${r.pkg} | | ${r.what} | n/a (not built) | | | | |`);
       continue;
     }
-    lines.push(`| ${r.pkg} | ${r.version} | ${r.what} | ${r.raw} | ${kb(r.raw)} | ${r.gzip} | ${kb(r.gzip)} |`);
+    lines.push(`| ${r.pkg} | ${r.version} | ${r.what} | ${r.raw} | ${kb(r.raw)} | ${r.gzip} | ${kb(r.gzip)} | ${kb(r.brotli)} |`);
   }
   return lines.join("\n");
 }
@@ -133,11 +138,11 @@ const main = [...bundled.slice(0, ROWS.length), ours()];
 const context = bundled.slice(ROWS.length);
 
 const header =
-  `## Bundle size (esbuild ${versionOf("esbuild")} ${ESBUILD_FLAGS}; gzip = Node zlib level 9; KB = 1024 bytes)`;
+  `## Bundle size (esbuild ${versionOf("esbuild")} ${ESBUILD_FLAGS}; gzip = Node zlib level 9; brotli = Node zlib quality 11; KB = 1024 bytes)`;
 console.log(header + "\n");
 console.log(table(main));
 if (main.at(-1).built) {
-  for (const f of main.at(-1).files) console.log(`\n- ${f.file}: ${f.raw} raw, ${f.gzip} gzip -9`);
+  for (const f of main.at(-1).files) console.log(`\n- ${f.file}: ${f.raw} raw, ${f.gzip} gzip -9, ${f.brotli} brotli -11`);
 } else {
   console.log(`\n- edge-oauth: no ${OUR_FILES.join(" / ")} in ${relative(repo, pkgDir) || pkgDir}`);
 }
@@ -147,7 +152,7 @@ for (const [file, what] of [["popup-callback.js", "a popup's callback page"], ["
   const path = join(pkgDir, file);
   if (!existsSync(path)) continue;
   const buf = readFileSync(path);
-  console.log(`- ${relative(repo, path)} (${what}, alone): ${buf.length} raw, ${gzip9(buf)} gzip -9`);
+  console.log(`- ${relative(repo, path)} (${what}, alone): ${buf.length} raw, ${gzip9(buf)} gzip -9, ${brotli11(buf)} brotli -11`);
 }
 console.log("\n### Context: the MCP transport an app ships anyway, and variants of the entries\n");
 console.log(table(context));
@@ -168,6 +173,7 @@ writeFileSync(
       node: process.version,
       esbuild: { version: versionOf("esbuild"), flags: ESBUILD_FLAGS },
       gzip: "node:zlib gzipSync level 9",
+      brotli: "node:zlib brotliCompressSync quality 11",
       rows: main,
       context,
     },
