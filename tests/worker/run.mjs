@@ -985,6 +985,42 @@ async function dpopChecks() {
     const leaks = [st.text, call1.text, call2.text, call3.text].filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh)_token"|"dpop"|wrapped/.test(b));
     eq(leaks.length, 0, 'BFF answers with a token or key material');
   });
+  await check('DPoP in the backend-for-frontend: the authorization request carries dpop_jkt (RFC 9449 §10), the thumbprint of the session\'s own key, a new key per login; the MCP server sees tokens bound to exactly that key; a code bound to another key\'s thumbprint is refused at the exchange (invalid_grant), no session', async () => {
+    const jar = new Jar();
+    const login = await bff(dw.base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools' } });
+    eq(login.status, 200, `login (${login.text.slice(0, 200)})`);
+    const auth = new URL(login.json.authorization_url);
+    const jkt = auth.searchParams.get('dpop_jkt');
+    assert(/^[A-Za-z0-9_-]{43}$/.test(jkt ?? ''), `dpop_jkt ${jkt}`);
+    eq(auth.searchParams.getAll('dpop_jkt').length, 1, 'dpop_jkt parameters');
+    const cb = await fetch(await followAuthorization(auth.toString(), bffRedirect), { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(cb);
+    await cb.arrayBuffer();
+    eq(cb.headers.get('location'), `${app}/app`, 'callback Location (no edge_oauth_error)');
+    eq((await bff(dw.base, '/bff/session', { origin: app, jar })).json?.dpop_bound, true, 'dpop_bound');
+    const who = await bffMcp(dw.base, app, jar, { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+    eq(who.status, 200, `whoami (${who.text.slice(0, 200)})`);
+    eq(JSON.parse(who.events.at(-1)?.message?.result?.content?.[0]?.text ?? '{}').jkt, jkt, 'the key the MCP server\'s token is bound to (cnf.jkt, proofs checked against it)');
+    // Another login: another key. Its dpop_jkt replaced on the way to the AS by a thumbprint of a
+    // key the worker does not hold: the AS binds the code to that, and refuses the worker's
+    // exchange proven by its own key.
+    const other = new Jar();
+    const login2 = await bff(dw.base, '/bff/login', { method: 'POST', origin: app, jar: other, json: { mcp_server: 'tools' } });
+    const auth2 = new URL(login2.json.authorization_url);
+    const jkt2 = auth2.searchParams.get('dpop_jkt');
+    assert(/^[A-Za-z0-9_-]{43}$/.test(jkt2 ?? '') && jkt2 !== jkt, `second login's dpop_jkt ${jkt2} (first ${jkt})`);
+    auth2.searchParams.set('dpop_jkt', dpopKey().jkt);
+    const s0 = await stats(issuer);
+    const cb2 = await fetch(await followAuthorization(auth2.toString(), bffRedirect), { redirect: 'manual', headers: { cookie: other.header() } });
+    other.take(cb2);
+    await cb2.arrayBuffer();
+    const s1 = await stats(issuer);
+    const errorsOf = (s) => s.token.by_grant_type.authorization_code?.errors ?? {};
+    eq((errorsOf(s1).invalid_grant ?? 0) - (errorsOf(s0).invalid_grant ?? 0), 1, 'code exchanges refused with invalid_grant');
+    eq(s1.token.by_grant_type.authorization_code.ok - s0.token.by_grant_type.authorization_code.ok, 0, 'codes exchanged');
+    assert(new URL(cb2.headers.get('location')).searchParams.get('edge_oauth_error'), `callback Location ${cb2.headers.get('location')}`);
+    eq((await bff(dw.base, '/bff/session', { origin: app, jar: other })).json?.authenticated, false, 'a session after the refused exchange');
+  });
   await check('BFF step-up bounded by MCP_SERVERS[].max_scope (DPoP session): the 403 insufficient_scope is recorded, the step_up login for mcp:admin is refused with 403 step_up_scope_not_allowed (a form POST: 303 back with edge_oauth_error)', async () => {
     const jar = new Jar();
     await bffLogin(dw.base, app, bffRedirect, jar);

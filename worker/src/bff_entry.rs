@@ -316,7 +316,9 @@ fn back_with_error(bff: &BffConfig, code: &str) -> Result<Reply, Reply> {
 
 /// The login past its CSRF gate: the authorization request, the pending login in a new
 /// session object, its login cookie (and the oldest other login's expired past
-/// [`crate::cookie::MAX_PENDING_LOGINS`]).
+/// [`crate::cookie::MAX_PENDING_LOGINS`]). At a provider that advertises ES256 for DPoP the
+/// session's key is made now and its thumbprint sent as `dpop_jkt` (RFC 9449 §10), so the
+/// code is bound to it.
 async fn start_login(
     req: &mut Request,
     config: &Config,
@@ -364,7 +366,11 @@ async fn start_login(
     let http = crate::fetch::WorkerHttp::new(config.limits.upstream_timeout_ms);
     let endpoints = resolve_for_login(config, provider, &http).await?;
     let metadata = endpoints.login_metadata(provider)?;
-    let (url, pending) = build_authorization_url(
+    let dpop_key = match endpoints.dpop_es256 {
+        true => Some(crate::dpop_key::generate(bff).await?),
+        false => None,
+    };
+    let (mut url, pending) = build_authorization_url(
         &AuthorizationRequest {
             metadata: &metadata,
             client: &provider.client,
@@ -383,6 +389,11 @@ async fn start_login(
             problem: format!("provider {}: {e}", provider.name),
         },
     })?;
+    if let Some(key) = &dpop_key {
+        // RFC 9449 §10: only this key can redeem the code.
+        url.query_pairs_mut()
+            .append_pair("dpop_jkt", &key.thumbprint());
+    }
     let tag = login_tag(pending.state.secret());
     let namespace = sessions(env)?;
     let id = namespace.unique_id().map_err(|_| ProxyError::Internal {
@@ -400,6 +411,7 @@ async fn start_login(
             pending,
             secret: secret.clone(),
             replaces,
+            dpop_key: dpop_key.map(Box::new),
         },
     )
     .await?;
