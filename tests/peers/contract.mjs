@@ -31,7 +31,7 @@ export function adminChallenge(prmUrl) {
 export const ADMIN_FORBIDDEN_BODY = { error: 'insufficient_scope', error_description: `${ADMIN_TOOL} requires scope ${ADMIN_SCOPE}` };
 
 // Registers the four tools on an McpServer. `auth(extra)` returns { sub, client_id, scopes }
-// for the call; `count(name)` is told about every call.
+// for the call (and `jkt`, the DPoP key a bound token is bound to, where the server knows it); `count(name)` is told about every call.
 export function registerTools(server, { auth, count = () => {}, beforeEcho } = {}) {
   server.registerTool('echo', {
     description: 'Returns the given text unchanged.',
@@ -48,11 +48,11 @@ export function registerTools(server, { auth, count = () => {}, beforeEcho } = {
     return { content: [{ type: 'text', text: new Date().toISOString() }] };
   });
   server.registerTool('whoami', {
-    description: "Returns the access token's subject, client_id and scopes.",
+    description: "Returns the access token's subject, client_id and scopes (and the DPoP key thumbprint of a bound token).",
   }, async (extra) => {
     count('whoami');
-    const { sub, client_id: clientId, scopes } = auth(extra);
-    return { content: [{ type: 'text', text: JSON.stringify({ sub, client_id: clientId, scopes: scopes ?? [] }) }] };
+    const { sub, client_id: clientId, scopes, jkt } = auth(extra);
+    return { content: [{ type: 'text', text: JSON.stringify({ sub, client_id: clientId, scopes: scopes ?? [], ...(jkt ? { jkt } : {}) }) }] };
   });
   server.registerTool(ADMIN_TOOL, {
     description: `Stores an admin note (needs the scope ${ADMIN_SCOPE}).`,

@@ -802,7 +802,8 @@ async function bearerAuth(req, res, next) {
     scopes,
     expiresAt: payload.exp,
     resource: new URL(MCP_URL),
-    extra: { sub: payload.sub },
+    // The key a DPoP-bound token is bound to (the proof was checked against it above).
+    extra: { sub: payload.sub, jkt: payload.cnf?.jkt },
   };
   return next();
 }
@@ -811,7 +812,7 @@ function buildMcpServer() {
   const server = new McpServer({ name: 'edge-oauth-test-mcp', version: '1.0.0' });
   contract.registerTools(server, {
     count: (name) => { stats.mcp.tool_calls[name] = (stats.mcp.tool_calls[name] || 0) + 1; },
-    auth: (extra) => ({ sub: extra.authInfo?.extra?.sub, client_id: extra.authInfo?.clientId, scopes: extra.authInfo?.scopes }),
+    auth: (extra) => ({ sub: extra.authInfo?.extra?.sub, client_id: extra.authInfo?.clientId, scopes: extra.authInfo?.scopes, jkt: extra.authInfo?.extra?.jkt }),
     // --progress-delay-ms: progress on the call's own SSE stream, spaced out in time, so a
     // proxy that buffers the response can be told from one that streams it.
     beforeEcho: async (extra) => {

@@ -378,6 +378,11 @@ async function bffMcp(base, app, jar, message, { address, server = 'tools' } = {
   return { status: res.status, headers: res.headers, events, json, text };
 }
 
+// The tag of a login's cookie name (worker/src/cookie.rs `login_tag`), from its state.
+const loginTag = (state) => crypto.createHash('sha256').update(`edge-oauth/v1 login cookie tag|${state}`).digest('base64url').slice(0, 16);
+// The login cookies a jar holds, as [name, value].
+const loginCookies = (jar) => [...jar.cookies].filter(([n]) => /^(__Host-)?edge-oauth-login-/.test(n));
+
 // A cookie value sealed like the worker's (v1. + base64url(nonce | AES-256-GCM ciphertext | tag),
 // the cookie's name as additional data), under any key.
 function sealCookie(key, aad, plaintext) {
@@ -390,7 +395,7 @@ function sealCookie(key, aad, plaintext) {
 
 async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey }) {
   const SESSION = 'edge-oauth-session'; // no __Host- prefix: INSECURE_LOOPBACK_COOKIES=true
-  const LOGIN = 'edge-oauth-login';
+  const LOGIN = 'edge-oauth-login'; // one cookie per login: `${LOGIN}-${loginTag(state)}`
   const jar = new Jar();
   let first; // the first login's callback URL and login cookie, replayed later
 
@@ -398,7 +403,9 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     const before = await stats(issuer);
     const before2 = new Jar();
     const { login, callbackUrl, callback } = await bffLogin(w(), app, bffRedirect, jar);
-    before2.cookies.set(LOGIN, jar.raw.find((c) => c.startsWith(`${LOGIN}=v1.`)).split(';')[0].slice(LOGIN.length + 1));
+    const loginName = `${LOGIN}-${loginTag(new URL(login.json.authorization_url).searchParams.get('state'))}`;
+    const loginCookie = jar.raw.find((c) => c.startsWith(`${loginName}=v1.`));
+    before2.cookies.set(loginName, loginCookie.split(';')[0].slice(loginName.length + 1));
     first = { callbackUrl, jar: before2 };
     const auth = new URL(login.json.authorization_url);
     eq(`${auth.origin}${auth.pathname}`, `${issuer}/auth`, 'authorization endpoint (discovered)');
@@ -408,7 +415,6 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     eq(auth.searchParams.get('resource'), mcp, 'resource');
     eq(auth.searchParams.get('scope'), 'mcp:tools', 'scope');
     assert((auth.searchParams.get('state') ?? '').length >= 43, 'state');
-    const loginCookie = jar.raw.find((c) => c.startsWith(`${LOGIN}=v1.`));
     assert(loginCookie && /HttpOnly/.test(loginCookie) && /SameSite=Lax/.test(loginCookie) && /Path=\//.test(loginCookie), `login cookie: ${loginCookie}`);
     eq(new URL(callbackUrl).searchParams.get('iss'), issuer, 'iss on the callback');
     eq(callback.status, 303, 'callback status');
@@ -416,7 +422,8 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     const sessionCookie = jar.raw.find((c) => c.startsWith(`${SESSION}=v1.`));
     assert(sessionCookie && /HttpOnly/.test(sessionCookie) && /SameSite=Strict/.test(sessionCookie) && /Path=\//.test(sessionCookie), `session cookie: ${sessionCookie}`);
     assert(!/Secure/.test(sessionCookie) && !sessionCookie.includes('__Host-'), 'dev cookie without Secure/__Host-');
-    assert(!jar.cookies.has(LOGIN), 'login cookie not cleared');
+    assert(!jar.cookies.has(loginName), 'login cookie not cleared');
+    eq(loginCookies(jar).length, 0, 'login cookies left');
     const after = await stats(issuer);
     eq(tokenAuth(after).basic - tokenAuth(before).basic, 1, 'Basic-authenticated token requests at the AS');
     eq(after.token.by_grant_type.authorization_code.ok - (before.token.by_grant_type.authorization_code?.ok ?? 0), 1, 'codes exchanged');
@@ -439,17 +446,132 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
       const login = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: other, json: { mcp_server: 'tools' } });
       return { callbackUrl: await followAuthorization(login.json.authorization_url, bffRedirect) };
     })();
+    // A forged state names no login cookie of this browser: refused before any login is touched.
     const forged = new URL(callbackUrl);
     forged.searchParams.set('state', crypto.randomBytes(32).toString('base64url'));
     const f = await fetch(forged, { redirect: 'manual', headers: { cookie: other.header() } });
     eq(f.status, 303, 'forged state: status');
-    eq(new URL(f.headers.get('location')).searchParams.get('edge_oauth_error'), 'login_rejected', 'forged state: error');
+    eq(new URL(f.headers.get('location')).searchParams.get('edge_oauth_error'), 'no_login_in_progress', 'forged state: error');
+    assert(!f.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=v1.`)), 'forged state: a session cookie was set');
+    // The login's own state with a forged iss: the login is found, and refused by the core.
+    const badIss = new URL(callbackUrl);
+    badIss.searchParams.set('iss', 'https://evil.example');
+    const b = await fetch(badIss, { redirect: 'manual', headers: { cookie: other.header() } });
+    eq(new URL(b.headers.get('location')).searchParams.get('edge_oauth_error'), 'login_rejected', 'forged iss: error');
+    assert(!b.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=v1.`)), 'forged iss: a session cookie was set');
     // The login was taken by that first (failed) use: the genuine callback finds none now.
     const g = await fetch(callbackUrl, { redirect: 'manual', headers: { cookie: other.header() } });
     eq(new URL(g.headers.get('location')).searchParams.get('edge_oauth_error'), 'login_rejected', 'after a failed try: error');
     const n = await fetch(callbackUrl, { redirect: 'manual' });
     eq(new URL(n.headers.get('location')).searchParams.get('edge_oauth_error'), 'no_login_in_progress', 'no login cookie: error');
     assert(!n.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=v1.`)), 'a session cookie was set');
+  });
+
+  // Two tabs of one browser: both logins started before either callback. Requests from their own
+  // address, so that they do not use up the address bucket the rate-limit check counts on.
+  const tabsAddress = '192.0.2.44';
+  const tabCallback = async (url, j) => {
+    const r = await fetch(url, { redirect: 'manual', headers: { cookie: j.header(), 'cf-connecting-ip': tabsAddress } });
+    j.take(r);
+    await r.arrayBuffer();
+    return { status: r.status, location: r.headers.get('location'), setCookies: r.headers.getSetCookie() };
+  };
+  const tabLogin = async (j) => {
+    const r = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: j, json: { mcp_server: 'tools' }, address: tabsAddress });
+    eq(r.status, 200, `login status (${r.text.slice(0, 200)})`);
+    const name = `${LOGIN}-${loginTag(new URL(r.json.authorization_url).searchParams.get('state'))}`;
+    return { r, name, url: r.json.authorization_url };
+  };
+  const errorOf = (location) => new URL(location).searchParams.get('edge_oauth_error');
+
+  await check('BFF two logins started at once in one browser (two tabs): each has its own login cookie named by its state, both callbacks complete, each clearing only its own; the session cookie is the last callback\'s and both sessions work', async () => {
+    const tabs = new Jar();
+    const before = await stats(issuer);
+    const a = await tabLogin(tabs);
+    const b = await tabLogin(tabs);
+    assert(a.name !== b.name, 'one login cookie name for both logins');
+    const setB = b.r.headers.getSetCookie();
+    eq(setB.length, 1, `Set-Cookie of the second login (${setB})`);
+    assert(setB[0].startsWith(`${b.name}=v1.`) && /HttpOnly/.test(setB[0]) && /SameSite=Lax/.test(setB[0]) && /Path=\//.test(setB[0]) && /Max-Age=600/.test(setB[0]), `second login cookie: ${setB[0]}`);
+    eq(loginCookies(tabs).map(([n]) => n).sort().join(), [a.name, b.name].sort().join(), 'login cookies in the browser');
+    const cbA = await followAuthorization(a.url, bffRedirect);
+    const cbB = await followAuthorization(b.url, bffRedirect);
+    const ra = await tabCallback(cbA, tabs);
+    eq(ra.status, 303, 'first callback status');
+    eq(ra.location, `${app}/app`, 'first callback Location (no edge_oauth_error)');
+    assert(ra.setCookies.some((c) => c.startsWith(`${a.name}=;`) && /Max-Age=0/.test(c)), `first login cookie not cleared: ${ra.setCookies}`);
+    assert(!ra.setCookies.some((c) => c.startsWith(`${b.name}=`)), 'the first callback touched the second login\'s cookie');
+    const sessionA = tabs.cookies.get(SESSION);
+    assert(sessionA?.startsWith('v1.'), 'no session cookie after the first callback');
+    eq(loginCookies(tabs).map(([n]) => n).join(), b.name, 'login cookies after the first callback');
+    const rb = await tabCallback(cbB, tabs);
+    eq(rb.status, 303, 'second callback status');
+    eq(rb.location, `${app}/app`, 'second callback Location (no edge_oauth_error)');
+    const sessionB = tabs.cookies.get(SESSION);
+    assert(rb.setCookies.some((c) => c.startsWith(`${SESSION}=${sessionB};`)), 'the session cookie is not the second callback\'s');
+    assert(sessionB !== sessionA, 'the second callback did not set a session cookie of its own');
+    eq(loginCookies(tabs).length, 0, 'login cookies left');
+    const after = await stats(issuer);
+    eq(after.token.by_grant_type.authorization_code.ok - (before.token.by_grant_type.authorization_code?.ok ?? 0), 2, 'codes exchanged');
+    // The browser holds the second login's session; the first's is a session of its own.
+    for (const [what, value] of [['the browser\'s (second)', sessionB], ['the first callback\'s', sessionA]]) {
+      const j = new Jar();
+      j.cookies.set(SESSION, value);
+      const st = await bff(w(), '/bff/session', { origin: app, jar: j, address: tabsAddress });
+      eq(st.json?.authenticated, true, `${what} session (${st.text.slice(0, 200)})`);
+      const who = await bffMcp(w(), app, j, { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'whoami', arguments: {} } }, { address: tabsAddress });
+      eq(who.status, 200, `${what} session: MCP through /bff/mcp`);
+    }
+    // Both callbacks again: their logins are done and their cookies gone.
+    for (const cb of [cbA, cbB]) eq(errorOf((await tabCallback(cb, tabs)).location), 'no_login_in_progress', 'a completed callback again');
+  });
+
+  await check('BFF login cookies bind each callback to its browser and its own login: a callback without its login cookie (another browser, or the other tab\'s cookie only, or a value moved under its name) fails with no_login_in_progress and leaves the login usable by the browser that started it', async () => {
+    const tabs = new Jar();
+    const a = await tabLogin(tabs);
+    const b = await tabLogin(tabs);
+    const cbA = await followAuthorization(a.url, bffRedirect);
+    const cbB = await followAuthorization(b.url, bffRedirect);
+    const elsewhere = await tabCallback(cbA, new Jar());
+    eq(elsewhere.status, 303, 'another browser: status');
+    eq(errorOf(elsewhere.location), 'no_login_in_progress', 'another browser: error');
+    assert(!elsewhere.setCookies.some((c) => c.startsWith(`${SESSION}=v1.`)), 'another browser got a session cookie');
+    const onlyB = new Jar();
+    onlyB.cookies.set(b.name, tabs.cookies.get(b.name));
+    eq(errorOf((await tabCallback(cbA, onlyB)).location), 'no_login_in_progress', 'only the other login\'s cookie: error');
+    // B's sealed value under A's name (and A's under B's): sealed for another login, refused.
+    const swapped = new Jar();
+    swapped.cookies.set(a.name, tabs.cookies.get(b.name));
+    swapped.cookies.set(b.name, tabs.cookies.get(a.name));
+    eq(errorOf((await tabCallback(cbA, swapped)).location), 'no_login_in_progress', 'a value moved under another login\'s name: error');
+    eq(errorOf((await tabCallback(cbB, swapped)).location), 'no_login_in_progress', 'a value moved under another login\'s name (B): error');
+    // None of that reached the logins: the browser that started them completes both.
+    const ra = await tabCallback(cbA, tabs);
+    eq(ra.location, `${app}/app`, 'first login in its own browser');
+    const rb = await tabCallback(cbB, tabs);
+    eq(rb.location, `${app}/app`, 'second login in its own browser');
+    eq(loginCookies(tabs).length, 0, 'login cookies left');
+  });
+
+  await check('BFF at most 4 logins in progress per browser: a 5th login expires the oldest login cookie (its callback then fails), the other 4 still complete', async () => {
+    const tabs = new Jar();
+    const logins = [];
+    for (let i = 0; i < 4; i += 1) {
+      const l = await tabLogin(tabs);
+      eq(l.r.headers.getSetCookie().length, 1, `Set-Cookie of login ${i + 1}`);
+      logins.push(l);
+    }
+    const fifth = await tabLogin(tabs);
+    const set = fifth.r.headers.getSetCookie();
+    eq(set.length, 2, `Set-Cookie of the 5th login (${set})`);
+    assert(set.some((c) => c.startsWith(`${logins[0].name}=;`) && /Max-Age=0/.test(c)), `the oldest login cookie not expired: ${set}`);
+    logins.push(fifth);
+    eq(loginCookies(tabs).map(([n]) => n).sort().join(), logins.slice(1).map((l) => l.name).sort().join(), 'login cookies in the browser');
+    const results = [];
+    for (const l of logins) results.push(errorOf((await tabCallback(await followAuthorization(l.url, bffRedirect), tabs)).location));
+    eq(results.join(), ['no_login_in_progress', null, null, null, null].join(), 'callbacks (oldest first)');
+    eq(loginCookies(tabs).length, 0, 'login cookies left');
+    eq((await bff(w(), '/bff/session', { origin: app, jar: tabs, address: tabsAddress })).json?.authenticated, true, 'session');
   });
 
   await check('BFF MCP tools/list and tools/call through /bff/mcp/tools: the SSE answer streamed event by event, no cookie upstream', async () => {
@@ -867,6 +989,42 @@ async function dpopChecks() {
     eq(s3.token.by_grant_type.refresh_token.ok - (s2.token.by_grant_type.refresh_token?.ok ?? 0), 1, 'upstream refreshes');
     const leaks = [st.text, call1.text, call2.text, call3.text].filter((b) => /eyJ[A-Za-z0-9_-]{10,}\./.test(b) || /"(access|refresh)_token"|"dpop"|wrapped/.test(b));
     eq(leaks.length, 0, 'BFF answers with a token or key material');
+  });
+  await check('DPoP in the backend-for-frontend: the authorization request carries dpop_jkt (RFC 9449 §10), the thumbprint of the session\'s own key, a new key per login; the MCP server sees tokens bound to exactly that key; a code bound to another key\'s thumbprint is refused at the exchange (invalid_grant), no session', async () => {
+    const jar = new Jar();
+    const login = await bff(dw.base, '/bff/login', { method: 'POST', origin: app, jar, json: { mcp_server: 'tools' } });
+    eq(login.status, 200, `login (${login.text.slice(0, 200)})`);
+    const auth = new URL(login.json.authorization_url);
+    const jkt = auth.searchParams.get('dpop_jkt');
+    assert(/^[A-Za-z0-9_-]{43}$/.test(jkt ?? ''), `dpop_jkt ${jkt}`);
+    eq(auth.searchParams.getAll('dpop_jkt').length, 1, 'dpop_jkt parameters');
+    const cb = await fetch(await followAuthorization(auth.toString(), bffRedirect), { redirect: 'manual', headers: { cookie: jar.header() } });
+    jar.take(cb);
+    await cb.arrayBuffer();
+    eq(cb.headers.get('location'), `${app}/app`, 'callback Location (no edge_oauth_error)');
+    eq((await bff(dw.base, '/bff/session', { origin: app, jar })).json?.dpop_bound, true, 'dpop_bound');
+    const who = await bffMcp(dw.base, app, jar, { jsonrpc: '2.0', id: 8, method: 'tools/call', params: { name: 'whoami', arguments: {} } });
+    eq(who.status, 200, `whoami (${who.text.slice(0, 200)})`);
+    eq(JSON.parse(who.events.at(-1)?.message?.result?.content?.[0]?.text ?? '{}').jkt, jkt, 'the key the MCP server\'s token is bound to (cnf.jkt, proofs checked against it)');
+    // Another login: another key. Its dpop_jkt replaced on the way to the AS by a thumbprint of a
+    // key the worker does not hold: the AS binds the code to that, and refuses the worker's
+    // exchange proven by its own key.
+    const other = new Jar();
+    const login2 = await bff(dw.base, '/bff/login', { method: 'POST', origin: app, jar: other, json: { mcp_server: 'tools' } });
+    const auth2 = new URL(login2.json.authorization_url);
+    const jkt2 = auth2.searchParams.get('dpop_jkt');
+    assert(/^[A-Za-z0-9_-]{43}$/.test(jkt2 ?? '') && jkt2 !== jkt, `second login's dpop_jkt ${jkt2} (first ${jkt})`);
+    auth2.searchParams.set('dpop_jkt', dpopKey().jkt);
+    const s0 = await stats(issuer);
+    const cb2 = await fetch(await followAuthorization(auth2.toString(), bffRedirect), { redirect: 'manual', headers: { cookie: other.header() } });
+    other.take(cb2);
+    await cb2.arrayBuffer();
+    const s1 = await stats(issuer);
+    const errorsOf = (s) => s.token.by_grant_type.authorization_code?.errors ?? {};
+    eq((errorsOf(s1).invalid_grant ?? 0) - (errorsOf(s0).invalid_grant ?? 0), 1, 'code exchanges refused with invalid_grant');
+    eq(s1.token.by_grant_type.authorization_code.ok - s0.token.by_grant_type.authorization_code.ok, 0, 'codes exchanged');
+    assert(new URL(cb2.headers.get('location')).searchParams.get('edge_oauth_error'), `callback Location ${cb2.headers.get('location')}`);
+    eq((await bff(dw.base, '/bff/session', { origin: app, jar: other })).json?.authenticated, false, 'a session after the refused exchange');
   });
   await check('BFF step-up bounded by MCP_SERVERS[].max_scope (DPoP session): the 403 insufficient_scope is recorded, the step_up login for mcp:admin is refused with 403 step_up_scope_not_allowed (a form POST: 303 back with edge_oauth_error)', async () => {
     const jar = new Jar();

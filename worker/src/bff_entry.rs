@@ -22,7 +22,11 @@ use crate::bff::{
     login_scope, mcp_request_header_allowed, mcp_response_header_allowed,
 };
 use crate::config::Config;
-use crate::cookie::{CookieKind, LOGIN_MAX_AGE_SECS, cookie_values, expire_cookie, set_cookie};
+use crate::cookie::{
+    CookieKind, LoginCookie, MAX_LOGIN_COOKIES_READ, cookie_values, expire_cookie,
+    expire_login_cookie, login_cookie_name, login_cookies, login_tag, logins_to_expire, set_cookie,
+    set_login_cookie,
+};
 use crate::entry::{
     into_response, read_body, resolve_for_login, send_command, session_stub, sessions,
 };
@@ -143,14 +147,14 @@ enum Cookie {
     Valid(SessionHandle),
 }
 
-async fn read_cookie(req: &Request, bff: &BffConfig, kind: CookieKind) -> Cookie {
+async fn read_cookie(req: &Request, bff: &BffConfig) -> Cookie {
     let header = header(req, "Cookie").unwrap_or_default();
-    let values = cookie_values(&header, kind.name(bff.secure_cookies));
+    let values = cookie_values(&header, CookieKind::Session.name(bff.secure_cookies));
     if values.is_empty() {
         return Cookie::Absent;
     }
     for value in values {
-        if let Some(plain) = unseal(bff, kind, value).await
+        if let Some(plain) = unseal(bff, CookieKind::Session, value).await
             && let Some(handle) = SessionHandle::parse(&plain)
         {
             return Cookie::Valid(handle);
@@ -159,13 +163,71 @@ async fn read_cookie(req: &Request, bff: &BffConfig, kind: CookieKind) -> Cookie
     Cookie::Invalid
 }
 
+/// The login cookie with this tag, when it unseals and was sealed for this tag.
+async fn read_login_cookie(req: &Request, bff: &BffConfig, tag: &str) -> Option<SessionHandle> {
+    let header = header(req, "Cookie").unwrap_or_default();
+    let name = login_cookie_name(tag, bff.secure_cookies);
+    for value in cookie_values(&header, &name) {
+        if let Some(login) = unseal(bff, CookieKind::Login, value)
+            .await
+            .as_deref()
+            .and_then(LoginCookie::parse)
+            && login.tag == tag
+            && let Some(handle) = SessionHandle::parse(&login.handle)
+        {
+            return Some(handle);
+        }
+    }
+    None
+}
+
+/// The logins this browser has in progress, as its login cookies say: (tag, set at) of each
+/// valid one, and the tags of the others (not ours any more, or past
+/// [`MAX_LOGIN_COOKIES_READ`]), to expire.
+async fn pending_logins(req: &Request, bff: &BffConfig) -> (Vec<(String, u64)>, Vec<String>) {
+    let header = header(req, "Cookie").unwrap_or_default();
+    let (mut valid, mut invalid) = (Vec::new(), Vec::new());
+    for (i, (tag, value)) in login_cookies(&header, bff.secure_cookies)
+        .into_iter()
+        .enumerate()
+    {
+        let login = match i < MAX_LOGIN_COOKIES_READ {
+            true => unseal(bff, CookieKind::Login, value)
+                .await
+                .as_deref()
+                .and_then(LoginCookie::parse)
+                .filter(|l| l.tag == tag),
+            false => None,
+        };
+        match login {
+            Some(l) if !valid.iter().any(|(t, _)| t == tag) => valid.push((l.tag, l.set_at)),
+            Some(_) => {}
+            None if !invalid.iter().any(|t| t == tag) => invalid.push(tag.to_owned()),
+            None => {}
+        }
+    }
+    // A name with a valid value too (only possible without `__Host-`) stays.
+    invalid.retain(|t| !valid.iter().any(|(v, _)| v == t));
+    (valid, invalid)
+}
+
+/// The `state` of a callback URL (the first one: the core refuses a repeated one).
+fn callback_state(url: &str) -> Option<String> {
+    Url::parse(url)
+        .ok()?
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .map(|(_, v)| v.into_owned())
+        .filter(|v| !v.is_empty())
+}
+
 /// The session behind a valid session cookie; refusals as the page should see them.
 async fn session_cookie(
     req: &Request,
     bff: &BffConfig,
     env: &Env,
 ) -> Result<Option<(SessionHandle, worker::Stub)>, ProxyError> {
-    match read_cookie(req, bff, CookieKind::Session).await {
+    match read_cookie(req, bff).await {
         Cookie::Absent => Ok(None),
         Cookie::Invalid => Err(ProxyError::InvalidSessionCookie),
         Cookie::Valid(handle) => {
@@ -200,9 +262,10 @@ fn is_json_content_type(value: &str) -> bool {
 /// it answers `{"authorization_url": …}`; from a top-level form POST (no custom header
 /// possible, the allowed `Origin` suffices: a login needs no session, and a step-up only
 /// starts one) it answers `303` to it, or back to `BFF_RETURN_URL` with `edge_oauth_error`.
-/// Either way the login cookie binds the login to this browser. With `step_up`, the session
-/// in the request's cookie must be for the same MCP server; the login asks for the scope of
-/// [`login_scope`] and its callback replaces that session (see `BffReplaced`).
+/// Either way a login cookie of its own binds the login to this browser (other logins in
+/// progress keep theirs, up to [`crate::cookie::MAX_PENDING_LOGINS`]). With `step_up`, the
+/// session in the request's cookie must be for the same MCP server; the login asks for the
+/// scope of [`login_scope`] and its callback replaces that session (see `BffReplaced`).
 async fn login(
     req: &mut Request,
     config: &Config,
@@ -252,7 +315,10 @@ fn back_with_error(bff: &BffConfig, code: &str) -> Result<Reply, Reply> {
 }
 
 /// The login past its CSRF gate: the authorization request, the pending login in a new
-/// session object, the login cookie.
+/// session object, its login cookie (and the oldest other login's expired past
+/// [`crate::cookie::MAX_PENDING_LOGINS`]). At a provider that advertises ES256 for DPoP the
+/// session's key is made now and its thumbprint sent as `dpop_jkt` (RFC 9449 §10), so the
+/// code is bound to it.
 async fn start_login(
     req: &mut Request,
     config: &Config,
@@ -300,7 +366,11 @@ async fn start_login(
     let http = crate::fetch::WorkerHttp::new(config.limits.upstream_timeout_ms);
     let endpoints = resolve_for_login(config, provider, &http).await?;
     let metadata = endpoints.login_metadata(provider)?;
-    let (url, pending) = build_authorization_url(
+    let dpop_key = match endpoints.dpop_es256 {
+        true => Some(crate::dpop_key::generate(bff).await?),
+        false => None,
+    };
+    let (mut url, pending) = build_authorization_url(
         &AuthorizationRequest {
             metadata: &metadata,
             client: &provider.client,
@@ -319,6 +389,12 @@ async fn start_login(
             problem: format!("provider {}: {e}", provider.name),
         },
     })?;
+    if let Some(key) = &dpop_key {
+        // RFC 9449 §10: only this key can redeem the code.
+        url.query_pairs_mut()
+            .append_pair("dpop_jkt", &key.thumbprint());
+    }
+    let tag = login_tag(pending.state.secret());
     let namespace = sessions(env)?;
     let id = namespace.unique_id().map_err(|_| ProxyError::Internal {
         what: "creating a session id",
@@ -335,15 +411,16 @@ async fn start_login(
             pending,
             secret: secret.clone(),
             replaces,
+            dpop_key: dpop_key.map(Box::new),
         },
     )
     .await?;
-    let value = seal(
-        bff,
-        CookieKind::Login,
-        &SessionHandle::encode(&id.to_string(), &secret),
-    )
-    .await?;
+    let cookie = LoginCookie {
+        tag: tag.clone(),
+        set_at: worker::js_sys::Date::now() as u64,
+        handle: SessionHandle::encode(&id.to_string(), &secret),
+    };
+    let value = seal(bff, CookieKind::Login, &cookie.encode()).await?;
     let reply = match form_post {
         true => Reply::redirect(url.as_str()),
         false => Reply::json(
@@ -352,21 +429,23 @@ async fn start_login(
         ),
     };
     let mut reply = reply;
-    reply.headers.push((
-        "Set-Cookie",
-        set_cookie(
-            CookieKind::Login,
-            &value,
-            LOGIN_MAX_AGE_SECS,
-            bff.secure_cookies,
-        ),
-    ));
+    let secure = bff.secure_cookies;
+    reply
+        .headers
+        .push(("Set-Cookie", set_login_cookie(&tag, &value, secure)));
+    let (others, unreadable) = pending_logins(req, bff).await;
+    for old in unreadable.iter().chain(&logins_to_expire(others)) {
+        reply
+            .headers
+            .push(("Set-Cookie", expire_login_cookie(old, secure)));
+    }
     Ok(reply)
 }
 
-/// `GET /bff/callback`: the login cookie finds the login, the session validates the callback
-/// and exchanges the code; the browser goes to `BFF_RETURN_URL` with the session cookie, or
-/// with `edge_oauth_error=<code>` when the login failed. The login cookie is cleared either way.
+/// `GET /bff/callback`: the login cookie of the callback's `state` finds the login, the
+/// session validates the callback and exchanges the code; the browser goes to
+/// `BFF_RETURN_URL` with the session cookie, or with `edge_oauth_error=<code>` when the login
+/// failed. That login cookie is cleared either way; other logins in progress keep theirs.
 async fn callback(
     req: &Request,
     config: &Config,
@@ -376,11 +455,18 @@ async fn callback(
     if req.method() != Method::Get {
         return Err(method_not_allowed("GET"));
     }
-    let outcome = finish_login(req, config, bff, env).await;
+    let tag = callback_state(&req.inner().url()).map(|s| login_tag(&s));
+    let outcome = match &tag {
+        Some(tag) => finish_login(req, config, bff, env, tag).await,
+        None => Err("no_login_in_progress".into()),
+    };
     let mut location = Url::parse(&bff.return_url).map_err(|_| ProxyError::Misconfigured {
         problem: "BFF_RETURN_URL is not a URL".into(),
     })?;
-    let mut cookies = vec![expire_cookie(CookieKind::Login, bff.secure_cookies)];
+    let mut cookies: Vec<String> = tag
+        .iter()
+        .map(|t| expire_login_cookie(t, bff.secure_cookies))
+        .collect();
     match outcome {
         Ok(session_cookie) => cookies.push(session_cookie),
         Err(code) => {
@@ -402,8 +488,9 @@ async fn finish_login(
     config: &Config,
     bff: &BffConfig,
     env: &Env,
+    tag: &str,
 ) -> Result<String, String> {
-    let Cookie::Valid(login) = read_cookie(req, bff, CookieKind::Login).await else {
+    let Some(login) = read_login_cookie(req, bff, tag).await else {
         return Err("no_login_in_progress".into());
     };
     let stub = session_stub(env, &login).map_err(|_| "no_login_in_progress".to_owned())?;

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Config, Provider, check_upstream_url};
 use crate::error::ProxyError;
-use crate::session::{HandleSecret, SessionHandle};
+use crate::session::{HandleSecret, SessionHandle, WrappedDpopKey};
 
 /// A command to a session's Durable Object (the body of the internal request).
 #[derive(Debug, Serialize, Deserialize)]
@@ -66,6 +66,10 @@ pub enum Command {
         /// exists.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         replaces: Option<SessionHandle>,
+        /// The session's DPoP key (wrapped), made with the login so that its thumbprint went
+        /// as `dpop_jkt` in the authorization request (RFC 9449 §10).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dpop_key: Option<Box<WrappedDpopKey>>,
     },
     /// Backend-for-frontend: finish the login with the callback URL; answers the session
     /// cookie's secret.

@@ -189,6 +189,19 @@ pub struct WrappedDpopKey {
     pub wrapped: String,
 }
 
+impl WrappedDpopKey {
+    /// The RFC 7638 thumbprint of its public key: the `jkt` the tokens are bound to, and the
+    /// login's `dpop_jkt` (RFC 9449 §10).
+    pub fn thumbprint(&self) -> String {
+        edge_oauth_core::jws::PublicJwk::Ec {
+            crv: "P-256".into(),
+            x: self.x.clone(),
+            y: self.y.clone(),
+        }
+        .thumbprint()
+    }
+}
+
 impl SessionRecord {
     /// Classifies a presented handle secret (hashes compared in constant time).
     pub fn classify(&self, presented: &HandleSecret, now: u64, grace_secs: u64) -> Presented {

@@ -22,7 +22,7 @@ use crate::fetch::{WorkerClock, WorkerHttp};
 use crate::proxy::Command;
 use crate::ratelimit::TokenBucket;
 use crate::reply::Reply;
-use crate::session::{HandleSecret, Presented, SessionHandle, SessionRecord};
+use crate::session::{HandleSecret, Presented, SessionHandle, SessionRecord, WrappedDpopKey};
 
 const LOGIN_SCHEMA: &str = "CREATE TABLE IF NOT EXISTS bff_login (id INTEGER PRIMARY KEY CHECK (id = 1), record TEXT NOT NULL)";
 
@@ -37,6 +37,9 @@ struct LoginRecord {
     /// A step-up: the session (`<id>.<secret>` when stored) this login replaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     replaces: Option<SessionHandle>,
+    /// The session's DPoP key, made with the login: the code is bound to it (`dpop_jkt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<WrappedDpopKey>,
 }
 
 impl TokenSession {
@@ -53,6 +56,7 @@ impl TokenSession {
                 pending,
                 secret,
                 replaces,
+                dpop_key,
             } => {
                 if self.load()?.is_some() || self.load_row::<LoginRecord>("bff_login")?.is_some() {
                     return Err(ProxyError::Internal {
@@ -65,6 +69,7 @@ impl TokenSession {
                     pending,
                     secret_hash: secret.hash(),
                     replaces,
+                    dpop_key: dpop_key.map(|k| *k),
                 };
                 self.save_login(&login).await?;
                 Ok(Reply::json(200, &serde_json::json!({})))
@@ -248,9 +253,13 @@ impl TokenSession {
         let request = authorization_code_request(&endpoints.token, &provider.client, validated)
             .map_err(ProxyError::from_upstream)?;
         // A provider that advertises ES256 for DPoP gets the tokens bound to a key of this
-        // session (RFC 9449 §5.1): generated now, kept wrapped.
-        let wrapped = match &config.bff {
-            Some(bff) if endpoints.dpop_es256 => Some(crate::dpop_key::generate(bff).await?),
+        // session (RFC 9449 §5.1), kept wrapped: the one the login made and bound the code to
+        // (`dpop_jkt`), or, for a login begun by an earlier version, one made now.
+        let wrapped = match (login.dpop_key, &config.bff) {
+            (Some(k), Some(_)) => Some(k),
+            (None, Some(bff)) if endpoints.dpop_es256 => {
+                Some(crate::dpop_key::generate(bff).await?)
+            }
             _ => None,
         };
         let key = match (&wrapped, &config.bff) {
