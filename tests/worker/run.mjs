@@ -465,6 +465,19 @@ async function bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookie
     const n = await fetch(callbackUrl, { redirect: 'manual' });
     eq(new URL(n.headers.get('location')).searchParams.get('edge_oauth_error'), 'no_login_in_progress', 'no login cookie: error');
     assert(!n.headers.getSetCookie().some((c) => c.startsWith(`${SESSION}=v1.`)), 'a session cookie was set');
+    // An error redirect without state (some servers omit it): the one login in progress of this
+    // browser answers it and ends, its cookie expired; with none, no_login_in_progress.
+    const third = new Jar();
+    const started = await bff(w(), '/bff/login', { method: 'POST', origin: app, jar: third, json: { mcp_server: 'tools' } });
+    const thirdName = `${LOGIN}-${loginTag(new URL(started.json.authorization_url).searchParams.get('state'))}`;
+    const stateless = new URL(bffRedirect);
+    stateless.searchParams.set('error', 'access_denied');
+    const sl = await fetch(stateless, { redirect: 'manual', headers: { cookie: third.header() } });
+    const slError = new URL(sl.headers.get('location')).searchParams.get('edge_oauth_error');
+    assert(slError && slError !== 'no_login_in_progress', `a stateless error callback with one login in progress: ${slError}`);
+    assert(sl.headers.getSetCookie().some((c) => c.startsWith(`${thirdName}=;`) || (c.startsWith(`${thirdName}=`) && /Max-Age=0/i.test(c))), `its login cookie expired: ${sl.headers.getSetCookie().join(' | ')}`);
+    const none = await fetch(stateless, { redirect: 'manual' });
+    eq(new URL(none.headers.get('location')).searchParams.get('edge_oauth_error'), 'no_login_in_progress', 'a stateless error callback with no login: error');
   });
 
   // Two tabs of one browser: both logins started before either callback. Requests from their own

@@ -434,7 +434,9 @@ async fn start_login(
         .headers
         .push(("Set-Cookie", set_login_cookie(&tag, &value, secure)));
     let (others, unreadable) = pending_logins(req, bff).await;
-    for old in unreadable.iter().chain(&logins_to_expire(others)) {
+    // Bounded: a page that planted many login cookies gets them expired over several logins.
+    let unreadable = unreadable.iter().take(MAX_LOGIN_COOKIES_READ);
+    for old in unreadable.chain(&logins_to_expire(others)) {
         reply
             .headers
             .push(("Set-Cookie", expire_login_cookie(old, secure)));
@@ -455,7 +457,16 @@ async fn callback(
     if req.method() != Method::Get {
         return Err(method_not_allowed("GET"));
     }
-    let tag = callback_state(&req.inner().url()).map(|s| login_tag(&s));
+    let tag = match callback_state(&req.inner().url()) {
+        Some(state) => Some(login_tag(&state)),
+        // An error redirect without `state` (RFC 6749 §4.1.2.1 wants it; some servers omit
+        // it): with exactly one login in progress, that login reports the server's answer and
+        // ends, as with one login cookie before; with several, none can be told apart.
+        None => match pending_logins(req, bff).await.0.as_slice() {
+            [(only, _)] => Some(only.clone()),
+            _ => None,
+        },
+    };
     let outcome = match &tag {
         Some(tag) => finish_login(req, config, bff, env, tag).await,
         None => Err("no_login_in_progress".into()),
@@ -773,7 +784,13 @@ async fn mcp(
             },
         )
         .await?;
-        if login_scope(server, answer["scope"].as_str(), Some(&scope)).is_ok() {
+        // Recorded for this session, asking for something not granted yet, and within what a
+        // step-up login may ask for.
+        let granted = answer["scope"].as_str();
+        if answer["recorded"] == true
+            && !edge_oauth_core::scope::contains_all(granted, Some(&scope))
+            && login_scope(server, granted, Some(&scope)).is_ok()
+        {
             step_up = Some(scope);
         }
     }

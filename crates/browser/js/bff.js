@@ -298,7 +298,9 @@ export async function createBffClient(options) {
   const raw = option(options, 'proxyUrl');
   if (!raw) throw invalid('architecture "bff" needs proxyUrl (the worker\'s base URL)');
   const proxy = secureUrl(raw);
-  if (proxy.search || proxy.hash) throw invalid('proxyUrl must not have a query or fragment');
+  // In the serialisation (a bare "?" or "#" leaves `search` and `hash` empty): outside the query
+  // and the fragment both are percent-encoded.
+  if (/[?#]/.test(proxy.href)) throw invalid('proxyUrl must not have a query or fragment');
   const serverUrl = option(options, 'serverUrl');
   if (!serverUrl) throw invalid('serverUrl is required');
   const server = secureUrl(serverUrl);

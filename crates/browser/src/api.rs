@@ -558,7 +558,7 @@ impl EdgeOAuth {
         if Architecture::from_options(&options)? == Architecture::Bff {
             // In a page the package's `EdgeOAuth.create` hands these options to `bff.js`.
             return Err(invalid(
-                "architecture \"bff\" runs in a page: the package's bff.js (createBffClient)",
+                "architecture \"bff\" is for pages: the web build's bff.js (createBffClient)",
             ));
         }
         let inner = build(&options).await?;

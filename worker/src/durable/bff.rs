@@ -160,20 +160,24 @@ impl TokenSession {
                 mcp_server,
                 scope,
             } => {
-                let mut granted = serde_json::Value::Null;
+                let (mut recorded, mut granted) = (false, serde_json::Value::Null);
                 if let Some(mut record) = self.bff_session(&secret)?
                     && let Some(binding) = record.bff.as_mut()
                     && binding.mcp_server == mcp_server
                 {
                     // Answered with the granted scope: the proxy tells the page whether a
                     // step-up login would be accepted.
+                    recorded = true;
                     granted = record.tokens.scope.clone().into();
                     if binding.step_up_scope.as_deref() != Some(scope.as_str()) {
                         binding.step_up_scope = Some(scope);
                         self.save(&record, config).await?;
                     }
                 }
-                Ok(Reply::json(200, &serde_json::json!({ "scope": granted })))
+                Ok(Reply::json(
+                    200,
+                    &serde_json::json!({ "recorded": recorded, "scope": granted }),
+                ))
             }
             Command::BffReplaced { secret } => {
                 // Not revoked here: that could revoke the new session's grant too (RFC 7009
