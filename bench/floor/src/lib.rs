@@ -43,15 +43,8 @@ impl Clock for DateClock {
 fn thrown(code: &str, recovery: Recovery, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
     err.set_name("EdgeOAuthError");
-    let recovery = match recovery {
-        Recovery::Interaction => "interaction",
-        Recovery::Reauthenticate => "reauthenticate",
-        Recovery::Transient => "transient",
-        Recovery::Misconfiguration => "misconfiguration",
-        _ => "refused",
-    };
     let _ = Reflect::set(&err, &"code".into(), &code.into());
-    let _ = Reflect::set(&err, &"recovery".into(), &recovery.into());
+    let _ = Reflect::set(&err, &"recovery".into(), &recovery.as_str().into());
     err.into()
 }
 

@@ -259,15 +259,8 @@ pub fn js_error(e: &edge_oauth_core::Error) -> JsValue {
 fn error_value(code: &str, recovery: Recovery, message: &str) -> JsValue {
     let err = js_sys::Error::new(message);
     err.set_name("EdgeOAuthError");
-    let recovery = match recovery {
-        Recovery::Interaction => "interaction",
-        Recovery::Reauthenticate => "reauthenticate",
-        Recovery::Transient => "transient",
-        Recovery::Misconfiguration => "misconfiguration",
-        _ => "refused",
-    };
     let _ = Reflect::set(&err, &"code".into(), &code.into());
-    let _ = Reflect::set(&err, &"recovery".into(), &recovery.into());
+    let _ = Reflect::set(&err, &"recovery".into(), &recovery.as_str().into());
     err.into()
 }
 

@@ -163,6 +163,20 @@ pub enum Recovery {
     Refused,
 }
 
+impl Recovery {
+    /// The stable name of the class: `interaction`, `reauthenticate`, `transient`,
+    /// `misconfiguration`, `refused` (what the browser package puts in an error's `.recovery`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Recovery::Interaction => "interaction",
+            Recovery::Reauthenticate => "reauthenticate",
+            Recovery::Transient => "transient",
+            Recovery::Misconfiguration => "misconfiguration",
+            Recovery::Refused => "refused",
+        }
+    }
+}
+
 /// Which endpoint an error came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Endpoint {
@@ -775,7 +789,30 @@ pub type Result<T, E = Error> = core::result::Result<T, E>;
 
 #[cfg(test)]
 mod tests {
-    use super::Quoted;
+    use super::{Error, Quoted, Recovery};
+
+    #[test]
+    fn recovery_names_are_stable() {
+        let names = [
+            Recovery::Interaction,
+            Recovery::Reauthenticate,
+            Recovery::Transient,
+            Recovery::Misconfiguration,
+            Recovery::Refused,
+        ]
+        .map(Recovery::as_str);
+        assert_eq!(
+            names,
+            [
+                "interaction",
+                "reauthenticate",
+                "transient",
+                "misconfiguration",
+                "refused"
+            ]
+        );
+        assert_eq!(Error::StateMismatch.recovery().as_str(), "refused");
+    }
 
     #[test]
     fn quoted_writes_what_debug_writes() {
