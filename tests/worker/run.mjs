@@ -1059,6 +1059,46 @@ async function dpopChecks() {
 
 // The BFF step-up against the MCP SDK's authorization server (tests/peers/sdk-as.mjs), which
 // mints a new grant for every code exchange: logout ends the replaced session's grant too.
+// A session unused for SESSION_IDLE_SECS (60, the least allowed) ends as at logout: the
+// Durable Object's alarm revokes its refresh token upstream, then deletes it. Its own peer
+// (access tokens for an hour, so only the revocation can end the one the page holds) and its
+// own worker; started first, checked last, so the wait overlaps the other checks.
+async function idleSessionStart() {
+  const peer = await startPeer(['--access-token-ttl', '3600']);
+  const { issuer, mcp } = peer;
+  const client = await register(issuer, 'client_secret_basic');
+  const iw = await startWorker({
+    ALLOWED_ORIGINS: PAGE,
+    INSECURE_ALLOW_LOOPBACK: 'true',
+    SESSION_IDLE_SECS: '60',
+    PROVIDERS: JSON.stringify([{ name: 'peer', issuer, client_id: client.client_id, client_secret_binding: 'PEER_CLIENT_SECRET', redirect_uris: [REDIRECT_URI] }]),
+    PEER_CLIENT_SECRET: client.client_secret,
+  });
+  const { code, verifier } = await authorize(issuer, mcp, client.client_id);
+  const r = await call(iw.base, '/token', { params: { grant_type: 'authorization_code', client_id: client.client_id, code, code_verifier: verifier, redirect_uri: REDIRECT_URI, resource: mcp } });
+  return { issuer, mcp, iw, clientId: client.client_id, r, at: Date.now(), before: await stats(issuer) };
+}
+
+async function idleSessionChecks(idle) {
+  await check('an idle session (SESSION_IDLE_SECS=60) ends as at logout: its refresh token revoked upstream by the Durable Object\'s alarm (the grant ends, so the access token the page holds is refused), then the session handle is unknown', async () => {
+    const { issuer, mcp, iw, clientId, r } = idle;
+    eq(r.status, 200, `exchange (${r.text.slice(0, 200)})`);
+    eq(await mcpStatus(mcp, r.json.access_token), 200, 'MCP server with the access token, before');
+    const wait = idle.at + 63_000 - Date.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    let revoked = 0;
+    for (let i = 0; i < 20 && revoked === 0; i += 1) {
+      revoked = revocationAuth(await stats(issuer)).basic - revocationAuth(idle.before).basic;
+      if (revoked === 0) await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    eq(revoked, 1, 'upstream revocations by the alarm');
+    eq(await mcpStatus(mcp, r.json.access_token), 401, 'MCP server with the access token, after');
+    const again = await call(iw.base, '/token', { params: { grant_type: 'refresh_token', client_id: clientId, refresh_token: r.json.session_handle } });
+    eq(again.status, 400, `refresh with the handle after (${again.text.slice(0, 200)})`);
+    eq(again.json.error, 'invalid_grant', 'refresh with the handle after: error');
+  });
+}
+
 async function sdkStepUpChecks() {
   const peer = await startPeer(['--quiet'], 'sdk-as.mjs');
   const issuer = peer.issuer;
@@ -1183,6 +1223,8 @@ async function main() {
     RATE_LIMIT_SESSION: `${SESSION_LIMIT}/60`,
     RATE_LIMIT_ADDRESS: `${ADDRESS_LIMIT}/60`,
   };
+  // Started first: its idle expiry (60 s) runs out while the other checks run.
+  const idle = await idleSessionStart();
   let worker = await startWorker(bindings, persist, port);
   const t0 = Date.now();
   const w = () => worker.base;
@@ -1390,6 +1432,7 @@ async function main() {
   await bffChecks({ w, issuer, mcp, app, bffRedirect, basicClient, cookieKey });
   await dpopChecks();
   await sdkStepUpChecks();
+  await idleSessionChecks(idle);
 
   // --- bad configuration ------------------------------------------------------------------
   await check('bad configuration: every request gets 500 server_error naming the problem, never the secret', async () => {

@@ -100,9 +100,20 @@ impl DurableObject for TokenSession {
         into_response(reply)
     }
 
-    /// An idle session (no command for `SESSION_IDLE_SECS`) is deleted.
+    /// An idle session (no command for `SESSION_IDLE_SECS`) ends as at logout: its refresh
+    /// tokens revoked upstream (best effort), then deleted. A session nobody uses any more —
+    /// abandoned without a logout, or displaced by a later login in the same browser — leaves
+    /// no live grant at the authorization server. (A pending login's object only expires.)
     async fn alarm(&self) -> worker::Result<Response> {
         let _guard = self.lock.acquire().await;
+        if let Ok(config) = config(&self.env)
+            && let Ok(Some(record)) = self.load()
+        {
+            let http = WorkerHttp::new(config.limits.upstream_timeout_ms);
+            if self.end(&config, &http, &record).await.is_ok() {
+                return Response::empty();
+            }
+        }
         self.state.storage().delete_all().await?;
         Response::empty()
     }
