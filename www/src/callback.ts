@@ -1,8 +1,9 @@
 // The callback page of popup and redirect logins. Popup: hands the URL to the opener (or over
 // the flow's BroadcastChannel when Cross-Origin-Opener-Policy cut it off). Redirect: validates,
 // exchanges the code, and goes back to the app. Errors are shown as text only. The popup's
-// branch never loads the wasm (completePopupCallback is plain JS).
-import init, { completePopupCallback, handleRedirectCallback, type EdgeOAuthPageOptions } from 'edge-oauth';
+// branch loads popup-callback.js alone: no package glue, no wasm.
+import type { EdgeOAuthPageOptions } from 'edge-oauth';
+import { completePopupCallback } from 'edge-oauth/popup-callback.js';
 import { describeError, loadConfig, loadSaved, optionsFor } from './settings.js';
 
 const title = document.getElementById('title')!;
@@ -12,6 +13,8 @@ const remedy = document.getElementById('remedy')!;
 try {
   const saved = loadSaved();
   if (saved.mode === 'redirect') {
+    // Only the redirect's callback needs the package (and its wasm).
+    const { default: init, handleRedirectCallback } = await import('edge-oauth');
     await init();
     const options = optionsFor('redirect', saved.serverUrl || '', await loadConfig()) as EdgeOAuthPageOptions;
     const { returnTo } = await handleRedirectCallback(options);
