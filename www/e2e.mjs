@@ -20,7 +20,7 @@
 //   step-up      admin_note needs mcp:admin: the 403 insufficient_scope becomes a sign-in for
 //                more scope and the call succeeds (BFF: the worker records the challenge, the
 //                page leaves for the worker's step-up login and, back, calls again); skipped when
-//                the peer has no admin_note, and in redirect mode (the call is not repeated)
+//                the peer has no admin_note; redirect mode as BFF, through the AS itself
 //   logout       Log out: the old access token is refused by the MCP server (BFF: the worker's
 //                MCP route refuses the old cookie), and the second tab sees it
 //   error        (first row) an unreachable server URL: the page shows transport_error and its
@@ -189,12 +189,10 @@ async function runRow(browser, row, first) {
 
     await scenario('step-up', async () => {
       if (!tools.includes('admin_note')) throw new Skip('the peer has no admin_note');
-      // The page would leave for the step-up and the demo repeats an interrupted call only in
-      // bff mode (tests/browser e2e covers the package's step-up).
-      if (mode === 'redirect') throw new Skip('redirect: the call is not repeated after the page comes back');
-      if (mode === 'bff') {
-        // The page leaves for the worker's step-up login (the AS asks for consent to the new
-        // scope) and, back, makes the call again.
+      if (mode === 'bff' || mode === 'redirect') {
+        // The page leaves for the step-up sign-in (BFF: the worker's login; redirect: the AS
+        // itself), the AS asks for consent to the new scope, and, back, the page makes the
+        // call again.
         const signIn = completeSignIn(page, { issuer: peer.issuer, appOrigin: origin });
         await page.selectOption('#tool', 'admin_note');
         await page.fill('#args', JSON.stringify({ text: 'from the matrix' }));

@@ -8,7 +8,7 @@ import init, {
 } from 'edge-oauth';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { describeError, loadConfig, loadSaved, MODES, optionsFor, save, type DemoConfig, type Mode } from './settings.js';
+import { BACK_FROM_SIGN_IN, describeError, loadConfig, loadSaved, MODES, optionsFor, save, type DemoConfig, type Mode } from './settings.js';
 
 const $ = <T extends HTMLElement>(sel: string): T => {
   const el = document.querySelector<T>(sel);
@@ -343,8 +343,9 @@ function onConnect(ev: SubmitEvent): void {
   );
 }
 
-// BFF: a 403 insufficient_scope makes the package leave for the worker's step-up login in the
-// middle of a call; the call is kept here and made again once the page is back.
+// BFF and redirect: a 403 insufficient_scope makes the package leave for a step-up sign-in (the
+// worker's, or the authorization server's) in the middle of a call; the call is kept here and
+// made again once the page is back.
 const PENDING_CALL = 'edge-oauth-demo:pending-call';
 interface PendingCall { name: string; args: Record<string, unknown>; before: string; at: number }
 function takePendingCall(): PendingCall | undefined {
@@ -364,6 +365,12 @@ function stepUpMarked(): boolean {
     if (sessionStorage.key(i)?.startsWith('edge-oauth:bff-step-up:')) return true;
   }
   return false;
+}
+/** Back from a redirect sign-in this minute (the callback page said so; read once)? */
+function backFromSignIn(): boolean {
+  const at = Number(sessionStorage.getItem(BACK_FROM_SIGN_IN));
+  sessionStorage.removeItem(BACK_FROM_SIGN_IN);
+  return Number.isFinite(at) && Math.abs(Date.now() - at) < 60 * 1000;
 }
 function scopeGrew(before: string, after: string): boolean {
   const had = new Set(before.split(' ').filter(Boolean));
@@ -387,7 +394,7 @@ async function onCall(ev: SubmitEvent): Promise<void> {
 async function callTool(name: string, args: Record<string, unknown>, before: string): Promise<void> {
   const mcp = state.mcp;
   if (!mcp) return;
-  if (state.mode === 'bff') sessionStorage.setItem(PENDING_CALL, JSON.stringify({ name, args, before, at: Date.now() }));
+  if (state.mode === 'bff' || state.mode === 'redirect') sessionStorage.setItem(PENDING_CALL, JSON.stringify({ name, args, before, at: Date.now() }));
   el.result.textContent = `calling ${name}…`;
   el.result.classList.remove('tool-error');
   el.call.disabled = true;
@@ -501,12 +508,15 @@ window.demo.ready = (async () => {
   }
   // Back from a redirect login, a reload, or a second tab: a session is there, connect.
   const pending = takePendingCall();
+  const signedIn = backFromSignIn();
   if (state.status?.state === 'authenticated') await connectMcp();
-  // Back from a BFF step-up login: the call that asked for it, once more.
-  // Only when this is the return from the package's step-up (its mark is set) and the scope
-  // grew: a reload or a crash mid-call must not make a tool run again by itself.
-  if (pending && state.mcp && !refused && stepUpMarked() && scopeGrew(pending.before, state.status?.scope ?? '')) {
-    log('step-up', `back from the worker's sign-in for more scope; calling ${pending.name} again`);
+  // Back from a step-up sign-in: the call that asked for it, once more. Only when this is the
+  // return from one (BFF: the package's step-up mark is set; redirect: the callback page just
+  // sent the page back) and the scope grew: a reload or a crash mid-call must not make a tool
+  // run again by itself.
+  const steppedUp = state.mode === 'bff' ? stepUpMarked() : signedIn;
+  if (pending && state.mcp && !refused && steppedUp && scopeGrew(pending.before, state.status?.scope ?? '')) {
+    log('step-up', `back from the sign-in for more scope; calling ${pending.name} again`);
     el.tool.value = pending.name;
     el.args.value = JSON.stringify(pending.args);
     await callTool(pending.name, pending.args, pending.before);

@@ -4,7 +4,7 @@
 // branch loads popup-callback.js alone: no package glue, no wasm.
 import type { EdgeOAuthPageOptions } from 'edge-oauth';
 import { completePopupCallback } from 'edge-oauth/popup-callback.js';
-import { describeError, loadConfig, loadSaved, optionsFor } from './settings.js';
+import { BACK_FROM_SIGN_IN, describeError, loadConfig, loadSaved, optionsFor } from './settings.js';
 
 const title = document.getElementById('title')!;
 const message = document.getElementById('message')!;
@@ -19,6 +19,7 @@ try {
     const options = optionsFor('redirect', saved.serverUrl || '', await loadConfig()) as EdgeOAuthPageOptions;
     const { returnTo } = await handleRedirectCallback(options);
     title.textContent = 'Signed in';
+    sessionStorage.setItem(BACK_FROM_SIGN_IN, String(Date.now()));
     location.replace(returnTo);
   } else {
     completePopupCallback();

@@ -3,6 +3,10 @@
 import type { EdgeOAuthOptions, EdgeOAuthPageOptions } from 'edge-oauth';
 
 export type Mode = 'popup' | 'redirect' | 'token-mediating' | 'bff';
+
+/** `sessionStorage`: set by the callback page of a redirect login just before it goes back to
+ *  the app (ms since the epoch), read once by the app: the page is back from a sign-in. */
+export const BACK_FROM_SIGN_IN = 'edge-oauth-demo:back-from-sign-in';
 export const MODES: Mode[] = ['popup', 'redirect', 'token-mediating', 'bff'];
 
 /** What the demo server serves at /config.json (all optional: the page works without it). */
