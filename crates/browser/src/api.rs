@@ -1,7 +1,8 @@
 //! The JS API: `EdgeOAuth` (login by popup or redirect, `getAccessToken`, an OAuth-aware
 //! `fetch`, `status`, `logout`, change events) and `handleRedirectCallback` for the callback
-//! page of a redirect login (the popup's callback page needs no wasm: `js/popup-callback.js`). Types are in the hand-written `.d.ts`
-//! section below; errors are `Error`s with the core's stable `.code` and a `.recovery` class.
+//! page of a redirect login (the popup's callback page needs no wasm: `js/popup-callback.js`).
+//! Types are in the hand-written `.d.ts` section below; errors are `Error`s with the core's
+//! stable `.code` and a `.recovery` class.
 //!
 //! One option, `architecture`, picks among RFC 10017's three: `"browser"` (the page is the
 //! OAuth client and holds every token), `"token-mediating"` (the page is the client, but the
@@ -157,7 +158,8 @@ export class EdgeOAuth {
   /** fetch-compatible; the token goes only to the MCP server ("bff": requests for `serverUrl`
    *  go to the worker's `/bff/mcp/<mcpServer>` with the session cookie and `X-Edge-OAuth: 1`;
    *  a 403 `insufficient_scope` from there that the worker would step up for (it says so with
-   *  `X-Edge-OAuth-Step-Up`) navigates to the worker's step-up login, and the page leaves: repeat the request after it is back (if it has not left after 10 s, the 403 is
+   *  `X-Edge-OAuth-Step-Up`) navigates to the worker's step-up login, and the page leaves:
+   *  repeat the request after it is back (if it has not left after 10 s, the 403 is
    *  the answer). A second challenge right after a step-up is returned as the 403). */
   readonly fetch: typeof globalThis.fetch;
   status(): Promise<EdgeOAuthStatus>;
